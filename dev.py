@@ -1,0 +1,85 @@
+#!/usr/bin/env python3
+"""Run Messor's example harvest or its whole test suite, setting up what they need first.
+
+    python3 dev.py example [MEMORY]   run examples/harvest.py (default memory: ./messor.db)
+    python3 dev.py test [PYTEST ARGS] ruff, mypy and the whole pytest suite
+                                      (with PYTEST ARGS: only pytest, with those)
+
+Needs nothing but python3 (3.11 or newer) with pip and venv. The first call
+creates .venv/ and installs there, in editable mode, the core distribution
+``messor``, every plugin distribution of this repository (``messor_*/``) and
+the test tools; later calls reinstall only when a pyproject.toml changed.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent
+VENV = ROOT / ".venv"
+BIN = VENV / ("Scripts" if os.name == "nt" else "bin")
+PYTHON = BIN / ("python.exe" if os.name == "nt" else "python")
+STAMP = VENV / "messor-dev.stamp"
+
+
+def projects() -> list[Path]:
+    """The core and each plugin distribution of the repository."""
+    return [ROOT, *sorted(p.parent for p in ROOT.glob("messor_*/pyproject.toml"))]
+
+
+def ensure_environment() -> None:
+    """Create .venv and install everything into it, unless it is up to date."""
+    digest = hashlib.sha256(sys.version.encode())
+    for project in projects():
+        digest.update((project / "pyproject.toml").read_bytes())
+    if PYTHON.exists() and STAMP.exists() and STAMP.read_text() == digest.hexdigest():
+        return
+    if sys.version_info < (3, 11):
+        sys.exit(f"Messor needs Python 3.11 or newer; this is {sys.version.split()[0]}")
+    print("Setting up .venv (only when a pyproject.toml changed) ...", flush=True)
+    if not PYTHON.exists():
+        subprocess.run([sys.executable, "-m", "venv", str(VENV)], check=True)
+    pip = [str(PYTHON), "-m", "pip", "--disable-pip-version-check", "--quiet"]
+    # Dependency groups (PEP 735, the test tools) need pip 25.1 or newer.
+    subprocess.run([*pip, "install", "--upgrade", "pip>=25.1"], check=True)
+    editable = [arg for project in projects() for arg in ("-e", str(project))]
+    subprocess.run([*pip, "install", *editable, "--group", "test"], check=True, cwd=ROOT)
+    STAMP.write_text(digest.hexdigest())
+
+
+def run_tests(pytest_args: list[str]) -> int:
+    """Lint, type-check and test; with explicit pytest arguments, only pytest."""
+    pytest = [str(PYTHON), "-m", "pytest", *pytest_args]
+    if pytest_args:
+        return subprocess.run(pytest, cwd=ROOT).returncode
+    steps = [
+        [str(PYTHON), "-m", "ruff", "check", "."],
+        [str(PYTHON), "-m", "ruff", "format", "--check", "."],
+        [str(PYTHON), "-m", "mypy"],
+        pytest,
+    ]
+    failed = [" ".join(step[2:]) for step in steps if subprocess.run(step, cwd=ROOT).returncode]
+    if failed:
+        print(f"\nFAILED: {', '.join(failed)}", file=sys.stderr)
+        return 1
+    return 0
+
+
+def main(argv: list[str]) -> int:
+    if not argv or argv[0] not in ("example", "test"):
+        print(__doc__, file=sys.stderr)
+        return 2
+    ensure_environment()
+    if argv[0] == "example":
+        # Replace this process, so that Ctrl-C reaches the harvest alone and
+        # it can finish its running tasks gracefully.
+        os.execv(PYTHON, [str(PYTHON), str(ROOT / "examples" / "harvest.py"), *argv[1:]])
+    return run_tests(argv[1:])
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

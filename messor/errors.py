@@ -1,0 +1,48 @@
+"""Errors raised by Messor.
+
+Every error derives from :class:`MessorError` and also from the built-in it
+resembles, so ``except KeyError`` written against the seed keeps working and
+``except MessorError`` catches everything Messor raises on purpose.
+"""
+
+from __future__ import annotations
+
+
+class MessorError(Exception):
+    """Base class of every error Messor raises on purpose."""
+
+
+class TaskNotFoundError(MessorError, KeyError):
+    """A task id that the memory does not know."""
+
+    def __init__(self, task_id: str) -> None:
+        super().__init__(f"Task with ID {task_id!r} not found")
+        self.task_id = task_id
+
+    def __str__(self) -> str:
+        # KeyError's str() quotes its argument; ours is a sentence.
+        return str(self.args[0])
+
+
+class TaskDataError(MessorError, TypeError):
+    """Task data or a result that the memory cannot store (not JSON)."""
+
+
+class InvalidTaskError(MessorError, TypeError):
+    """An object handed to an executor that is not a usable task."""
+
+
+class DuplicateTaskError(MessorError, ValueError):
+    """Two tasks of one run share an id: the second would overwrite the first."""
+
+
+class ConfigurationError(MessorError, ValueError):
+    """A memory spec, URL, option or configuration file that cannot be used."""
+
+
+class UnknownBackendError(MessorError, LookupError):
+    """No installed plugin provides the memory that was asked for."""
+
+
+class RecordingError(MessorError, RuntimeError):
+    """Outcomes could not be recorded; the run stopped to avoid losing more."""

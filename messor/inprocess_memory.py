@@ -1,0 +1,141 @@
+"""``InProcessMemory`` (``memory://``): a memory that lives as long as the process.
+
+For tests, notebooks and throw-away runs. Values are kept as JSON text, like
+every other memory, so that a result reads back as a copy with exactly the
+round-trip semantics of a persistent store.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from messor.errors import TaskNotFoundError
+from messor.memory import (
+    COMPLETED,
+    FAILED,
+    PENDING,
+    Memory,
+    StatusUpdate,
+    TaskRecord,
+    check_task_id,
+    decode_json,
+    encode_json,
+    encode_update,
+)
+
+__all__ = ["InProcessMemory"]
+
+
+@dataclass(slots=True)
+class _Entry:
+    data: str
+    status: str = PENDING
+    result: str | None = None
+    error: str | None = None
+
+
+class InProcessMemory(Memory):
+    """A memory in a dict, safe from many threads; gone when the process ends."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._entries: dict[str, _Entry] = {}
+
+    def __repr__(self) -> str:
+        return "InProcessMemory()"
+
+    def store_tasks(self, tasks: Sequence[tuple[str, dict[str, Any]]]) -> None:
+        rows = [
+            (check_task_id(task_id), encode_json(data, task_id=task_id, what="data"))
+            for task_id, data in tasks
+        ]
+        with self._lock:
+            for task_id, data in rows:
+                self._entries.setdefault(task_id, _Entry(data))
+
+    def update_task_statuses(self, statuses: Sequence[StatusUpdate]) -> None:
+        rows = [encode_update(update) for update in statuses]
+        with self._lock:
+            for task_id, *_ in rows:
+                if task_id not in self._entries:
+                    raise TaskNotFoundError(task_id)
+            for task_id, status, result, error in rows:
+                entry = self._entries[task_id]
+                entry.status, entry.result, entry.error = status, result, error
+
+    def get_task_status(self, task_id: str) -> str:
+        return self._entry(task_id).status
+
+    def get_pending_tasks(self) -> list[str]:
+        return [task_id for task_id, _ in self._with_status(PENDING)]
+
+    def get_completed_tasks(self) -> list[str]:
+        return [task_id for task_id, _ in self._with_status(COMPLETED)]
+
+    def get_failed_tasks(self) -> list[tuple[str, str | None]]:
+        return [(task_id, entry.error) for task_id, entry in self._with_status(FAILED)]
+
+    def get_task_result(self, task_id: str) -> Any:
+        text = self._entry(task_id).result
+        return None if text is None else decode_json(text)
+
+    def clear(self) -> None:
+        with self._lock:
+            self._entries.clear()
+
+    def clear_tasks(self, task_ids: Iterable[str]) -> None:
+        with self._lock:
+            for task_id in task_ids:
+                self._entries.pop(task_id, None)
+
+    def dump_all(self) -> dict[str, dict[str, Any]]:
+        with self._lock:
+            entries = [(task_id, _copy(entry)) for task_id, entry in self._entries.items()]
+        return {
+            "task_definitions": {task_id: decode_json(e.data) for task_id, e in entries},
+            "task_statuses": {task_id: e.status for task_id, e in entries},
+            "task_results": {
+                task_id: decode_json(e.result) for task_id, e in entries if e.result is not None
+            },
+            "task_errors": {task_id: e.error for task_id, e in entries if e.error is not None},
+        }
+
+    def count_by_status(self) -> dict[str, int]:
+        counts = {PENDING: 0, COMPLETED: 0, FAILED: 0}
+        with self._lock:
+            for entry in self._entries.values():
+                counts[entry.status] = counts.get(entry.status, 0) + 1
+        return counts
+
+    def get_statuses(self, task_ids: Iterable[str]) -> dict[str, str]:
+        with self._lock:
+            entries = self._entries
+            return {i: entries[i].status for i in task_ids if i in entries}
+
+    def iter_records(self, status: str | None = None) -> Iterator[TaskRecord]:
+        for task_id, entry in self._with_status(status):
+            result = None if entry.result is None else decode_json(entry.result)
+            yield TaskRecord(task_id, entry.status, result, entry.error)
+
+    def _entry(self, task_id: str) -> _Entry:
+        with self._lock:
+            try:
+                return _copy(self._entries[task_id])
+            except KeyError:
+                raise TaskNotFoundError(task_id) from None
+
+    def _with_status(self, status: str | None) -> list[tuple[str, _Entry]]:
+        """A snapshot of the entries with ``status`` (all if None), in insertion order."""
+        with self._lock:
+            return [
+                (task_id, _copy(entry))
+                for task_id, entry in self._entries.items()
+                if status is None or entry.status == status
+            ]
+
+
+def _copy(entry: _Entry) -> _Entry:
+    return _Entry(entry.data, entry.status, entry.result, entry.error)

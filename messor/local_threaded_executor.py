@@ -1,0 +1,99 @@
+"""``LocalThreadedExecutor``: runs a harvest's tasks on a pool of threads.
+
+The calling thread drives the shared run loop; up to ``max_concurrency``
+worker threads take attempts from one queue and put outcomes on another. No
+``Future`` per task: two queue operations each way is all a task costs here.
+"""
+
+from __future__ import annotations
+
+import logging
+import queue
+import threading
+
+from messor.executor import Executor
+from messor.runloop import Attempt, Harvest, Outcome, RunReport, perform
+
+__all__ = ["LocalThreadedExecutor"]
+
+logger = logging.getLogger("messor")
+
+
+class LocalThreadedExecutor(Executor):
+    """Runs tasks on up to ``max_concurrency`` threads; see :class:`~messor.executor.Executor`.
+
+    Ctrl-C stops starting tasks and waits for the running ones, which are
+    recorded; a second Ctrl-C abandons them (they stay pending). Either way
+    everything finished is in the memory, and ``run()`` raises KeyboardInterrupt.
+    """
+
+    def run(self) -> RunReport:
+        with self._harvest() as harvest:
+            workers = _Workers(self.max_concurrency)
+            try:
+                _drive(harvest, workers)
+            except KeyboardInterrupt:
+                harvest.stop()
+                logger.warning(
+                    "Interrupted: waiting for %d running tasks to finish "
+                    "(press Ctrl-C again to abandon them; they stay pending)",
+                    workers.in_flight,
+                )
+                _drive(harvest, workers)
+                raise
+            finally:
+                workers.shutdown()
+        return harvest.report
+
+
+def _drive(harvest: Harvest, workers: _Workers) -> None:
+    """Keep the workers busy until the harvest has nothing left to start and nothing runs."""
+    while True:
+        while workers.in_flight < workers.size:
+            attempt = harvest.next_attempt()
+            if attempt is None:
+                break
+            workers.submit(attempt)
+        if workers.in_flight == 0:
+            return
+        harvest.on_outcome(workers.next_outcome())
+
+
+class _Workers:
+    """Threads started as needed, up to ``size``, fed through a queue."""
+
+    def __init__(self, size: int) -> None:
+        self.size = size
+        self.in_flight = 0
+        self._inbox: queue.SimpleQueue[Attempt | None] = queue.SimpleQueue()
+        self._outbox: queue.SimpleQueue[Outcome] = queue.SimpleQueue()
+        self._threads: list[threading.Thread] = []
+
+    def submit(self, attempt: Attempt) -> None:
+        self.in_flight += 1
+        if self.in_flight > len(self._threads):
+            # Daemon threads: a task abandoned by a second Ctrl-C must not keep
+            # the interpreter from exiting.
+            thread = threading.Thread(
+                target=_work,
+                args=(self._inbox, self._outbox),
+                name=f"messor-worker-{len(self._threads)}",
+                daemon=True,
+            )
+            thread.start()
+            self._threads.append(thread)
+        self._inbox.put(attempt)
+
+    def next_outcome(self) -> Outcome:
+        outcome = self._outbox.get()
+        self.in_flight -= 1
+        return outcome
+
+    def shutdown(self) -> None:
+        for _ in self._threads:
+            self._inbox.put(None)
+
+
+def _work(inbox: queue.SimpleQueue[Attempt | None], outbox: queue.SimpleQueue[Outcome]) -> None:
+    while (attempt := inbox.get()) is not None:
+        outbox.put(perform(attempt))

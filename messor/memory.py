@@ -1,0 +1,218 @@
+"""The ``Memory`` interface: where a harvest records every task's outcome.
+
+A third-party memory implements the seed's methods (the abstract ones below).
+Everything else the core needs has a correct default here, built on those
+methods, so such a memory works unchanged; a fast backend overrides the
+defaults with one query where the default makes many.
+
+Contract, for every implementation:
+
+* ``store_tasks`` is idempotent: a task already known keeps its status,
+  result and error.
+* Results, task data and errors are stored as JSON (``encode_json``): every
+  JSON value round-trips exactly; anything else is refused with
+  :class:`~messor.errors.TaskDataError` (a ``TypeError``) naming the task,
+  before anything of that call is written.
+* A call either applies completely or not at all.
+* Methods may be called from many threads at once.
+"""
+
+from __future__ import annotations
+
+import json
+from abc import ABC, abstractmethod
+from collections.abc import Iterable, Iterator, Sequence
+from types import TracebackType
+from typing import TYPE_CHECKING, Any, NamedTuple
+
+from messor.errors import TaskDataError
+
+if TYPE_CHECKING:
+    from messor.sqlite_memory import SQLiteMemory
+
+__all__ = [
+    "COMPLETED",
+    "FAILED",
+    "PENDING",
+    "STATUSES",
+    "Memory",
+    "SQLiteMemory",
+    "StatusUpdate",
+    "TaskRecord",
+    "decode_json",
+    "encode_json",
+]
+
+PENDING = "pending"
+COMPLETED = "completed"
+FAILED = "failed"
+#: The statuses every memory knows; a backend may add its own (e.g. for leases).
+STATUSES = (PENDING, COMPLETED, FAILED)
+
+#: ``(task_id, status, result, error)``, the row of ``update_task_statuses``.
+StatusUpdate = tuple[str, str, Any, "str | None"]
+
+
+class TaskRecord(NamedTuple):
+    """Everything a memory knows of one task."""
+
+    task_id: str
+    status: str
+    result: Any
+    error: str | None
+
+
+def encode_json(value: Any, *, task_id: str, what: str = "result") -> str:
+    """Return ``value`` as JSON text, or raise ``TaskDataError`` naming the task.
+
+    NaN and infinities are refused (they are not JSON and would not compare
+    equal after a round trip); non-ASCII text is escaped so that any Python
+    string, lone surrogates included, comes back exactly.
+    """
+    try:
+        return json.dumps(value, allow_nan=False, separators=(",", ":"))
+    except (TypeError, ValueError, RecursionError) as exc:
+        raise TaskDataError(
+            f"The {what} of task {task_id!r} cannot be stored as JSON ({exc}); "
+            "use JSON types (dict with str keys, list, str, int, float, bool, None) "
+            "or convert the value before returning it"
+        ) from exc
+
+
+def decode_json(text: str) -> Any:
+    """Return the value that :func:`encode_json` stored as ``text``."""
+    return json.loads(text)
+
+
+def check_task_id(task_id: object) -> str:
+    """Return ``task_id`` if it is a ``str``, else raise a ``TypeError`` naming it."""
+    if not isinstance(task_id, str):
+        raise TaskDataError(
+            f"Task ids must be str, got {type(task_id).__name__} {task_id!r}; "
+            "return a string from get_id()"
+        )
+    return task_id
+
+
+def encode_update(update: StatusUpdate) -> tuple[str, str, str | None, str | None]:
+    """Check one ``update_task_statuses`` row; return it with the result as JSON text.
+
+    A completed task's result is stored even when it is ``None`` (so that
+    ``dump_all`` lists it); other statuses store one only if given.
+    """
+    task_id, status, result, error = update
+    check_task_id(task_id)
+    if not isinstance(status, str):
+        raise TaskDataError(f"The status of task {task_id!r} must be a str, got {status!r}")
+    if error is not None and not isinstance(error, str):
+        raise TaskDataError(f"The error of task {task_id!r} must be a str or None, got {error!r}")
+    text = None if result is None and status != COMPLETED else encode_json(result, task_id=task_id)
+    return task_id, status, text, error
+
+
+class Memory(ABC):
+    """Where a harvest records each task's status, result and error."""
+
+    # -- the seed's methods: what every memory implements -------------------
+
+    @abstractmethod
+    def store_tasks(self, tasks: Sequence[tuple[str, dict[str, Any]]]) -> None:
+        """Register ``(task_id, data)`` pairs as pending; known ids are left as they are."""
+
+    @abstractmethod
+    def update_task_statuses(self, statuses: Sequence[StatusUpdate]) -> None:
+        """Set ``(task_id, status, result, error)`` for known tasks.
+
+        Raises ``KeyError`` (:class:`TaskNotFoundError`) and changes nothing
+        if any id is unknown.
+        """
+
+    @abstractmethod
+    def get_task_status(self, task_id: str) -> str:
+        """Return the status of one task; ``KeyError`` "Task with ID <id> not found"."""
+
+    @abstractmethod
+    def get_pending_tasks(self) -> list[str]:
+        """Return the ids of pending tasks."""
+
+    @abstractmethod
+    def get_completed_tasks(self) -> list[str]:
+        """Return the ids of completed tasks."""
+
+    @abstractmethod
+    def get_failed_tasks(self) -> list[tuple[str, str | None]]:
+        """Return ``(task_id, error)`` for every failed task."""
+
+    @abstractmethod
+    def get_task_result(self, task_id: str) -> Any:
+        """Return the stored result of a task (``None`` if it has none); ``KeyError`` if unknown."""
+
+    @abstractmethod
+    def clear(self) -> None:
+        """Forget every task of this memory."""
+
+    @abstractmethod
+    def clear_tasks(self, task_ids: Iterable[str]) -> None:
+        """Forget the given tasks; unknown ids are ignored."""
+
+    @abstractmethod
+    def dump_all(self) -> dict[str, dict[str, Any]]:
+        """Return everything, as the seed did.
+
+        ``{"task_definitions": {id: data}, "task_statuses": {id: status},
+        "task_results": {id: result}, "task_errors": {id: error}}``; results
+        and errors only for tasks that have one.
+        """
+
+    # -- what the core needs beyond the seed: correct, override for speed ---
+
+    def count_by_status(self) -> dict[str, int]:
+        """Return the number of tasks per status (the three standard ones always present)."""
+        return {
+            PENDING: len(self.get_pending_tasks()),
+            COMPLETED: len(self.get_completed_tasks()),
+            FAILED: len(self.get_failed_tasks()),
+        }
+
+    def get_statuses(self, task_ids: Iterable[str]) -> dict[str, str]:
+        """Return ``{task_id: status}`` for the given ids that are known (a batch look-up)."""
+        statuses: dict[str, str] = {}
+        for task_id in task_ids:
+            try:
+                statuses[task_id] = self.get_task_status(task_id)
+            except KeyError:
+                continue
+        return statuses
+
+    def iter_records(self, status: str | None = None) -> Iterator[TaskRecord]:
+        """Yield every task (or those with ``status``) with its result and error."""
+        dump = self.dump_all()
+        results = dump["task_results"]
+        errors = dump["task_errors"]
+        for task_id, task_status in dump["task_statuses"].items():
+            if status is None or task_status == status:
+                yield TaskRecord(task_id, task_status, results.get(task_id), errors.get(task_id))
+
+    def close(self) -> None:  # noqa: B027 (a no-op unless the memory holds resources)
+        """Release connections or files; the memory is not used afterwards."""
+
+    def __enter__(self) -> Memory:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        self.close()
+
+
+def __getattr__(name: str) -> Any:
+    # The seed imported SQLiteMemory from messor.memory; import it on demand
+    # so that this module stays free of any backend.
+    if name == "SQLiteMemory":
+        from messor.sqlite_memory import SQLiteMemory
+
+        return SQLiteMemory
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -1,0 +1,106 @@
+"""Choosing a memory: ``open_memory(spec)``, and where the spec comes from when none is given.
+
+A spec is a URL (``sqlite:///harvest.db``, ``memory://``, ``redis://host/0``),
+a bare backend name (``"sqlite"``, with options as keyword arguments) or a
+path to a SQLite file (``"harvest.db"``, ``"data/run.sqlite"``). Without one,
+the first of these wins:
+
+1. the environment variable ``MESSOR_MEMORY``;
+2. ``memory = "..."`` in ``./messor.toml``;
+3. ``memory = "..."`` under ``[tool.messor]`` in ``./pyproject.toml``;
+4. the SQLite file ``./messor.db``.
+"""
+
+from __future__ import annotations
+
+import inspect
+import logging
+import os
+import tomllib
+from pathlib import Path
+from typing import Any
+
+from messor.builtin import DEFAULT_SQLITE_FILE
+from messor.errors import ConfigurationError
+from messor.memory import Memory
+from messor.plugins import get_catalog
+from messor.url import MemoryURL
+
+__all__ = ["ENV_VAR", "open_memory", "resolve_spec"]
+
+logger = logging.getLogger("messor")
+
+ENV_VAR = "MESSOR_MEMORY"
+_SQLITE_SUFFIXES = (".db", ".sqlite", ".sqlite3")
+
+
+def resolve_spec(spec: str | None = None) -> tuple[str, str]:
+    """Return ``(spec, where it came from)``, following the order in this module's docstring."""
+    if spec is not None:
+        return spec, "argument"
+    from_env = os.environ.get(ENV_VAR, "").strip()
+    if from_env:
+        return from_env, f"environment variable {ENV_VAR}"
+    for file, table in (("messor.toml", ()), ("pyproject.toml", ("tool", "messor"))):
+        found = _spec_from_toml(Path(file), table)
+        if found is not None:
+            return found
+    return f"sqlite:///{DEFAULT_SQLITE_FILE}", "default"
+
+
+def _spec_from_toml(path: Path, table: tuple[str, ...]) -> tuple[str, str] | None:
+    if not path.is_file():
+        return None
+    where = f"{path}" + (f" [{'.'.join(table)}]" if table else "")
+    try:
+        config: Any = tomllib.loads(path.read_text(encoding="utf-8"))
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+        raise ConfigurationError(f"{path.resolve()} is not valid TOML: {exc}") from exc
+    for key in table:
+        config = config.get(key, {}) if isinstance(config, dict) else {}
+    value = config.get("memory") if isinstance(config, dict) else None
+    if value is None:
+        return None
+    if not isinstance(value, str) or not value.strip():
+        raise ConfigurationError(
+            f'memory in {where} must be a non-empty string such as "sqlite:///harvest.db", '
+            f"got {value!r}"
+        )
+    return value.strip(), where
+
+
+def open_memory(spec: str | None = None, **options: Any) -> Memory:
+    """Open the memory that ``spec`` names (or the configured one); ``options`` go to its factory.
+
+    Raises :class:`~messor.errors.UnknownBackendError` for a backend that is
+    not installed, :class:`~messor.errors.ConfigurationError` for a spec or
+    option it cannot use.
+    """
+    if spec is not None and not isinstance(spec, str):
+        raise ConfigurationError(
+            f"A memory spec is a URL or backend name (str), got {type(spec).__name__}"
+        )
+    text, source = resolve_spec(spec)
+    url: MemoryURL | None = None
+    if "://" in text:
+        url = MemoryURL.parse(text)
+        key = url.scheme
+    elif _looks_like_sqlite_file(text):
+        key, options = "sqlite", {**options, "path": text}
+    else:
+        key = text
+    backend = get_catalog().find(key, source=source)
+    try:
+        inspect.signature(backend.factory).bind(url, **options)
+    except TypeError as exc:
+        raise ConfigurationError(
+            f"The {backend.name!r} memory does not take these options ({exc}); "
+            f"given: {', '.join(sorted(options)) or 'none'}"
+        ) from None
+    memory = backend.factory(url, **options)
+    logger.debug("Opened %r for %s (from %s)", memory, url or text, source)
+    return memory
+
+
+def _looks_like_sqlite_file(text: str) -> bool:
+    return os.sep in text or "/" in text or text.lower().endswith(_SQLITE_SUFFIXES)

@@ -1,0 +1,242 @@
+"""``SQLiteMemory``: the default memory, one table in a SQLite file.
+
+One connection serves all threads behind a lock: SQLite serialises writers
+anyway, and a ``":memory:"`` database exists only on the connection that made
+it. Files use WAL with ``synchronous=NORMAL``: a commit survives the process
+being killed at any instant (a power cut may lose the last commits, never the
+file's consistency), and commits are cheap enough that the executor's batched
+writes keep up with tens of thousands of tasks per second.
+"""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+import threading
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
+from itertools import islice
+from pathlib import Path
+from typing import Any
+
+from messor.errors import ConfigurationError, TaskNotFoundError
+from messor.memory import (
+    COMPLETED,
+    FAILED,
+    PENDING,
+    Memory,
+    StatusUpdate,
+    TaskRecord,
+    check_task_id,
+    decode_json,
+    encode_json,
+    encode_update,
+)
+
+__all__ = ["SQLiteMemory"]
+
+SCHEMA_VERSION = 1
+# Host parameters per statement stay well under SQLite's limit (32766).
+_IDS_PER_QUERY = 500
+_ROWS_PER_PAGE = 1000
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS messor_tasks (
+    id     TEXT PRIMARY KEY NOT NULL,
+    data   TEXT NOT NULL,
+    status TEXT NOT NULL,
+    result TEXT,
+    error  TEXT
+);
+CREATE INDEX IF NOT EXISTS messor_tasks_by_status ON messor_tasks (status);
+"""
+
+
+class SQLiteMemory(Memory):
+    """A memory in a SQLite file, or in RAM with ``":memory:"``."""
+
+    def __init__(self, path: str | os.PathLike[str]) -> None:
+        self.path = os.fspath(path)
+        self._lock = threading.Lock()
+        self._conn = self._connect()
+
+    def _connect(self) -> sqlite3.Connection:
+        in_ram = self.path == ":memory:"
+        if not in_ram:
+            Path(self.path).parent.mkdir(parents=True, exist_ok=True)
+        conn = sqlite3.connect(
+            self.path, check_same_thread=False, isolation_level=None, timeout=30.0
+        )
+        try:
+            version = conn.execute("PRAGMA user_version").fetchone()[0]
+            if version > SCHEMA_VERSION:
+                raise ConfigurationError(
+                    f"{self.path} was written by a newer Messor (schema {version}, "
+                    f"this one reads {SCHEMA_VERSION}); upgrade messor to open it"
+                )
+            if not in_ram:
+                conn.execute("PRAGMA journal_mode=WAL")
+                conn.execute("PRAGMA synchronous=NORMAL")
+            conn.executescript(f"BEGIN;{_SCHEMA}PRAGMA user_version={SCHEMA_VERSION};COMMIT;")
+        except sqlite3.DatabaseError as exc:
+            conn.close()
+            raise ConfigurationError(
+                f"{self.path} cannot be used as a Messor SQLite memory ({exc}); "
+                "point the memory at a new file or at a database Messor created"
+            ) from exc
+        except BaseException:
+            conn.close()
+            raise
+        return conn
+
+    def __repr__(self) -> str:
+        return f"SQLiteMemory({self.path!r})"
+
+    @contextmanager
+    def _transaction(self) -> Iterator[sqlite3.Connection]:
+        """Hold the lock and one write transaction; roll back on any error."""
+        with self._lock:
+            # IMMEDIATE takes the write lock up front, so two processes never
+            # deadlock upgrading a read transaction.
+            self._conn.execute("BEGIN IMMEDIATE")
+            try:
+                yield self._conn
+            except BaseException:
+                self._conn.execute("ROLLBACK")
+                raise
+            self._conn.execute("COMMIT")
+
+    def _fetchall(self, sql: str, params: Sequence[Any] = ()) -> list[Any]:
+        with self._lock:
+            return self._conn.execute(sql, params).fetchall()
+
+    # -- the seed's methods ---------------------------------------------------
+
+    def store_tasks(self, tasks: Sequence[tuple[str, dict[str, Any]]]) -> None:
+        rows = [
+            (check_task_id(task_id), encode_json(data, task_id=task_id, what="data"))
+            for task_id, data in tasks
+        ]
+        with self._transaction() as conn:
+            conn.executemany(
+                "INSERT OR IGNORE INTO messor_tasks (id, data, status) VALUES (?, ?, 'pending')",
+                rows,
+            )
+
+    def update_task_statuses(self, statuses: Sequence[StatusUpdate]) -> None:
+        rows = [
+            (status, result, error, task_id)
+            for task_id, status, result, error in map(encode_update, statuses)
+        ]
+        with self._transaction() as conn:
+            changed = conn.executemany(
+                "UPDATE messor_tasks SET status = ?, result = ?, error = ? WHERE id = ?", rows
+            ).rowcount
+            if changed != len(rows):
+                known = {i for (i,) in _select_by_ids(conn, "id", (row[3] for row in rows))}
+                unknown = next(row[3] for row in rows if row[3] not in known)
+                raise TaskNotFoundError(unknown)
+
+    def get_task_status(self, task_id: str) -> str:
+        rows = self._fetchall("SELECT status FROM messor_tasks WHERE id = ?", (task_id,))
+        if not rows:
+            raise TaskNotFoundError(task_id)
+        status: str = rows[0][0]
+        return status
+
+    def get_pending_tasks(self) -> list[str]:
+        return self._ids_with_status(PENDING)
+
+    def get_completed_tasks(self) -> list[str]:
+        return self._ids_with_status(COMPLETED)
+
+    def get_failed_tasks(self) -> list[tuple[str, str | None]]:
+        rows = self._fetchall(
+            "SELECT id, error FROM messor_tasks WHERE status = ? ORDER BY rowid", (FAILED,)
+        )
+        return [(task_id, error) for task_id, error in rows]
+
+    def get_task_result(self, task_id: str) -> Any:
+        rows = self._fetchall("SELECT result FROM messor_tasks WHERE id = ?", (task_id,))
+        if not rows:
+            raise TaskNotFoundError(task_id)
+        text = rows[0][0]
+        return None if text is None else decode_json(text)
+
+    def clear(self) -> None:
+        with self._transaction() as conn:
+            conn.execute("DELETE FROM messor_tasks")
+
+    def clear_tasks(self, task_ids: Iterable[str]) -> None:
+        with self._transaction() as conn:
+            conn.executemany("DELETE FROM messor_tasks WHERE id = ?", ((i,) for i in task_ids))
+
+    def dump_all(self) -> dict[str, dict[str, Any]]:
+        rows = self._fetchall(
+            "SELECT id, data, status, result, error FROM messor_tasks ORDER BY rowid"
+        )
+        dump: dict[str, dict[str, Any]] = {
+            "task_definitions": {},
+            "task_statuses": {},
+            "task_results": {},
+            "task_errors": {},
+        }
+        for task_id, data, status, result, error in rows:
+            dump["task_definitions"][task_id] = decode_json(data)
+            dump["task_statuses"][task_id] = status
+            if result is not None:
+                dump["task_results"][task_id] = decode_json(result)
+            if error is not None:
+                dump["task_errors"][task_id] = error
+        return dump
+
+    # -- fast versions of the base class's defaults ----------------------------
+
+    def count_by_status(self) -> dict[str, int]:
+        counts = {PENDING: 0, COMPLETED: 0, FAILED: 0}
+        counts.update(self._fetchall("SELECT status, count(*) FROM messor_tasks GROUP BY status"))
+        return counts
+
+    def get_statuses(self, task_ids: Iterable[str]) -> dict[str, str]:
+        with self._lock:
+            return dict(_select_by_ids(self._conn, "id, status", task_ids))
+
+    def iter_records(self, status: str | None = None) -> Iterator[TaskRecord]:
+        # Page by rowid so that a long export never holds the lock for long.
+        where = "" if status is None else "AND status = ?"
+        last_rowid = 0
+        while True:
+            params: list[Any] = [last_rowid] if status is None else [last_rowid, status]
+            page = self._fetchall(
+                f"SELECT rowid, id, status, result, error FROM messor_tasks "
+                f"WHERE rowid > ? {where} ORDER BY rowid LIMIT {_ROWS_PER_PAGE}",
+                params,
+            )
+            for _, task_id, task_status, result, error in page:
+                value = None if result is None else decode_json(result)
+                yield TaskRecord(task_id, task_status, value, error)
+            if len(page) < _ROWS_PER_PAGE:
+                return
+            last_rowid = page[-1][0]
+
+    def close(self) -> None:
+        with self._lock:
+            self._conn.close()
+
+    # -- helpers --------------------------------------------------------------
+
+    def _ids_with_status(self, status: str) -> list[str]:
+        rows = self._fetchall(
+            "SELECT id FROM messor_tasks WHERE status = ? ORDER BY rowid", (status,)
+        )
+        return [task_id for (task_id,) in rows]
+
+
+def _select_by_ids(
+    conn: sqlite3.Connection, columns: str, task_ids: Iterable[str]
+) -> Iterator[Any]:
+    """Yield ``columns`` of the known tasks among ``task_ids``, a few hundred ids per query."""
+    ids = iter(task_ids)
+    while chunk := list(islice(ids, _IDS_PER_QUERY)):
+        marks = ",".join("?" * len(chunk))
+        yield from conn.execute(f"SELECT {columns} FROM messor_tasks WHERE id IN ({marks})", chunk)
