@@ -38,7 +38,7 @@ def ensure_environment() -> None:
         digest.update((project / "pyproject.toml").read_bytes())
     if PYTHON.exists() and STAMP.exists() and STAMP.read_text() == digest.hexdigest():
         return
-    if sys.version_info < (3, 11):
+    if sys.version_info < (3, 11):  # noqa: UP036 (dev.py runs on any python3)
         sys.exit(f"Messor needs Python 3.11 or newer; this is {sys.version.split()[0]}")
     print("Setting up .venv (only when a pyproject.toml changed) ...", flush=True)
     if not PYTHON.exists():

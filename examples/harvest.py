@@ -40,7 +40,11 @@ class FetchPage:
             raise LookupError(f"404 Not Found: {self.url}")  # broken for good
         if random.random() < 0.15:
             raise TimeoutError("the server did not answer within 30 s")  # try again
-        return {"url": self.url, "title": f"Catalogue page {self.number}", "items": self.number % 17}
+        return {
+            "url": self.url,
+            "title": f"Catalogue page {self.number}",
+            "items": self.number % 17,
+        }
 
 
 def main(memory: str | None) -> None:

@@ -9,10 +9,8 @@ from __future__ import annotations
 from messor.errors import ConfigurationError
 from messor.hookspecs import Register, hookimpl
 from messor.memory import Memory
+from messor.selection import DEFAULT_SQLITE_FILE
 from messor.url import MemoryURL
-
-#: The file a harvest uses when nothing else is configured.
-DEFAULT_SQLITE_FILE = "messor.db"
 
 
 def open_sqlite(url: MemoryURL | None, *, path: str | None = None) -> Memory:

@@ -85,12 +85,19 @@ def decode_json(text: str) -> Any:
 
 
 def check_task_id(task_id: object) -> str:
-    """Return ``task_id`` if it is a ``str``, else raise a ``TypeError`` naming it."""
+    """Return ``task_id`` if it is a ``str`` that every store can hold; else raise ``TypeError``."""
     if not isinstance(task_id, str):
         raise TaskDataError(
             f"Task ids must be str, got {type(task_id).__name__} {task_id!r}; "
             "return a string from get_id()"
         )
+    try:
+        task_id.encode("utf-8")
+    except UnicodeEncodeError as exc:
+        raise TaskDataError(
+            f"Task id {task_id!r} is not valid Unicode text ({exc.reason}: a lone surrogate, "
+            "often from decoding bytes with errors='surrogateescape'); decode it properly first"
+        ) from None
     return task_id
 
 

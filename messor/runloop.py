@@ -88,7 +88,8 @@ def describe_error(exc: BaseException) -> str:
         else f"{kind.__module__}.{kind.__qualname__}"
     )
     try:
-        message = str(exc)
+        # Lone surrogates (from surrogateescape-decoded bytes) cannot be stored.
+        message = str(exc).encode("utf-8", "backslashreplace").decode("utf-8")
     except Exception:
         message = "<the exception's message could not be read>"
     return f"{name}: {message}" if message else name

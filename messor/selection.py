@@ -20,17 +20,18 @@ import tomllib
 from pathlib import Path
 from typing import Any
 
-from messor.builtin import DEFAULT_SQLITE_FILE
 from messor.errors import ConfigurationError
 from messor.memory import Memory
 from messor.plugins import get_catalog
 from messor.url import MemoryURL
 
-__all__ = ["ENV_VAR", "open_memory", "resolve_spec"]
+__all__ = ["DEFAULT_SQLITE_FILE", "ENV_VAR", "open_memory", "resolve_spec"]
 
 logger = logging.getLogger("messor")
 
 ENV_VAR = "MESSOR_MEMORY"
+#: The file a harvest uses when nothing else is configured.
+DEFAULT_SQLITE_FILE = "messor.db"
 _SQLITE_SUFFIXES = (".db", ".sqlite", ".sqlite3")
 
 

@@ -1,0 +1,300 @@
+"""The contract every Messor memory passes, for backend authors to run against theirs.
+
+Subclass :class:`MemoryContract` in a test module and give it one fixture,
+``memory``, that yields an empty memory::
+
+    import pytest
+    from messor.testing import MemoryContract
+
+    class TestMyMemory(MemoryContract):
+        @pytest.fixture
+        def memory(self, tmp_path):
+            m = MyMemory(tmp_path / "store")
+            yield m
+            m.close()
+
+Order is not part of the contract: listings are compared as sets.
+
+Every test of the class then runs against that memory: the seed's methods,
+the defaults the core relies on, JSON round trips, odd task ids, many threads
+at once, and harvests run by the executor. Needs pytest.
+"""
+
+from __future__ import annotations
+
+import threading
+from typing import Any
+
+import pytest
+
+from messor.local_threaded_executor import LocalThreadedExecutor
+from messor.memory import COMPLETED, FAILED, PENDING, Memory, TaskRecord
+from messor.tasks import FunctionTask
+
+__all__ = ["JSON_VALUES", "ODD_TASK_IDS", "MemoryContract"]
+
+#: Results that must come back exactly (type included: False is not 0).
+JSON_VALUES: list[Any] = [
+    0,
+    1,
+    -17,
+    2**63 + 1,
+    0.5,
+    -1e-300,
+    "",
+    "text",
+    "日本語 ✓ 🎉 \u00e9\u0301",
+    "line\nbreak\ttab \x00 nul",
+    "\ud800 lone surrogate",
+    True,
+    False,
+    None,
+    [],
+    {},
+    [1, "two", None, False, [3.0]],
+    {"nested": {"list": [0, "", False, None]}, "ünï": "cödé"},
+    {"big": "x" * 100_000},
+]
+
+#: Task ids that must be stored and found exactly.
+ODD_TASK_IDS: list[str] = [
+    "https://example.com/a?b=c&d=e#f",
+    "path/with/slashes/",
+    "/leading/slash",
+    "..",
+    "../../etc/passwd",
+    "quote ' double \" backtick `",
+    "'; DROP TABLE messor_tasks; --",
+    "glob * ? [abc] % _",
+    "ünïcödé 日本語 🎉",
+    "spaces  and\ttabs",
+    "x" * 300,
+    " ",
+    "a\\b",
+    "{json}",
+]
+
+
+def _square(number: int) -> dict[str, int]:
+    return {"n": number, "square": number * number}
+
+
+def _fail(message: str) -> None:
+    raise ValueError(message)
+
+
+class MemoryContract:
+    """Tests every Messor memory passes. Subclass it and provide a ``memory`` fixture."""
+
+    @pytest.fixture
+    def memory(self) -> Memory:
+        raise NotImplementedError("provide a `memory` fixture that yields an empty memory")
+
+    # -- store_tasks ---------------------------------------------------------------
+
+    def test_a_new_memory_is_empty(self, memory: Memory) -> None:
+        assert memory.get_pending_tasks() == []
+        assert memory.get_completed_tasks() == []
+        assert memory.get_failed_tasks() == []
+        assert memory.count_by_status() == {PENDING: 0, COMPLETED: 0, FAILED: 0}
+
+    def test_stored_tasks_are_pending(self, memory: Memory) -> None:
+        memory.store_tasks([("a", {}), ("b", {"url": "https://b"})])
+        assert sorted(memory.get_pending_tasks()) == ["a", "b"]
+        assert memory.get_task_status("a") == PENDING
+        assert memory.dump_all()["task_definitions"] == {"a": {}, "b": {"url": "https://b"}}
+
+    def test_store_tasks_never_overwrites_a_known_task(self, memory: Memory) -> None:
+        memory.store_tasks([("a", {"v": 1})])
+        memory.update_task_statuses([("a", COMPLETED, {"r": 1}, None)])
+        memory.store_tasks([("a", {"v": 2}), ("b", {})])
+        assert memory.get_task_status("a") == COMPLETED
+        assert memory.get_task_result("a") == {"r": 1}
+        assert memory.dump_all()["task_definitions"]["a"] == {"v": 1}
+        assert memory.get_task_status("b") == PENDING
+
+    def test_store_tasks_refuses_data_that_is_not_json_and_stores_nothing(
+        self, memory: Memory
+    ) -> None:
+        with pytest.raises(TypeError, match="bad-task"):
+            memory.store_tasks([("good-task", {}), ("bad-task", {"when": object()})])
+        assert memory.get_pending_tasks() == []
+
+    def test_store_tasks_refuses_ids_that_are_not_str(self, memory: Memory) -> None:
+        with pytest.raises(TypeError, match="str"):
+            memory.store_tasks([(42, {})])  # type: ignore[list-item]
+
+    # -- update_task_statuses ---------------------------------------------------------
+
+    def test_update_moves_tasks_between_statuses(self, memory: Memory) -> None:
+        memory.store_tasks([("a", {}), ("b", {}), ("c", {})])
+        memory.update_task_statuses(
+            [("a", COMPLETED, "result-a", None), ("b", FAILED, None, "ValueError: boom")]
+        )
+        assert memory.get_pending_tasks() == ["c"]
+        assert memory.get_completed_tasks() == ["a"]
+        assert memory.get_failed_tasks() == [("b", "ValueError: boom")]
+        assert memory.get_task_result("a") == "result-a"
+        assert memory.count_by_status() == {PENDING: 1, COMPLETED: 1, FAILED: 1}
+
+    def test_update_of_an_unknown_id_raises_keyerror_and_changes_nothing(
+        self, memory: Memory
+    ) -> None:
+        memory.store_tasks([("a", {})])
+        with pytest.raises(KeyError, match="ghost"):
+            memory.update_task_statuses([("a", COMPLETED, 1, None), ("ghost", COMPLETED, 2, None)])
+        assert memory.get_task_status("a") == PENDING
+        assert memory.get_task_result("a") is None
+
+    def test_update_refuses_a_result_that_is_not_json_and_changes_nothing(
+        self, memory: Memory
+    ) -> None:
+        memory.store_tasks([("a", {}), ("b", {})])
+        with pytest.raises(TypeError, match="'b'"):
+            memory.update_task_statuses([("a", COMPLETED, 1, None), ("b", COMPLETED, {1, 2}, None)])
+        assert sorted(memory.get_pending_tasks()) == ["a", "b"]
+
+    def test_a_later_success_replaces_the_error(self, memory: Memory) -> None:
+        memory.store_tasks([("a", {})])
+        memory.update_task_statuses([("a", FAILED, None, "TimeoutError: slow")])
+        memory.update_task_statuses([("a", COMPLETED, "ok", None)])
+        assert memory.get_failed_tasks() == []
+        assert memory.get_task_result("a") == "ok"
+        assert "a" not in memory.dump_all()["task_errors"]
+
+    def test_failed_then_pending_again(self, memory: Memory) -> None:
+        memory.store_tasks([("a", {})])
+        memory.update_task_statuses([("a", FAILED, None, "boom")])
+        memory.update_task_statuses([("a", PENDING, None, None)])
+        assert memory.get_pending_tasks() == ["a"]
+        assert memory.get_failed_tasks() == []
+
+    # -- reading -------------------------------------------------------------------------
+
+    def test_unknown_task_status_raises_keyerror_naming_it(self, memory: Memory) -> None:
+        with pytest.raises(KeyError, match="Task with ID 'nope' not found"):
+            memory.get_task_status("nope")
+
+    def test_unknown_task_result_raises_keyerror(self, memory: Memory) -> None:
+        with pytest.raises(KeyError, match="nope"):
+            memory.get_task_result("nope")
+
+    def test_a_pending_task_has_no_result(self, memory: Memory) -> None:
+        memory.store_tasks([("a", {})])
+        assert memory.get_task_result("a") is None
+
+    @pytest.mark.parametrize("value", JSON_VALUES, ids=repr)
+    def test_results_round_trip_exactly(self, memory: Memory, value: Any) -> None:
+        memory.store_tasks([("t", {"input": value})])
+        memory.update_task_statuses([("t", COMPLETED, value, None)])
+        got = memory.get_task_result("t")
+        assert got == value
+        assert type(got) is type(value)
+        assert memory.dump_all()["task_definitions"]["t"] == {"input": value}
+
+    def test_nan_is_refused_rather_than_stored_inexactly(self, memory: Memory) -> None:
+        memory.store_tasks([("t", {})])
+        with pytest.raises(TypeError, match="'t'"):
+            memory.update_task_statuses([("t", COMPLETED, float("nan"), None)])
+
+    @pytest.mark.parametrize("task_id", ODD_TASK_IDS, ids=repr)
+    def test_odd_task_ids_are_stored_and_found_exactly(self, memory: Memory, task_id: str) -> None:
+        memory.store_tasks([(task_id, {}), ("plain", {})])
+        memory.update_task_statuses([(task_id, COMPLETED, task_id, None)])
+        assert memory.get_task_status(task_id) == COMPLETED
+        assert memory.get_task_result(task_id) == task_id
+        assert memory.get_completed_tasks() == [task_id]
+        assert memory.get_statuses([task_id, "plain"]) == {task_id: COMPLETED, "plain": PENDING}
+        memory.clear_tasks([task_id])
+        assert memory.get_pending_tasks() == ["plain"]
+
+    def test_dump_all_has_the_seed_shape(self, memory: Memory) -> None:
+        memory.store_tasks([("a", {"x": 1}), ("b", {}), ("c", {})])
+        memory.update_task_statuses([("a", COMPLETED, [1], None), ("b", FAILED, None, "boom")])
+        assert memory.dump_all() == {
+            "task_definitions": {"a": {"x": 1}, "b": {}, "c": {}},
+            "task_statuses": {"a": COMPLETED, "b": FAILED, "c": PENDING},
+            "task_results": {"a": [1]},
+            "task_errors": {"b": "boom"},
+        }
+
+    def test_get_statuses_answers_for_known_ids_only(self, memory: Memory) -> None:
+        ids = [f"task-{i}" for i in range(1200)]
+        memory.store_tasks([(i, {}) for i in ids])
+        memory.update_task_statuses([(i, COMPLETED, None, None) for i in ids[::3]])
+        statuses = memory.get_statuses([*ids, "unknown"])
+        assert len(statuses) == 1200
+        assert {i for i, s in statuses.items() if s == COMPLETED} == set(ids[::3])
+        assert memory.get_statuses([]) == {}
+
+    def test_iter_records_yields_every_task_with_its_outcome(self, memory: Memory) -> None:
+        ids = [f"task-{i:04}" for i in range(2500)]
+        memory.store_tasks([(i, {}) for i in ids])
+        memory.update_task_statuses([(i, COMPLETED, {"i": i}, None) for i in ids[:2000]])
+        memory.update_task_statuses([(ids[2001], FAILED, None, "boom")])
+        records = list(memory.iter_records())
+        assert sorted(r.task_id for r in records) == ids
+        assert TaskRecord(ids[5], COMPLETED, {"i": ids[5]}, None) in records
+        failed = list(memory.iter_records(FAILED))
+        assert failed == [TaskRecord(ids[2001], FAILED, None, "boom")]
+        assert len(list(memory.iter_records(PENDING))) == 499
+
+    # -- clearing ------------------------------------------------------------------------
+
+    def test_clear_forgets_everything(self, memory: Memory) -> None:
+        memory.store_tasks([("a", {}), ("b", {})])
+        memory.update_task_statuses([("a", COMPLETED, 1, None)])
+        memory.clear()
+        assert memory.count_by_status() == {PENDING: 0, COMPLETED: 0, FAILED: 0}
+        with pytest.raises(KeyError):
+            memory.get_task_status("a")
+
+    def test_clear_tasks_forgets_only_those(self, memory: Memory) -> None:
+        memory.store_tasks([("a", {}), ("b", {}), ("c", {})])
+        memory.clear_tasks(["a", "c", "never-stored"])
+        assert memory.get_pending_tasks() == ["b"]
+
+    # -- many threads -------------------------------------------------------------------
+
+    def test_many_threads_at_once_lose_nothing(self, memory: Memory) -> None:
+        errors: list[BaseException] = []
+
+        def worker(n: int) -> None:
+            try:
+                ids = [f"w{n}-{i}" for i in range(100)]
+                memory.store_tasks([(i, {"n": n}) for i in ids])
+                for i in ids:
+                    memory.update_task_statuses([(i, COMPLETED, {"id": i}, None)])
+                    memory.get_task_status(i)
+                memory.count_by_status()
+            except BaseException as exc:
+                errors.append(exc)
+
+        threads = [threading.Thread(target=worker, args=(n,)) for n in range(16)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        assert errors == []
+        assert memory.count_by_status()[COMPLETED] == 1600
+        assert memory.get_task_result("w7-42") == {"id": "w7-42"}
+
+    # -- harvests on this memory ------------------------------------------------------------
+
+    def test_a_harvest_records_every_result(self, memory: Memory) -> None:
+        tasks = [FunctionTask(f"sq-{n}", _square, n) for n in range(50)]
+        report = LocalThreadedExecutor(tasks, memory=memory, max_concurrency=8).run()
+        assert report.completed == 50
+        assert memory.count_by_status() == {PENDING: 0, COMPLETED: 50, FAILED: 0}
+        assert memory.get_task_result("sq-7") == {"n": 7, "square": 49}
+
+    def test_a_harvest_records_failures_and_resumes(self, memory: Memory) -> None:
+        tasks = [FunctionTask(f"sq-{n}", _square, n) for n in range(10)]
+        tasks.append(FunctionTask("broken", _fail, "no such page"))
+        LocalThreadedExecutor(tasks, memory=memory, retry=0).run()
+        assert memory.get_failed_tasks() == [("broken", "ValueError: no such page")]
+        tasks[-1] = FunctionTask("broken", _square, 99)
+        report = LocalThreadedExecutor(tasks, memory=memory).run()
+        assert (report.completed, report.skipped) == (1, 10)
+        assert memory.get_task_result("broken") == {"n": 99, "square": 9801}
+        assert memory.get_failed_tasks() == []

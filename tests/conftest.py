@@ -1,0 +1,42 @@
+"""Fixtures shared by the whole suite."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from messor import InProcessMemory, Memory, SQLiteMemory
+from tests.seed_memory import SeedOnlyMemory
+
+
+@pytest.fixture(autouse=True)
+def isolated_workdir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """Each test runs in its own empty directory, with no memory configured."""
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("MESSOR_MEMORY", raising=False)
+    return tmp_path
+
+
+MEMORY_KINDS = ["sqlite-file", "sqlite-ram", "in-process", "seed-only"]
+
+
+def make_memory(kind: str, directory: Path) -> Memory:
+    if kind == "sqlite-file":
+        return SQLiteMemory(directory / "harvest.db")
+    if kind == "sqlite-ram":
+        return SQLiteMemory(":memory:")
+    if kind == "in-process":
+        return InProcessMemory()
+    if kind == "seed-only":
+        return SeedOnlyMemory()
+    raise ValueError(kind)
+
+
+@pytest.fixture(params=MEMORY_KINDS)
+def any_memory(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Memory]:
+    """Each of the core's memories, and one that implements only the seed's methods."""
+    memory = make_memory(request.param, tmp_path)
+    yield memory
+    memory.close()
