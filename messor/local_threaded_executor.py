@@ -7,16 +7,14 @@ worker threads take attempts from one queue and put outcomes on another. No
 
 from __future__ import annotations
 
-import logging
 import queue
 import threading
 
 from messor.executor import Executor
+from messor.interrupts import graceful_interrupts
 from messor.runloop import Attempt, Harvest, Outcome, RunReport, perform
 
 __all__ = ["LocalThreadedExecutor"]
-
-logger = logging.getLogger("messor")
 
 
 class LocalThreadedExecutor(Executor):
@@ -28,21 +26,14 @@ class LocalThreadedExecutor(Executor):
     """
 
     def run(self) -> RunReport:
-        with self._harvest() as harvest:
+        with self._harvest() as harvest, graceful_interrupts(harvest.stop) as interrupts:
             workers = _Workers(self.max_concurrency)
             try:
                 _drive(harvest, workers)
-            except KeyboardInterrupt:
-                harvest.stop()
-                logger.warning(
-                    "Interrupted: waiting for %d running tasks to finish "
-                    "(press Ctrl-C again to abandon them; they stay pending)",
-                    workers.in_flight,
-                )
-                _drive(harvest, workers)
-                raise
             finally:
                 workers.shutdown()
+            if interrupts.received:
+                raise KeyboardInterrupt
         return harvest.report
 
 

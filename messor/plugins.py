@@ -12,6 +12,7 @@ from __future__ import annotations
 import difflib
 import importlib.metadata
 import logging
+import re
 import threading
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -27,6 +28,7 @@ __all__ = ["Backend", "Catalog", "PluginFailure", "get_catalog", "load_catalog"]
 logger = logging.getLogger("messor")
 
 GROUP = "messor"
+_SCHEME = re.compile(r"[a-z][a-z0-9+.-]*")
 BUILTIN_MODULE = "messor.builtin"
 #: Backends that Messor's own extras provide, by name or URL scheme -> extra.
 KNOWN_EXTRAS = {"redis": "redis", "rediss": "redis", "unix": "redis", "s3": "s3"}
@@ -118,11 +120,15 @@ class _Registrar:
         schemes: Iterable[str] = (),
         description: str = "",
     ) -> None:
-        if not isinstance(name, str) or not name.isidentifier():
-            raise ValueError(f"a memory name must be an identifier-like str, got {name!r}")
+        for word in (name, *schemes):
+            if not isinstance(word, str) or not _SCHEME.fullmatch(word):
+                raise ValueError(
+                    f"memory names and schemes must work as URL schemes (a lowercase letter, "
+                    f"then letters, digits, '+', '-' or '.'), got {word!r}"
+                )
         if not callable(factory):
             raise TypeError(f"the factory of memory {name!r} is not callable: {factory!r}")
-        all_schemes = tuple(dict.fromkeys(s.lower() for s in (name, *schemes)))
+        all_schemes = tuple(dict.fromkeys((name, *schemes)))
         self.offered.append(
             Backend(
                 name=name,

@@ -29,7 +29,7 @@ from typing import Any
 
 from tqdm import tqdm
 
-from messor.errors import DuplicateTaskError, RecordingError, TaskDataError
+from messor.errors import DuplicateTaskError, MessorError, RecordingError, TaskDataError
 from messor.memory import COMPLETED, FAILED, Memory, encode_json
 from messor.tasks import Task, as_task, task_id_of
 from messor.writer import RecordWriter
@@ -299,18 +299,30 @@ class Harvest:
         size = _FIRST_STREAM_CHUNK
         while chunk := list(islice(items, size)):
             size = min(size * 2, REGISTRATION_CHUNK)
-            tasks = [as_task(item) for item in chunk]
-            ids = [task_id_of(task) for task in tasks]
-            for task_id in ids:
-                if task_id in seen:
-                    raise _duplicate(task_id)
+            tasks: list[Task] = []
+            ids: list[str] = []
+            problem: MessorError | None = None
+            for item in chunk:
+                try:
+                    task = as_task(item)
+                    task_id = task_id_of(task)
+                    if task_id in seen:
+                        raise _duplicate(task_id)
+                except MessorError as exc:
+                    # The tasks before the bad one still run; then the run stops.
+                    problem = exc
+                    break
                 seen.add(task_id)
-            runnable = self._register(ids)
+                tasks.append(task)
+                ids.append(task_id)
+            runnable = self._register(ids) if ids else []
             if self._bar is not None:
                 self._bar.update(runnable.count(False))
             yield from (
                 Attempt(i, t) for i, t, run in zip(ids, tasks, runnable, strict=True) if run
             )
+            if problem is not None:
+                raise problem
 
     def _log_report(self) -> None:
         r = self.report

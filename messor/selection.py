@@ -87,6 +87,10 @@ def open_memory(spec: str | None = None, **options: Any) -> Memory:
         url = MemoryURL.parse(text)
         key = url.scheme
     elif _looks_like_sqlite_file(text):
+        if "path" in options:
+            raise ConfigurationError(
+                f"{text!r} is already a path; give the SQLite file once, not also as path="
+            )
         key, options = "sqlite", {**options, "path": text}
     else:
         key = text

@@ -62,17 +62,24 @@ class SQLiteMemory(Memory):
 
     def _connect(self) -> sqlite3.Connection:
         in_ram = self.path == ":memory:"
-        if not in_ram:
-            Path(self.path).parent.mkdir(parents=True, exist_ok=True)
-        conn = sqlite3.connect(
-            self.path, check_same_thread=False, isolation_level=None, timeout=30.0
-        )
+        try:
+            if not in_ram:
+                Path(self.path).parent.mkdir(parents=True, exist_ok=True)
+            conn = sqlite3.connect(
+                self.path, check_same_thread=False, isolation_level=None, timeout=30.0
+            )
+        except (OSError, sqlite3.Error) as exc:
+            raise ConfigurationError(
+                f"Cannot open the SQLite file {self.path} ({exc}); "
+                "check that the path names a file in a directory you can write"
+            ) from exc
         try:
             version = conn.execute("PRAGMA user_version").fetchone()[0]
             if version > SCHEMA_VERSION:
                 raise ConfigurationError(
-                    f"{self.path} was written by a newer Messor (schema {version}, "
-                    f"this one reads {SCHEMA_VERSION}); upgrade messor to open it"
+                    f"{self.path} has schema version {version}, and this Messor reads up to "
+                    f"{SCHEMA_VERSION}: it was written by a newer Messor (upgrade messor) "
+                    "or is another program's database (use another file)"
                 )
             if not in_ram:
                 conn.execute("PRAGMA journal_mode=WAL")

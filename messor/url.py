@@ -9,7 +9,7 @@ password back, for handing to a client library.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from urllib.parse import SplitResult, parse_qsl, unquote, urlsplit
+from urllib.parse import parse_qsl, unquote, urlsplit
 
 from messor.errors import ConfigurationError
 
@@ -37,11 +37,17 @@ class MemoryURL:
     @classmethod
     def parse(cls, text: str) -> MemoryURL:
         """Parse ``scheme://[user[:password]@]host[:port]/path[?query]``."""
-        parts = urlsplit(text)
+        redacted = _redact(text)
+        try:
+            parts = urlsplit(text)
+        except ValueError as exc:  # e.g. an unclosed "[" of an IPv6 host
+            raise ConfigurationError(f"{redacted!r} is not a valid URL ({exc})") from None
         if not parts.scheme or "://" not in text:
-            raise ConfigurationError(f"{text!r} is not a URL of the form scheme://...")
+            raise ConfigurationError(
+                f"{redacted!r} is not a URL of the form scheme://... "
+                "(a scheme is letters, digits, '+', '-' or '.', starting with a letter)"
+            )
         query = dict(parse_qsl(parts.query, keep_blank_values=True))
-        redacted = _redact(text, parts)
         try:
             port = parts.port
         except ValueError:
@@ -71,19 +77,23 @@ class MemoryURL:
         return f"MemoryURL({self._redacted!r})"
 
 
-def _redact(text: str, parts: SplitResult) -> str:
-    """``text`` with its password and secret-looking query values replaced by ``***``."""
-    scheme, _, rest = text.partition("://")
-    netloc, tail = parts.netloc, rest[len(parts.netloc) :]
-    if parts.password is not None:
-        userinfo, _, host = netloc.rpartition("@")
-        netloc = f"{userinfo.partition(':')[0]}:{_HIDDEN}@{host}"
-    if parts.query:
-        path, _, query = tail.partition("?")
+def _redact(text: str) -> str:
+    """``text`` with its password and secret-looking query values replaced by ``***``.
+
+    Deliberately more cautious than URL parsing: everything between ``://``
+    and the *last* ``@`` counts as user info, so a password holding an
+    unencoded ``/``, ``?`` or ``#`` is still hidden.
+    """
+    scheme, sep, rest = text.partition("://")
+    userinfo, at, location = rest.rpartition("@")
+    if at and ":" in userinfo:
+        rest = f"{userinfo.partition(':')[0]}:{_HIDDEN}@{location}"
+    base, question, query = rest.partition("?")
+    if question:
         fields = []
         for item in query.split("&"):
             key, eq, _ = item.partition("=")
             hidden = eq and any(word in unquote(key).lower() for word in _SECRET_KEYS)
             fields.append(f"{key}={_HIDDEN}" if hidden else item)
-        tail = f"{path}?{'&'.join(fields)}"
-    return f"{scheme}://{netloc}{tail}"
+        rest = f"{base}?{'&'.join(fields)}"
+    return f"{scheme}{sep}{rest}"

@@ -1,0 +1,236 @@
+"""What is specific to ``messor.SQLiteMemory``: the file, its format, its connections."""
+
+from __future__ import annotations
+
+import re
+import sqlite3
+import threading
+import time
+from contextlib import closing
+from pathlib import Path
+
+import pytest
+
+import messor
+import messor.memory
+import messor.sqlite_memory
+from messor import ConfigurationError, SQLiteMemory
+from messor.memory import COMPLETED, FAILED, PENDING
+from messor.sqlite_memory import SCHEMA_VERSION
+
+
+def _query_one(path: Path, sql: str) -> object:
+    """Run one statement on a connection of our own, as another program would."""
+    with closing(sqlite3.connect(path)) as conn:
+        row = conn.execute(sql).fetchone()
+    return row[0]
+
+
+# -- the file ------------------------------------------------------------------------
+
+
+def test_everything_recorded_survives_closing_and_reopening_the_file(tmp_path: Path) -> None:
+    path = tmp_path / "harvest.db"
+    first = SQLiteMemory(path)
+    first.store_tasks([("done", {"url": "https://a"}), ("broken", {"n": 2}), ("todo", {})])
+    first.update_task_statuses(
+        [("done", COMPLETED, {"title": "A"}, None), ("broken", FAILED, None, "ValueError: 404")]
+    )
+    first.close()
+
+    reopened = SQLiteMemory(path)
+    try:
+        assert reopened.dump_all() == {
+            "task_definitions": {"done": {"url": "https://a"}, "broken": {"n": 2}, "todo": {}},
+            "task_statuses": {"done": COMPLETED, "broken": FAILED, "todo": PENDING},
+            "task_results": {"done": {"title": "A"}},
+            "task_errors": {"broken": "ValueError: 404"},
+        }
+        assert reopened.get_task_result("done") == {"title": "A"}
+        assert reopened.get_failed_tasks() == [("broken", "ValueError: 404")]
+        assert reopened.get_pending_tasks() == ["todo"]
+    finally:
+        reopened.close()
+
+
+def test_the_file_uses_wal_journal_mode(tmp_path: Path) -> None:
+    path = tmp_path / "harvest.db"
+    SQLiteMemory(path).close()
+    assert _query_one(path, "PRAGMA journal_mode") == "wal"
+
+
+def test_missing_parent_directories_of_the_file_are_created(tmp_path: Path) -> None:
+    path = tmp_path / "runs" / "2024" / "june" / "harvest.db"
+    memory = SQLiteMemory(path)
+    try:
+        memory.store_tasks([("a", {})])
+        assert path.is_file()
+        assert memory.get_pending_tasks() == ["a"]
+    finally:
+        memory.close()
+
+
+def test_a_file_that_is_not_a_sqlite_database_is_refused_naming_its_path(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "notes.db"
+    path.write_bytes(b"these are my notes, not a database\n" * 50)
+    with pytest.raises(ConfigurationError, match=re.escape(str(path))):
+        SQLiteMemory(path)
+
+
+def test_a_path_sqlite_cannot_open_is_refused_naming_it(tmp_path: Path) -> None:
+    path = tmp_path / "harvest.db"
+    path.mkdir()
+    with pytest.raises(ConfigurationError, match=re.escape(str(path))):
+        SQLiteMemory(path)
+
+
+def test_a_database_from_a_newer_messor_is_refused_naming_its_path(tmp_path: Path) -> None:
+    path = tmp_path / "future.db"
+    with closing(sqlite3.connect(path)) as conn:
+        conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION + 1}")
+    with pytest.raises(ConfigurationError, match=re.escape(str(path))):
+        SQLiteMemory(path)
+
+
+# -- connections -------------------------------------------------------------------------
+
+
+def test_an_in_ram_memory_is_one_database_for_all_threads() -> None:
+    memory = SQLiteMemory(":memory:")
+    threads_count, tasks_per_thread = 16, 50
+    everyone_stored = threading.Barrier(threads_count, timeout=30)
+    seen_by_thread: dict[int, int] = {}
+    errors: list[BaseException] = []
+
+    def worker(n: int) -> None:
+        try:
+            memory.store_tasks([(f"t{n}-{i}", {"thread": n}) for i in range(tasks_per_thread)])
+            everyone_stored.wait()
+            seen_by_thread[n] = len(memory.get_pending_tasks())
+        except BaseException as exc:
+            errors.append(exc)
+
+    threads = [threading.Thread(target=worker, args=(n,)) for n in range(threads_count)]
+    try:
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        assert errors == []
+        everything = threads_count * tasks_per_thread
+        assert seen_by_thread == dict.fromkeys(range(threads_count), everything)
+        assert memory.count_by_status()[PENDING] == everything
+        assert memory.get_task_status("t15-49") == PENDING
+    finally:
+        memory.close()
+
+
+def test_two_memories_on_one_file_see_each_others_writes(tmp_path: Path) -> None:
+    path = tmp_path / "shared.db"
+    writer, reader = SQLiteMemory(path), SQLiteMemory(path)
+    try:
+        writer.store_tasks([("a", {}), ("b", {})])
+        assert sorted(reader.get_pending_tasks()) == ["a", "b"]
+        reader.update_task_statuses([("a", COMPLETED, "from reader", None)])
+        assert writer.get_task_status("a") == COMPLETED
+        assert writer.get_task_result("a") == "from reader"
+    finally:
+        writer.close()
+        reader.close()
+
+
+# -- the seed's API ----------------------------------------------------------------------
+
+
+def test_every_import_path_of_the_seed_gives_the_same_class() -> None:
+    from messor.memory import SQLiteMemory as from_memory_module
+    from messor.sqlite_memory import SQLiteMemory as from_own_module
+
+    assert from_own_module is from_memory_module
+    assert from_own_module is messor.SQLiteMemory
+    assert messor.memory.SQLiteMemory is messor.sqlite_memory.SQLiteMemory
+
+
+def test_the_path_can_be_given_by_keyword() -> None:
+    memory = SQLiteMemory(path="x.db")
+    try:
+        memory.store_tasks([("a", {})])
+        assert memory.path == "x.db"
+        assert Path("x.db").is_file()
+    finally:
+        memory.close()
+
+
+def test_repr_shows_the_path(tmp_path: Path) -> None:
+    path = tmp_path / "harvest.db"
+    memory = SQLiteMemory(path)
+    try:
+        assert repr(memory) == f"SQLiteMemory({str(path)!r})"
+    finally:
+        memory.close()
+
+
+# -- large batches -------------------------------------------------------------------------
+
+
+def test_an_update_of_5000_rows_becomes_visible_to_other_connections_all_at_once(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "harvest.db"
+    ids = [f"page-{i:05}" for i in range(5000)]
+    memory, observer = SQLiteMemory(path), SQLiteMemory(path)
+    memory.store_tasks([(i, {}) for i in ids])
+    observed: list[int] = []
+    watching = threading.Event()
+
+    def watch() -> None:
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            observed.append(observer.count_by_status()[COMPLETED])
+            watching.set()
+            if observed[-1] == len(ids):
+                return
+
+    watcher = threading.Thread(target=watch)
+    try:
+        watcher.start()
+        assert watching.wait(timeout=30)
+        memory.update_task_statuses([(i, COMPLETED, {"page": i}, None) for i in ids])
+        watcher.join()
+        assert set(observed) == {0, len(ids)}
+        assert memory.dump_all()["task_results"] == {i: {"page": i} for i in ids}
+    finally:
+        watcher.join()
+        memory.close()
+        observer.close()
+
+
+def test_a_batch_whose_last_id_is_unknown_changes_none_of_the_others(tmp_path: Path) -> None:
+    memory = SQLiteMemory(tmp_path / "harvest.db")
+    try:
+        ids = [f"page-{i:05}" for i in range(4999)]
+        memory.store_tasks([(i, {}) for i in ids])
+        batch = [(i, COMPLETED, {"page": i}, None) for i in ids]
+        with pytest.raises(KeyError, match="never-stored"):
+            memory.update_task_statuses([*batch, ("never-stored", COMPLETED, 1, None)])
+        dump = memory.dump_all()
+        assert dump["task_statuses"] == dict.fromkeys(ids, PENDING)
+        assert dump["task_results"] == {}
+    finally:
+        memory.close()
+
+
+def test_count_by_status_counts_thousands_of_rows_exactly(tmp_path: Path) -> None:
+    memory = SQLiteMemory(tmp_path / "harvest.db")
+    try:
+        ids = [f"page-{i:05}" for i in range(3000)]
+        memory.store_tasks([(i, {}) for i in ids])
+        memory.update_task_statuses(
+            [(i, COMPLETED, i, None) for i in ids[:1234]]
+            + [(i, FAILED, None, "TimeoutError") for i in ids[1234:2001]]
+        )
+        assert memory.count_by_status() == {PENDING: 999, COMPLETED: 1234, FAILED: 767}
+    finally:
+        memory.close()
