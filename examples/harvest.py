@@ -51,7 +51,12 @@ def main(memory: str | None) -> None:
     pages = [FetchPage(n) for n in range(1, 401)]
     executor = LocalThreadedExecutor(tasks=pages, memory=memory, max_concurrency=16, retry=2)
     print(f"Harvesting {len(pages)} pages into {executor.memory!r}")
-    report = executor.run()
+    try:
+        report = executor.run()
+    except KeyboardInterrupt:
+        print("Interrupted: every page finished so far is recorded. Run again to resume.")
+        executor.status_summary()
+        sys.exit(130)
     print(
         f"This run: {report.completed} completed, {report.failed} failed, "
         f"{report.retried} retries, {report.skipped} already done in an earlier run "

@@ -554,3 +554,42 @@ def test_ctrl_c_waits_for_running_tasks_records_them_and_raises() -> None:
     assert completed == {task_id for task_id, n in recorder.calls.items() if n}
     assert len(memory.get_pending_tasks()) == 101 - len(completed)
     assert len(completed) < 20
+
+
+def test_a_second_ctrl_c_abandons_running_tasks_which_stay_pending() -> None:
+    recorder = Recorder()
+    memory = SQLiteMemory(":memory:")
+    release = threading.Event()
+
+    class Stuck(Page):
+        def __call__(self) -> str:
+            release.wait(timeout=10)
+            return super().__call__()
+
+    class DoubleInterrupter(Page):
+        def __call__(self) -> str:
+            os.kill(os.getpid(), signal.SIGINT)
+            time.sleep(0.2)
+            os.kill(os.getpid(), signal.SIGINT)
+            return super().__call__()
+
+    tasks: list[Page] = [
+        *(Page(f"first_{i}", recorder) for i in range(3)),
+        Stuck("stuck", recorder),
+        DoubleInterrupter("ctrl-c-twice", recorder),
+        *pages(50, recorder, sleep=0.05),
+    ]
+    started = time.monotonic()
+    with pytest.raises(KeyboardInterrupt):
+        LocalThreadedExecutor(tasks, memory=memory, max_concurrency=2).run()
+    assert time.monotonic() - started < 5
+    release.set()
+    assert memory.get_task_status("stuck") == PENDING
+    assert {"first_0", "first_1", "first_2"} <= set(memory.get_completed_tasks())
+    assert memory.get_failed_tasks() == []
+
+
+def test_the_previous_sigint_handler_is_restored_after_a_run() -> None:
+    before = signal.getsignal(signal.SIGINT)
+    LocalThreadedExecutor(pages(3, Recorder()), memory=SQLiteMemory(":memory:")).run()
+    assert signal.getsignal(signal.SIGINT) is before
