@@ -159,7 +159,9 @@ class Harvest:
             dynamic_ncols=True,
         )
         self._writer.start()
-        logger.info("Harvest started on %r (%s tasks)", self.memory, total or "streamed")
+        logger.info(
+            "Harvest started on %r (%s tasks)", self.memory, "streamed" if total is None else total
+        )
         return self
 
     def __exit__(
