@@ -9,7 +9,6 @@ from __future__ import annotations
 from messor.errors import ConfigurationError
 from messor.hookspecs import Register, hookimpl
 from messor.memory import Memory
-from messor.selection import DEFAULT_SQLITE_FILE
 from messor.url import MemoryURL
 
 
@@ -19,10 +18,10 @@ def open_sqlite(url: MemoryURL | None, *, path: str | None = None) -> Memory:
     By bare name (``open_memory("sqlite", path="harvest.db")``) the file is
     ``path``, by default ``./messor.db``.
     """
-    from messor.sqlite_memory import SQLiteMemory
+    from messor.sqlite_memory import DEFAULT_FILE, SQLiteMemory
 
     if url is None:
-        return SQLiteMemory(path or DEFAULT_SQLITE_FILE)
+        return SQLiteMemory(path or DEFAULT_FILE)
     if path is not None:
         raise ConfigurationError(f"Give the SQLite file in the URL {url} or as path=, not both")
     if url.host or url.port or url.username:

@@ -66,19 +66,24 @@ class Executor(ABC):
         self.stop_all_when = stop_all_when
         self.retry = retry
         self.progress = progress
+        #: What the last ``run()`` did, also when it raised.
+        self.report = RunReport()
 
     @abstractmethod
     def run(self) -> RunReport:
         """Run every task that is not completed yet; return what this run did."""
 
     def _harvest(self) -> Harvest:
-        return Harvest(
+        """A new run over the tasks; its report stays readable as ``self.report``, Ctrl-C or not."""
+        harvest = Harvest(
             self.tasks,
             self.memory,
             retry=self.retry,
             stop_all_when=self.stop_all_when,
             progress=self.progress,
         )
+        self.report = harvest.report
+        return harvest
 
     def status_summary(self) -> dict[str, int]:
         """Print the number of pending, completed and failed tasks in the memory; return them."""

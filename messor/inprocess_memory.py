@@ -17,6 +17,7 @@ from messor.memory import (
     COMPLETED,
     FAILED,
     PENDING,
+    EncodedUpdate,
     Memory,
     StatusUpdate,
     TaskRecord,
@@ -57,13 +58,20 @@ class InProcessMemory(Memory):
                 self._entries.setdefault(task_id, _Entry(data))
 
     def update_task_statuses(self, statuses: Sequence[StatusUpdate]) -> None:
-        rows = [encode_update(update) for update in statuses]
+        self._update([encode_update(update) for update in statuses], keep_completed=False)
+
+    def record_outcomes(self, outcomes: Sequence[EncodedUpdate]) -> None:
+        self._update(outcomes, keep_completed=True)
+
+    def _update(self, rows: Sequence[EncodedUpdate], *, keep_completed: bool) -> None:
         with self._lock:
-            for task_id, *_ in rows:
-                if task_id not in self._entries:
-                    raise TaskNotFoundError(task_id)
+            for row in rows:
+                if row.task_id not in self._entries:
+                    raise TaskNotFoundError(row.task_id)
             for task_id, status, result, error in rows:
                 entry = self._entries[task_id]
+                if keep_completed and entry.status == COMPLETED and status != COMPLETED:
+                    continue
                 entry.status, entry.result, entry.error = status, result, error
 
     def get_task_status(self, task_id: str) -> str:

@@ -11,7 +11,6 @@ import queue
 import threading
 
 from messor.executor import Executor
-from messor.interrupts import graceful_interrupts
 from messor.runloop import Attempt, Harvest, Outcome, RunReport, perform
 
 __all__ = ["LocalThreadedExecutor"]
@@ -21,19 +20,19 @@ class LocalThreadedExecutor(Executor):
     """Runs tasks on up to ``max_concurrency`` threads; see :class:`~messor.executor.Executor`.
 
     Ctrl-C stops starting tasks and waits for the running ones, which are
-    recorded; a second Ctrl-C abandons them (they stay pending). Either way
-    everything finished is in the memory, and ``run()`` raises KeyboardInterrupt.
+    recorded; a second Ctrl-C abandons them (they stay pending). Then
+    everything finished is written to the memory and ``run()`` raises
+    KeyboardInterrupt (see :mod:`messor.interrupts`).
     """
 
     def run(self) -> RunReport:
-        with self._harvest() as harvest, graceful_interrupts(harvest.stop) as interrupts:
+        harvest = self._harvest()
+        with harvest:
             workers = _Workers(self.max_concurrency)
             try:
                 _drive(harvest, workers)
             finally:
                 workers.shutdown()
-            if interrupts.received:
-                raise KeyboardInterrupt
         return harvest.report
 
 
@@ -45,9 +44,11 @@ def _drive(harvest: Harvest, workers: _Workers) -> None:
             if attempt is None:
                 break
             workers.submit(attempt)
-        if workers.in_flight == 0:
+        if workers.in_flight == 0 and harvest.done:
             return
-        harvest.on_outcome(workers.next_outcome())
+        outcome = workers.next_outcome(harvest.wait_hint())
+        if outcome is not None:
+            harvest.on_outcome(outcome)
 
 
 class _Workers:
@@ -75,8 +76,12 @@ class _Workers:
             self._threads.append(thread)
         self._inbox.put(attempt)
 
-    def next_outcome(self) -> Outcome:
-        outcome = self._outbox.get()
+    def next_outcome(self, timeout: float | None) -> Outcome | None:
+        """The next finished attempt, or None if none finished within ``timeout`` seconds."""
+        try:
+            outcome = self._outbox.get(timeout=timeout)
+        except queue.Empty:
+            return None
         self.in_flight -= 1
         return outcome
 

@@ -35,6 +35,7 @@ __all__ = [
     "FAILED",
     "PENDING",
     "STATUSES",
+    "EncodedUpdate",
     "Memory",
     "SQLiteMemory",
     "StatusUpdate",
@@ -51,6 +52,19 @@ STATUSES = (PENDING, COMPLETED, FAILED)
 
 #: ``(task_id, status, result, error)``, the row of ``update_task_statuses``.
 StatusUpdate = tuple[str, str, Any, "str | None"]
+
+
+class EncodedUpdate(NamedTuple):
+    """A row of :meth:`Memory.record_outcomes`: a status update whose result is JSON text.
+
+    ``result_json`` is what :func:`encode_json` made of the result, or None
+    when there is no result (a failure).
+    """
+
+    task_id: str
+    status: str
+    result_json: str | None
+    error: str | None
 
 
 class TaskRecord(NamedTuple):
@@ -101,7 +115,7 @@ def check_task_id(task_id: object) -> str:
     return task_id
 
 
-def encode_update(update: StatusUpdate) -> tuple[str, str, str | None, str | None]:
+def encode_update(update: StatusUpdate) -> EncodedUpdate:
     """Check one ``update_task_statuses`` row; return it with the result as JSON text.
 
     A completed task's result is stored even when it is ``None`` (so that
@@ -114,7 +128,7 @@ def encode_update(update: StatusUpdate) -> tuple[str, str, str | None, str | Non
     if error is not None and not isinstance(error, str):
         raise TaskDataError(f"The error of task {task_id!r} must be a str or None, got {error!r}")
     text = None if result is None and status != COMPLETED else encode_json(result, task_id=task_id)
-    return task_id, status, text, error
+    return EncodedUpdate(task_id, status, text, error)
 
 
 class Memory(ABC):
@@ -173,6 +187,25 @@ class Memory(ABC):
 
     # -- what the core needs beyond the seed: correct, override for speed ---
 
+    def record_outcomes(self, outcomes: Sequence[EncodedUpdate]) -> None:
+        """Record finished attempts: the executor's write path.
+
+        Like ``update_task_statuses``, with two differences: results arrive as
+        JSON text, encoded once when the task returned (a fast backend stores
+        the text as it is), and a failure never replaces a completed result
+        (another run on the same store may have completed the task meanwhile).
+        Raises ``KeyError`` and records nothing if a task is unknown.
+        """
+        failures = [row.task_id for row in outcomes if row.status != COMPLETED]
+        statuses = self.get_statuses(failures) if failures else {}
+        self.update_task_statuses(
+            [
+                (row.task_id, row.status, _decoded(row.result_json), row.error)
+                for row in outcomes
+                if row.status == COMPLETED or statuses.get(row.task_id) != COMPLETED
+            ]
+        )
+
     def count_by_status(self) -> dict[str, int]:
         """Return the number of tasks per status (the three standard ones always present)."""
         return {
@@ -213,6 +246,10 @@ class Memory(ABC):
         traceback: TracebackType | None,
     ) -> None:
         self.close()
+
+
+def _decoded(text: str | None) -> Any:
+    return None if text is None else decode_json(text)
 
 
 def __getattr__(name: str) -> Any:

@@ -1,19 +1,22 @@
 """The run loop every executor shares: what to start next, and what to do with each outcome.
 
-:class:`Harvest` decides and records; it never waits. An executor only runs
-attempts somewhere (threads, coroutines, a cluster) and drives the harvest::
+:class:`Harvest` decides and records; an executor only runs attempts
+somewhere (threads, coroutines, a cluster) and drives the harvest::
 
     with Harvest(tasks, memory, retry=1) as harvest:
         while True:
             while <room for one more> and (attempt := harvest.next_attempt()):
-                <start attempt; it ends in perform(attempt)>
-            if <nothing running>:
+                <start it; it ends in perform(attempt), an Outcome>
+            if <nothing running> and harvest.done:
                 break
-            harvest.on_outcome(<wait for one finished attempt>)
+            <wait for an outcome, at most harvest.wait_hint() seconds (None: no limit)>
+            harvest.on_outcome(outcome)   # for each outcome that arrived
 
-Registration, resume, duplicate ids, retries, stop conditions, batched writes
-(through :class:`~messor.writer.RecordWriter`), the progress bar and the run's
-report all live here, once.
+``next_attempt`` never waits: None means "nothing to start now", and ``done``
+tells whether anything ever will be again. Registration, resume, duplicate
+ids, retries, stop conditions, Ctrl-C, batched writes (through
+:class:`~messor.writer.RecordWriter`), the progress bar and the run's report
+all live here, once.
 """
 
 from __future__ import annotations
@@ -23,14 +26,15 @@ import time
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Sequence, Sized
 from dataclasses import dataclass, field
-from itertools import islice
 from types import TracebackType
 from typing import Any
 
 from tqdm import tqdm
 
-from messor.errors import DuplicateTaskError, MessorError, RecordingError, TaskDataError
-from messor.memory import COMPLETED, FAILED, Memory, encode_json
+from messor.errors import RecordingError
+from messor.interrupts import InterruptGuard
+from messor.memory import COMPLETED, FAILED, EncodedUpdate, Memory, encode_json
+from messor.sources import StreamReader, duplicate_task
 from messor.tasks import Task, as_task, task_id_of
 from messor.writer import RecordWriter
 
@@ -40,8 +44,8 @@ logger = logging.getLogger("messor")
 
 #: Tasks registered per round trip to the memory (one look-up, one store).
 REGISTRATION_CHUNK = 1000
-# A generator is read in growing chunks, so that a slow one starts work early.
-_FIRST_STREAM_CHUNK = 32
+#: How often an idle run asks a slow generator for news, in seconds.
+SOURCE_POLL = 0.02
 
 
 @dataclass(slots=True)
@@ -56,11 +60,11 @@ class Attempt:
 
 @dataclass(slots=True)
 class Outcome:
-    """How an attempt ended: a result, or the error text of what it raised."""
+    """How an attempt ended: its result as JSON text, or the error text of what it raised."""
 
     attempt: Attempt
     ok: bool
-    result: Any = None
+    result_json: str | None = None
     error: str | None = None
     retryable: bool = True
 
@@ -96,18 +100,23 @@ def describe_error(exc: BaseException) -> str:
 
 
 def perform(attempt: Attempt) -> Outcome:
-    """Run one attempt, catching whatever it raises, and check that its result can be stored."""
+    """Run one attempt and encode its result, catching whatever either raises.
+
+    The result is encoded here, once, as the task returns it: what is
+    recorded is the value at that instant, even if the task's code changes
+    the object later.
+    """
     try:
         result = attempt.task()
     except BaseException as exc:
         # BaseException too: a task's SystemExit must fail that task, not
-        # silently kill the worker that ran it and leave the run waiting.
+        # kill the worker that ran it and leave the run waiting for it.
         return Outcome(attempt, ok=False, error=describe_error(exc))
     try:
-        encode_json(result, task_id=attempt.task_id)
-    except TaskDataError as exc:
+        text = encode_json(result, task_id=attempt.task_id)
+    except Exception as exc:  # not JSON, or a value whose own methods raise while encoded
         return Outcome(attempt, ok=False, error=describe_error(exc), retryable=False)
-    return Outcome(attempt, ok=True, result=result)
+    return Outcome(attempt, ok=True, result_json=text)
 
 
 class Harvest:
@@ -128,11 +137,15 @@ class Harvest:
         self.report = RunReport()
         self._tasks = tasks
         self._progress = progress
+        self._writer = RecordWriter(memory)
+        self._interrupts = InterruptGuard(self.stop, lambda: self._writer.backlog)
         self._retries: deque[Attempt] = deque()
+        self._runnable: deque[Attempt] = deque()
+        self._listed: Iterator[Attempt] | None = None  # a list's attempts, made on demand
+        self._reader: StreamReader | None = None  # a generator's tasks, read on a thread
+        self._source_done = False
         self._stopping = False
         self._failure: BaseException | None = None
-        self._writer = RecordWriter(memory)
-        self._source: Iterator[Attempt] = iter(())
         self._bar: tqdm[Any] | None = None
         self._started = 0.0
 
@@ -147,9 +160,9 @@ class Harvest:
             # visibly pending in the memory.
             items = list(self._tasks)
             total = len(items)
-            self._source = self._register_all(items)
+            self._listed = self._register_all(items)
         else:
-            self._source = self._register_stream(iter(self._tasks))
+            self._reader = StreamReader(iter(self._tasks), max_ahead=REGISTRATION_CHUNK)
         self._bar = tqdm(
             total=total,
             initial=self.report.skipped,
@@ -159,8 +172,13 @@ class Harvest:
             dynamic_ncols=True,
         )
         self._writer.start()
+        if self._reader is not None:
+            self._reader.start()
+        self._interrupts.install()
         logger.info(
-            "Harvest started on %r (%s tasks)", self.memory, "streamed" if total is None else total
+            "Harvest started on %r (%s tasks)",
+            self.memory,
+            "streamed" if total is None else total,
         )
         return self
 
@@ -170,19 +188,21 @@ class Harvest:
         exc: BaseException | None,
         traceback: TracebackType | None,
     ) -> None:
-        if exc_type is KeyboardInterrupt:
-            self.report.interrupted = True
-        # A task waiting for its retry when the run stopped failed in this run:
-        # say so, with its error; the next run retries it.
-        while self._retries:
-            attempt = self._retries.popleft()
-            self._record_failure(attempt, attempt.last_error)
-        self._writer.close()
-        if self._bar is not None:
-            self._bar.close()
-        self.report.elapsed = time.perf_counter() - self._started
-        self.report.refused_results = list(self._writer.refused)
-        self._log_report()
+        self._interrupts.flushing()
+        try:
+            if self._reader is not None:
+                self._reader.close()
+            # A task waiting for its retry when the run stopped failed in this
+            # run: say so, with its error; the next run retries it.
+            while self._retries:
+                attempt = self._retries.popleft()
+                self._record_failure(attempt, attempt.last_error)
+            self._writer.close()
+        finally:
+            self._interrupts.restore()
+            if self._bar is not None:
+                self._bar.close()
+        self._settle_report(interrupted=exc_type is KeyboardInterrupt)
         if exc_type is not None:
             return
         if self._writer.error is not None:
@@ -193,34 +213,41 @@ class Harvest:
             ) from self._writer.error
         if self._failure is not None:
             raise self._failure
+        if self._interrupts.received:
+            raise KeyboardInterrupt
 
     # -- what the executor calls ---------------------------------------------------
 
     def next_attempt(self) -> Attempt | None:
-        """The next attempt to start, or None if nothing may start now.
-
-        None means: stopped, or everything started; the executor then waits for
-        running attempts, whose outcomes may bring retries.
-        """
+        """The next attempt to start, or None if there is none right now (see :attr:`done`)."""
         if self._should_stop():
             return None
         if self._retries:
             return self._retries.popleft()
-        try:
-            return next(self._source)
-        except StopIteration:
+        if not self._runnable:
+            try:
+                self._refill()
+            except Exception as exc:  # the memory failed while registering tasks
+                self._fail(exc)
+                return None
+        return self._runnable.popleft() if self._runnable else None
+
+    @property
+    def done(self) -> bool:
+        """True once nothing will start any more: stopped, or every task started, no retry due."""
+        return self._stopping or (self._source_done and not self._runnable and not self._retries)
+
+    def wait_hint(self) -> float | None:
+        """How long an executor may wait for an outcome before asking again (None: no limit)."""
+        if self._reader is None or self._source_done or self._stopping:
             return None
-        except Exception as exc:
-            # A duplicate id or a broken task in a generator, or the generator
-            # itself raising: finish what runs, record it, then raise.
-            self._fail(exc)
-            return None
+        return SOURCE_POLL
 
     def on_outcome(self, outcome: Outcome) -> None:
         """Record a finished attempt (or schedule its retry), then check the stop condition."""
         attempt = outcome.attempt
         if outcome.ok:
-            self._writer.put((attempt.task_id, COMPLETED, outcome.result, None))
+            self._writer.put(EncodedUpdate(attempt.task_id, COMPLETED, outcome.result_json, None))
             self.report.completed += 1
             self._advance()
         elif outcome.retryable and attempt.number <= self.retry:
@@ -264,16 +291,42 @@ class Harvest:
             self._failure = exc
 
     def _record_failure(self, attempt: Attempt, error: str | None) -> None:
-        self._writer.put((attempt.task_id, FAILED, None, error))
+        self._writer.put(EncodedUpdate(attempt.task_id, FAILED, None, error))
         self.report.failed += 1
         logger.debug("Task %r failed: %s", attempt.task_id, error)
         self._advance()
         if self._bar is not None:
             self._bar.set_postfix(failed=self.report.failed, refresh=False)
 
-    def _advance(self) -> None:
-        if self._bar is not None:
-            self._bar.update()
+    def _advance(self, count: int = 1) -> None:
+        if self._bar is not None and count:
+            self._bar.update(count)
+
+    def _refill(self) -> None:
+        """Move the next tasks of the source into ``_runnable``, without waiting."""
+        if self._source_done:
+            return
+        if self._listed is not None:
+            for attempt in self._listed:
+                self._runnable.append(attempt)
+                if len(self._runnable) >= REGISTRATION_CHUNK:
+                    return
+            self._source_done = True
+            return
+        assert self._reader is not None
+        pairs = self._reader.take(REGISTRATION_CHUNK)
+        if pairs:
+            runnable = self._register([task_id for task_id, _ in pairs])
+            self._advance(runnable.count(False))
+            self._runnable.extend(
+                Attempt(i, t) for (i, t), run in zip(pairs, runnable, strict=True) if run
+            )
+        if self._reader.ended and not self._runnable:
+            # Every task read before a bad one (a duplicate id, a generator
+            # that raised) has started: now the run stops, with that error.
+            self._source_done = True
+            if self._reader.error is not None:
+                self._fail(self._reader.error)
 
     def _register(self, ids: list[str]) -> list[bool]:
         """Store the unknown tasks among ``ids``; return, per id, whether it still has to run."""
@@ -295,48 +348,18 @@ class Harvest:
             runnable.extend(self._register(ids[start : start + REGISTRATION_CHUNK]))
         return (Attempt(ids[k], tasks[k]) for k, run in enumerate(runnable) if run)
 
-    def _register_stream(self, items: Iterator[object]) -> Iterator[Attempt]:
-        """Register a generator's tasks chunk by chunk, as the run consumes them."""
-        seen: set[str] = set()
-        size = _FIRST_STREAM_CHUNK
-        while chunk := list(islice(items, size)):
-            size = min(size * 2, REGISTRATION_CHUNK)
-            tasks: list[Task] = []
-            ids: list[str] = []
-            problem: MessorError | None = None
-            for item in chunk:
-                try:
-                    task = as_task(item)
-                    task_id = task_id_of(task)
-                    if task_id in seen:
-                        raise _duplicate(task_id)
-                except MessorError as exc:
-                    # The tasks before the bad one still run; then the run stops.
-                    problem = exc
-                    break
-                seen.add(task_id)
-                tasks.append(task)
-                ids.append(task_id)
-            runnable = self._register(ids) if ids else []
-            if self._bar is not None:
-                self._bar.update(runnable.count(False))
-            yield from (
-                Attempt(i, t) for i, t, run in zip(ids, tasks, runnable, strict=True) if run
-            )
-            if problem is not None:
-                raise problem
-
-    def _log_report(self) -> None:
+    def _settle_report(self, *, interrupted: bool) -> None:
         r = self.report
+        # Results the memory refused were counted completed; they were recorded failed.
+        r.refused_results = list(self._writer.refused)
+        r.completed -= len(r.refused_results)
+        r.failed += len(r.refused_results)
+        r.interrupted = interrupted or bool(self._interrupts.received)
+        r.elapsed = time.perf_counter() - self._started
         how = "interrupted" if r.interrupted else "stopped" if r.stopped else "finished"
         logger.info(
             "Harvest %s in %.2fs: %d completed, %d failed, %d retries, %d already completed",
-            how,
-            r.elapsed,
-            r.completed,
-            r.failed,
-            r.retried,
-            r.skipped,
+            *(how, r.elapsed, r.completed, r.failed, r.retried, r.skipped),
         )
 
 
@@ -346,12 +369,5 @@ def _refuse_duplicates(ids: list[str]) -> None:
     seen: set[str] = set()
     for task_id in ids:
         if task_id in seen:
-            raise _duplicate(task_id)
+            raise duplicate_task(task_id)
         seen.add(task_id)
-
-
-def _duplicate(task_id: str) -> DuplicateTaskError:
-    return DuplicateTaskError(
-        f"Two tasks of this run have the id {task_id!r}; the second would overwrite the "
-        "first one's record. Give every task a unique get_id()."
-    )

@@ -23,15 +23,14 @@ from typing import Any
 from messor.errors import ConfigurationError
 from messor.memory import Memory
 from messor.plugins import get_catalog
+from messor.sqlite_memory import DEFAULT_FILE
 from messor.url import MemoryURL
 
-__all__ = ["DEFAULT_SQLITE_FILE", "ENV_VAR", "open_memory", "resolve_spec"]
+__all__ = ["ENV_VAR", "open_memory", "resolve_spec"]
 
 logger = logging.getLogger("messor")
 
 ENV_VAR = "MESSOR_MEMORY"
-#: The file a harvest uses when nothing else is configured.
-DEFAULT_SQLITE_FILE = "messor.db"
 _SQLITE_SUFFIXES = (".db", ".sqlite", ".sqlite3")
 
 
@@ -46,7 +45,7 @@ def resolve_spec(spec: str | None = None) -> tuple[str, str]:
         found = _spec_from_toml(Path(file), table)
         if found is not None:
             return found
-    return f"sqlite:///{DEFAULT_SQLITE_FILE}", "default"
+    return f"sqlite:///{DEFAULT_FILE}", "default"
 
 
 def _spec_from_toml(path: Path, table: tuple[str, ...]) -> tuple[str, str] | None:

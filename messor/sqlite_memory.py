@@ -10,6 +10,7 @@ writes keep up with tens of thousands of tasks per second.
 
 from __future__ import annotations
 
+import logging
 import os
 import sqlite3
 import threading
@@ -19,11 +20,12 @@ from itertools import islice
 from pathlib import Path
 from typing import Any
 
-from messor.errors import ConfigurationError, TaskNotFoundError
+from messor.errors import ConfigurationError, TaskDataError, TaskNotFoundError
 from messor.memory import (
     COMPLETED,
     FAILED,
     PENDING,
+    EncodedUpdate,
     Memory,
     StatusUpdate,
     TaskRecord,
@@ -33,7 +35,12 @@ from messor.memory import (
     encode_update,
 )
 
-__all__ = ["SQLiteMemory"]
+__all__ = ["DEFAULT_FILE", "SQLiteMemory"]
+
+logger = logging.getLogger("messor")
+
+#: The file a harvest uses when nothing else is configured.
+DEFAULT_FILE = "messor.db"
 
 SCHEMA_VERSION = 1
 # Host parameters per statement stay well under SQLite's limit (32766).
@@ -82,7 +89,13 @@ class SQLiteMemory(Memory):
                     "or is another program's database (use another file)"
                 )
             if not in_ram:
-                conn.execute("PRAGMA journal_mode=WAL")
+                mode = conn.execute("PRAGMA journal_mode=WAL").fetchone()[0]
+                if mode != "wal":
+                    # Some file systems (network shares) refuse WAL; the file
+                    # still works, with slower commits.
+                    logger.warning(
+                        "%s: SQLite kept journal mode %r instead of WAL", self.path, mode
+                    )
                 conn.execute("PRAGMA synchronous=NORMAL")
             conn.executescript(f"BEGIN;{_SCHEMA}PRAGMA user_version={SCHEMA_VERSION};COMMIT;")
         except sqlite3.DatabaseError as exc:
@@ -101,17 +114,20 @@ class SQLiteMemory(Memory):
 
     @contextmanager
     def _transaction(self) -> Iterator[sqlite3.Connection]:
-        """Hold the lock and one write transaction; roll back on any error."""
+        """Hold the lock and one write transaction; roll back on any error, COMMIT's included."""
         with self._lock:
+            conn = self._conn
             # IMMEDIATE takes the write lock up front, so two processes never
             # deadlock upgrading a read transaction.
-            self._conn.execute("BEGIN IMMEDIATE")
+            conn.execute("BEGIN IMMEDIATE")
             try:
-                yield self._conn
+                yield conn
+                conn.execute("COMMIT")
             except BaseException:
-                self._conn.execute("ROLLBACK")
+                # SQLite may have rolled back already (disk full, I/O error).
+                if conn.in_transaction:
+                    conn.execute("ROLLBACK")
                 raise
-            self._conn.execute("COMMIT")
 
     def _fetchall(self, sql: str, params: Sequence[Any] = ()) -> list[Any]:
         with self._lock:
@@ -131,18 +147,37 @@ class SQLiteMemory(Memory):
             )
 
     def update_task_statuses(self, statuses: Sequence[StatusUpdate]) -> None:
-        rows = [
-            (status, result, error, task_id)
-            for task_id, status, result, error in map(encode_update, statuses)
-        ]
+        self._update([encode_update(update) for update in statuses], keep_completed=False)
+
+    def record_outcomes(self, outcomes: Sequence[EncodedUpdate]) -> None:
+        self._update(outcomes, keep_completed=True)
+
+    def _update(self, rows: Sequence[EncodedUpdate], *, keep_completed: bool) -> None:
+        """Apply status rows in one transaction; with ``keep_completed``, never over a success."""
+        overwrite = [r for r in rows if not keep_completed or r.status == COMPLETED]
+        guarded = [r for r in rows if keep_completed and r.status != COMPLETED]
+        sql = "UPDATE messor_tasks SET status = ?, result = ?, error = ? WHERE id = ?"
         with self._transaction() as conn:
-            changed = conn.executemany(
-                "UPDATE messor_tasks SET status = ?, result = ?, error = ? WHERE id = ?", rows
-            ).rowcount
+            try:
+                changed = 0
+                for batch, where in ((overwrite, ""), (guarded, " AND status != 'completed'")):
+                    if batch:
+                        params = [(r.status, r.result_json, r.error, r.task_id) for r in batch]
+                        changed += conn.executemany(sql + where, params).rowcount
+            except sqlite3.DataError as exc:
+                # SQLite's own limits (about 1 GB per value by default).
+                which = f"of task {rows[0].task_id!r} " if len(rows) == 1 else ""
+                raise TaskDataError(
+                    f"A result {which}is too large for SQLite ({exc}); "
+                    "store large payloads elsewhere and return a reference to them"
+                ) from exc
             if changed != len(rows):
-                known = {i for (i,) in _select_by_ids(conn, "id", (row[3] for row in rows))}
-                unknown = next(row[3] for row in rows if row[3] not in known)
-                raise TaskNotFoundError(unknown)
+                # Fewer rows changed than given: unknown ids, or failures kept
+                # off completed tasks. Only the first is an error.
+                known = {i for (i,) in _select_by_ids(conn, "id", (r.task_id for r in rows))}
+                unknown = [r.task_id for r in rows if r.task_id not in known]
+                if unknown:
+                    raise TaskNotFoundError(unknown[0])
 
     def get_task_status(self, task_id: str) -> str:
         rows = self._fetchall("SELECT status FROM messor_tasks WHERE id = ?", (task_id,))

@@ -28,7 +28,7 @@ from typing import Any
 import pytest
 
 from messor.local_threaded_executor import LocalThreadedExecutor
-from messor.memory import COMPLETED, FAILED, PENDING, Memory, TaskRecord
+from messor.memory import COMPLETED, FAILED, PENDING, EncodedUpdate, Memory, TaskRecord
 from messor.tasks import FunctionTask
 
 __all__ = ["JSON_VALUES", "ODD_TASK_IDS", "MemoryContract"]
@@ -298,3 +298,43 @@ class MemoryContract:
         assert (report.completed, report.skipped) == (1, 10)
         assert memory.get_task_result("broken") == {"n": 99, "square": 9801}
         assert memory.get_failed_tasks() == []
+
+    # -- record_outcomes: the executor's write path --------------------------------------
+
+    def test_record_outcomes_stores_results_given_as_json_text(self, memory: Memory) -> None:
+        memory.store_tasks([("a", {}), ("b", {})])
+        memory.record_outcomes(
+            [
+                EncodedUpdate("a", COMPLETED, '{"x":[1,false,null]}', None),
+                EncodedUpdate("b", FAILED, None, "TimeoutError: slow"),
+            ]
+        )
+        assert memory.get_task_result("a") == {"x": [1, False, None]}
+        assert memory.get_failed_tasks() == [("b", "TimeoutError: slow")]
+
+    def test_a_recorded_failure_never_replaces_a_completed_result(self, memory: Memory) -> None:
+        # Another run on the same store may fail a task this run completed.
+        memory.store_tasks([("a", {}), ("b", {})])
+        memory.record_outcomes([EncodedUpdate("a", COMPLETED, '"first"', None)])
+        memory.record_outcomes(
+            [
+                EncodedUpdate("a", FAILED, None, "late failure"),
+                EncodedUpdate("b", FAILED, None, "x"),
+            ]
+        )
+        assert memory.get_task_status("a") == COMPLETED
+        assert memory.get_task_result("a") == "first"
+        assert memory.get_failed_tasks() == [("b", "x")]
+
+    def test_record_outcomes_of_an_unknown_id_raises_keyerror_and_records_nothing(
+        self, memory: Memory
+    ) -> None:
+        memory.store_tasks([("a", {})])
+        with pytest.raises(KeyError, match="ghost"):
+            memory.record_outcomes(
+                [
+                    EncodedUpdate("a", COMPLETED, "1", None),
+                    EncodedUpdate("ghost", FAILED, None, "e"),
+                ]
+            )
+        assert memory.get_task_status("a") == PENDING

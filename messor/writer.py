@@ -1,10 +1,11 @@
 """``RecordWriter``: one thread that records outcomes in the memory, in batches.
 
-Workers never wait for the memory: they hand outcomes to a queue, and this
-thread writes whatever has accumulated in one ``update_task_statuses`` call
-(group commit). While one batch is being written the next one gathers, so
-batches grow exactly as large as the memory's latency requires, and a slow
-trickle of tasks is still recorded at once.
+Workers never wait for the memory: outcomes go to a queue, and this thread
+writes whatever has accumulated in one ``record_outcomes`` call (group
+commit). While one batch is being written the next one gathers, so batches
+grow exactly as large as the memory's latency requires, and a slow trickle of
+tasks is still recorded at once. When the memory falls far behind, ``put``
+waits: finished results never pile up in RAM beyond ``max_backlog``.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ import queue
 import threading
 from typing import Final
 
-from messor.memory import FAILED, Memory, StatusUpdate
+from messor.memory import FAILED, EncodedUpdate, Memory
 
 __all__ = ["RecordWriter"]
 
@@ -23,80 +24,104 @@ logger = logging.getLogger("messor")
 _STOP: Final = object()
 #: Upper bound of one batch, so that a single transaction stays short.
 MAX_BATCH = 2000
+#: Outcomes finished but not yet written before ``put`` makes the run wait.
+MAX_BACKLOG = 10 * MAX_BATCH
 
 
 class RecordWriter:
-    """Writes ``(task_id, status, result, error)`` rows to a memory from its own thread."""
+    """Writes :class:`~messor.memory.EncodedUpdate` rows to a memory from its own thread."""
 
-    def __init__(self, memory: Memory, *, max_batch: int = MAX_BATCH) -> None:
+    def __init__(
+        self, memory: Memory, *, max_batch: int = MAX_BATCH, max_backlog: int = MAX_BACKLOG
+    ) -> None:
         self._memory = memory
         self._max_batch = max_batch
+        self._max_backlog = max_backlog
         self._queue: queue.SimpleQueue[object] = queue.SimpleQueue()
+        self._room = threading.Event()
         self._thread = threading.Thread(target=self._run, name="messor-writer", daemon=True)
         #: The first error the memory raised; once set, nothing more is written.
-        self.error: Exception | None = None
+        self.error: BaseException | None = None
         #: ``(task_id, reason)`` of results the memory refused; those tasks were recorded failed.
         self.refused: list[tuple[str, str]] = []
-        self.written = 0
 
     def start(self) -> None:
         self._thread.start()
 
-    def put(self, row: StatusUpdate) -> None:
+    @property
+    def backlog(self) -> int:
+        """Outcomes queued and not written yet."""
+        return self._queue.qsize()
+
+    def put(self, row: EncodedUpdate) -> None:
         """Queue one row; it is written soon, in a batch with its neighbours."""
         self._queue.put(row)
+        # The memory is slower than the tasks: hold the run back rather than
+        # keep ever more finished results only in RAM.
+        while self._queue.qsize() > self._max_backlog and self._thread.is_alive():
+            self._room.wait(0.1)
+            self._room.clear()
 
     def close(self) -> None:
         """Write everything queued so far, then stop the thread."""
         if self._thread.is_alive():
             self._queue.put(_STOP)
             self._thread.join()
+        elif self.error is None and self._queue.qsize():
+            self.error = RuntimeError("the writer thread stopped before writing everything")
 
     def _run(self) -> None:
-        done = False
-        while not done:
-            batch: list[StatusUpdate] = []
-            item = self._queue.get()
-            while True:
-                if item is _STOP:
-                    done = True
-                    break
-                batch.append(item)  # type: ignore[arg-type]
-                if len(batch) >= self._max_batch:
-                    break
-                try:
-                    item = self._queue.get_nowait()
-                except queue.Empty:
-                    break
-            if batch and self.error is None:
-                self._write(batch)
-
-    def _write(self, batch: list[StatusUpdate]) -> None:
         try:
-            self._memory.update_task_statuses(batch)
+            done = False
+            while not done:
+                batch: list[EncodedUpdate] = []
+                item = self._queue.get()
+                while True:
+                    if item is _STOP:
+                        done = True
+                        break
+                    batch.append(item)  # type: ignore[arg-type]
+                    if len(batch) >= self._max_batch:
+                        break
+                    try:
+                        item = self._queue.get_nowait()
+                    except queue.Empty:
+                        break
+                if batch and self.error is None:
+                    self._write(batch)
+                self._room.set()
+        except BaseException as exc:  # never die silently: the run must learn of it
+            self.error = self.error or exc
+
+    def _write(self, batch: list[EncodedUpdate]) -> None:
+        try:
+            self._memory.record_outcomes(batch)
         except (TypeError, ValueError):
             # One row the memory cannot store spoils the whole call, which
-            # changed nothing: find it, and record that task as failed.
+            # changed nothing: write the rows one by one to find it.
             for row in batch:
+                if self.error is not None:
+                    return
                 self._write_alone(row)
         except Exception as exc:
-            logger.error("Could not record %d outcomes in %r: %s", len(batch), self._memory, exc)
-            self.error = exc
-        else:
-            self.written += len(batch)
+            self._give_up(exc, len(batch))
 
-    def _write_alone(self, row: StatusUpdate) -> None:
+    def _write_alone(self, row: EncodedUpdate) -> None:
         try:
-            self._memory.update_task_statuses([row])
+            self._memory.record_outcomes([row])
+            return
         except (TypeError, ValueError) as refused:
             reason = f"the memory could not store the result: {refused}"
-            self.refused.append((row[0], reason))
-            try:
-                self._memory.update_task_statuses([(row[0], FAILED, None, reason)])
-            except Exception as exc:
-                self.error = exc
-                return
         except Exception as exc:
-            self.error = exc
+            self._give_up(exc, 1)
             return
-        self.written += 1
+        try:
+            self._memory.record_outcomes([EncodedUpdate(row.task_id, FAILED, None, reason)])
+        except Exception as exc:
+            self._give_up(exc, 1)
+            return
+        self.refused.append((row.task_id, reason))
+
+    def _give_up(self, exc: Exception, count: int) -> None:
+        logger.error("Could not record %d outcomes in %r: %s", count, self._memory, exc)
+        self.error = exc
