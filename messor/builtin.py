@@ -32,7 +32,14 @@ def open_sqlite(url: MemoryURL | None, *, path: str | None = None) -> Memory:
     _refuse_query(url)
     # SQLAlchemy's forms: one slash after "//" starts a relative path, two an absolute one.
     file = url.path[1:] if url.path.startswith("/") else url.path
-    return SQLiteMemory(file or ":memory:")
+    if not file:
+        # SQLAlchemy reads this as a database in RAM; a forgotten file name
+        # would then lose every result when the process ends.
+        raise ConfigurationError(
+            f"{url} names no file: write sqlite:///harvest.db (relative), "
+            "sqlite:////var/data/harvest.db (absolute) or sqlite:///:memory: (in RAM)"
+        )
+    return SQLiteMemory(file)
 
 
 def open_in_process(url: MemoryURL | None) -> Memory:
@@ -41,7 +48,9 @@ def open_in_process(url: MemoryURL | None) -> Memory:
 
     if url is not None:
         if url.host or url.path.strip("/"):
-            raise ConfigurationError(f"{url} has a location; the in-process memory takes none")
+            raise ConfigurationError(
+                f"{url} has a location; the in-process memory takes none: write memory://"
+            )
         _refuse_query(url)
     return InProcessMemory()
 
@@ -49,7 +58,9 @@ def open_in_process(url: MemoryURL | None) -> Memory:
 def _refuse_query(url: MemoryURL) -> None:
     if url.query:
         names = ", ".join(sorted(url.query))
-        raise ConfigurationError(f"{url.scheme}:// memories take no URL options (got {names})")
+        raise ConfigurationError(
+            f"{url.scheme}:// memories take no URL options (got {names}); remove them"
+        )
 
 
 @hookimpl

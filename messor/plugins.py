@@ -180,15 +180,23 @@ def _add_plugin(
     registrar = _Registrar(name, dist)
     try:
         manager.register(plugin, name=f"{name}={target}")
-        manager.check_pending()
         for impl in manager.hook.register_memories.get_hookimpls():
             if impl.plugin is plugin:
                 impl.function(register=registrar)
+        unknown = _unknown_hooks(manager, plugin)
+        if unknown and not registrar.offered:
+            raise LookupError(
+                f"it implements no hook this Messor knows ({', '.join(unknown)}); "
+                f"the hooks are: {', '.join(_hooks(manager))}"
+            )
     except Exception as exc:
         if manager.is_registered(plugin):
             manager.unregister(plugin)
         _fail(catalog, name, target, dist, exc)
         return
+    if unknown:
+        # Hooks of a newer Messor, say: what this one knows still works.
+        logger.info("Plugin %r: ignoring hooks this Messor does not know: %s", name, unknown)
     for backend in registrar.offered:
         clash = catalog.backends.get(backend.name) or next(
             (catalog.schemes[s] for s in backend.schemes if s in catalog.schemes), None
@@ -207,6 +215,21 @@ def _add_plugin(
             continue
         catalog.backends[backend.name] = backend
         catalog.schemes.update(dict.fromkeys(backend.schemes, backend))
+
+
+def _hooks(manager: pluggy.PluginManager) -> list[str]:
+    """The hooks of :mod:`messor.hookspecs`."""
+    return [name for name in dir(hookspecs) if manager.parse_hookspec_opts(hookspecs, name)]
+
+
+def _unknown_hooks(manager: pluggy.PluginManager, plugin: object) -> list[str]:
+    """Names the plugin marks as hook implementations that match no hook of this Messor."""
+    known = _hooks(manager)
+    return [
+        attribute
+        for attribute in dir(plugin)
+        if attribute not in known and manager.parse_hookimpl_opts(plugin, attribute) is not None
+    ]
 
 
 def _fail(

@@ -16,6 +16,7 @@ from __future__ import annotations
 import inspect
 import logging
 import os
+import re
 import tomllib
 from pathlib import Path
 from typing import Any
@@ -32,6 +33,8 @@ logger = logging.getLogger("messor")
 
 ENV_VAR = "MESSOR_MEMORY"
 _SQLITE_SUFFIXES = (".db", ".sqlite", ".sqlite3")
+# Two letters at least, so that a Windows drive ("C:\\data.db") is a path.
+_SCHEME_PREFIX = re.compile(r"[A-Za-z][A-Za-z0-9+.-]+:")
 
 
 def resolve_spec(spec: str | None = None) -> tuple[str, str]:
@@ -76,15 +79,25 @@ def open_memory(spec: str | None = None, **options: Any) -> Memory:
     not installed, :class:`~messor.errors.ConfigurationError` for a spec or
     option it cannot use.
     """
+    if isinstance(spec, Memory):
+        raise ConfigurationError(f"{spec!r} is already a memory: use it directly")
     if spec is not None and not isinstance(spec, str):
         raise ConfigurationError(
-            f"A memory spec is a URL or backend name (str), got {type(spec).__name__}"
+            f"A memory spec is a URL, a backend name or a SQLite file path (str), "
+            f"got {type(spec).__name__}"
         )
     text, source = resolve_spec(spec)
     url: MemoryURL | None = None
     if "://" in text:
-        url = MemoryURL.parse(text)
+        url = MemoryURL(text)
         key = url.scheme
+    elif scheme := _SCHEME_PREFIX.match(text):
+        # "redis:pw@host/0" is a URL missing its "//", not a file to create
+        # (which would put the password in a file name and in the logs).
+        raise ConfigurationError(
+            f"The memory spec {scheme.group(0)}... (from {source}) looks like a URL without "
+            f"'//': write {scheme.group(0)}//..."
+        )
     elif _looks_like_sqlite_file(text):
         if "path" in options:
             raise ConfigurationError(

@@ -35,7 +35,10 @@ class FunctionTask:
 
     def __init__(self, task_id: str, function: Callable[..., Any], /, *args: Any, **kwargs: Any):
         if not callable(function):
-            raise InvalidTaskError(f"FunctionTask {task_id!r}: {function!r} is not callable")
+            raise InvalidTaskError(
+                f"FunctionTask {task_id!r}: {function!r} is not callable; "
+                "the order is FunctionTask(task_id, function, *args, **kwargs)"
+            )
         self.task_id = task_id
         self.function = function
         self.args = args

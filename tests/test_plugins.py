@@ -267,10 +267,32 @@ def test_a_plugin_with_a_misspelt_hook_is_recorded_and_the_others_keep_working(
     )
     [failure] = catalog.failures
     assert failure.plugin == "misspelt"
-    assert "PluginValidationError" in failure.error
-    assert "unknown hook 'register_memory'" in failure.error
+    assert "no hook this Messor knows (register_memory)" in failure.error
+    assert "register_memories" in failure.error
     assert "misspelt" not in catalog.backends
     assert_good_plugin_and_builtins_work(catalog)
+
+
+def test_a_plugin_with_hooks_of_a_newer_messor_still_offers_its_memories(
+    write_plugin: PluginWriter,
+) -> None:
+    entry_point = write_plugin(
+        "newer",
+        """
+        import messor
+
+        @messor.hookimpl
+        def register_memories(register):
+            register("newer", lambda url, **options: messor.InProcessMemory())
+
+        @messor.hookimpl
+        def register_executors(register):
+            raise AssertionError("this Messor has no such hook and must not call it")
+        """,
+    )
+    catalog = load_with(entry_point)
+    assert catalog.failures == []
+    assert "newer" in catalog.backends
 
 
 def test_a_plugin_whose_hook_has_a_wrong_argument_name_is_recorded_and_the_others_keep_working(

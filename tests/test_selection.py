@@ -66,12 +66,48 @@ def test_sqlite_url_with_four_slashes_opens_an_absolute_path(
     assert list(work.iterdir()) == []
 
 
-@pytest.mark.parametrize("spec", ["sqlite:///:memory:", "sqlite://"])
-def test_sqlite_url_without_a_file_opens_an_in_ram_database(spec: str, tmp_path: Path) -> None:
-    with closing(open_sqlite(spec)) as memory:
+def test_sqlite_url_of_memory_opens_an_in_ram_database(tmp_path: Path) -> None:
+    with closing(open_sqlite("sqlite:///:memory:")) as memory:
         assert memory.path == ":memory:"
         memory.store_tasks([("t1", {})])
     assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize("spec", ["sqlite://", "sqlite:///"])
+def test_a_sqlite_url_without_a_file_is_refused_rather_than_kept_in_ram(spec: str) -> None:
+    # a forgotten file name must not silently lose every result at exit
+    with pytest.raises(ConfigurationError, match=r"sqlite:///:memory:"):
+        messor.open_memory(spec)
+
+
+@pytest.mark.parametrize("spec", ["redis:pw-SECRET@cache:6379/0", "rediss:/u:pw-SECRET@c/0"])
+def test_a_url_missing_its_slashes_is_refused_not_taken_for_a_file(
+    spec: str, tmp_path: Path
+) -> None:
+    with pytest.raises(ConfigurationError, match="//") as raised:
+        messor.open_memory(spec)
+    assert "SECRET" not in str(raised.value)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_a_token_given_as_user_name_is_hidden() -> None:
+    url = MemoryURL("https://TOKEN-SECRET@store.example/bucket")
+    assert "SECRET" not in repr(url)
+    assert "SECRET" not in str(url)
+
+
+@pytest.mark.parametrize("key", ["api_key", "apikey", "X-Amz-Signature", "passwd", "auth"])
+def test_secret_looking_query_values_are_hidden(key: str) -> None:
+    url = MemoryURL(f"s3://bucket/prefix?region=eu-west-1&{key}=SECRET")
+    assert "SECRET" not in repr(url)
+    assert "region=eu-west-1" in str(url)
+    assert url.query[key] == "SECRET"
+
+
+def test_a_memory_url_does_not_expose_its_secret_through_its_attributes() -> None:
+    url = MemoryURL("redis://u:SECRET@h/0")
+    assert not hasattr(url, "__dict__")
+    assert all("SECRET" not in repr(getattr(url, name)) for name in ("scheme", "host", "path"))
 
 
 def test_memory_url_opens_an_in_process_memory() -> None:
