@@ -73,8 +73,8 @@ class InterruptGuard:
                 self._backlog(),
             )
             return
+        self._stop()
         logger.warning(
             "Interrupted: no new tasks start; waiting for the running ones to finish and be "
             "recorded (press Ctrl-C again to abandon them; they stay pending)"
         )
-        self._stop()
