@@ -21,9 +21,8 @@ from messor.memory import (
     Memory,
     StatusUpdate,
     TaskRecord,
-    check_task_id,
     decode_json,
-    encode_json,
+    encode_tasks,
     encode_update,
 )
 
@@ -49,10 +48,7 @@ class InProcessMemory(Memory):
         return "InProcessMemory()"
 
     def store_tasks(self, tasks: Sequence[tuple[str, dict[str, Any]]]) -> None:
-        rows = [
-            (check_task_id(task_id), encode_json(data, task_id=task_id, what="data"))
-            for task_id, data in tasks
-        ]
+        rows = encode_tasks(tasks)
         with self._lock:
             for task_id, data in rows:
                 self._entries.setdefault(task_id, _Entry(data))

@@ -115,6 +115,14 @@ def check_task_id(task_id: object) -> str:
     return task_id
 
 
+def encode_tasks(tasks: Sequence[tuple[str, dict[str, Any]]]) -> list[tuple[str, str]]:
+    """Check ``store_tasks`` pairs; return them with the data as JSON text."""
+    return [
+        (check_task_id(task_id), encode_json(data, task_id=task_id, what="data"))
+        for task_id, data in tasks
+    ]
+
+
 def encode_update(update: StatusUpdate) -> EncodedUpdate:
     """Check one ``update_task_statuses`` row; return it with the result as JSON text.
 

@@ -29,9 +29,8 @@ from messor.memory import (
     Memory,
     StatusUpdate,
     TaskRecord,
-    check_task_id,
     decode_json,
-    encode_json,
+    encode_tasks,
     encode_update,
 )
 
@@ -136,10 +135,7 @@ class SQLiteMemory(Memory):
     # -- the seed's methods ---------------------------------------------------
 
     def store_tasks(self, tasks: Sequence[tuple[str, dict[str, Any]]]) -> None:
-        rows = [
-            (check_task_id(task_id), encode_json(data, task_id=task_id, what="data"))
-            for task_id, data in tasks
-        ]
+        rows = encode_tasks(tasks)
         with self._transaction() as conn:
             conn.executemany(
                 "INSERT OR IGNORE INTO messor_tasks (id, data, status) VALUES (?, ?, 'pending')",
