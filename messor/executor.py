@@ -22,7 +22,8 @@ class Executor(ABC):
 
     Args:
         tasks: any iterable of tasks (objects with ``get_id()`` and
-            ``__call__()``); a generator is consumed lazily.
+            ``__call__()``); a generator is consumed lazily, and only once:
+            a second ``run()`` needs a new one.
         memory: a :class:`~messor.memory.Memory`, a spec for
             :func:`messor.open_memory` (``"sqlite:///harvest.db"``), or None for
             the configured default.
