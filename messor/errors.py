@@ -44,5 +44,9 @@ class UnknownBackendError(MessorError, LookupError):
     """No installed plugin provides the memory that was asked for."""
 
 
+class MemoryUnavailableError(MessorError, ConnectionError):
+    """A memory's store cannot be reached (connection refused, lost for too long)."""
+
+
 class RecordingError(MessorError, RuntimeError):
     """Outcomes could not be recorded; the run stopped to avoid losing more."""

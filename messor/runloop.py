@@ -73,6 +73,7 @@ class Outcome:
 class RunReport:
     """What one ``run()`` did (the memory holds the full state; see ``status_summary``)."""
 
+    #: Tasks recorded completed (or failed) by this run, as the memory confirmed.
     completed: int = 0
     failed: int = 0
     retried: int = 0
@@ -350,10 +351,11 @@ class Harvest:
 
     def _settle_report(self, *, interrupted: bool) -> None:
         r = self.report
-        # Results the memory refused were counted completed; they were recorded failed.
+        # Only what the memory confirmed counts: a result it refused was
+        # recorded failed, and after a store failure the rest was not recorded.
+        r.completed = self._writer.stored[COMPLETED]
+        r.failed = self._writer.stored[FAILED]
         r.refused_results = list(self._writer.refused)
-        r.completed -= len(r.refused_results)
-        r.failed += len(r.refused_results)
         r.interrupted = interrupted or bool(self._interrupts.received)
         r.elapsed = time.perf_counter() - self._started
         how = "interrupted" if r.interrupted else "stopped" if r.stopped else "finished"

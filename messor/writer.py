@@ -13,6 +13,7 @@ from __future__ import annotations
 import logging
 import queue
 import threading
+from collections import Counter
 from typing import Final
 
 from messor.memory import FAILED, EncodedUpdate, Memory
@@ -44,6 +45,8 @@ class RecordWriter:
         self.error: BaseException | None = None
         #: ``(task_id, reason)`` of results the memory refused; those tasks were recorded failed.
         self.refused: list[tuple[str, str]] = []
+        #: Rows the memory confirmed, by status: what a run may report as done.
+        self.stored: Counter[str] = Counter()
 
     def start(self) -> None:
         self._thread.start()
@@ -96,6 +99,7 @@ class RecordWriter:
     def _write(self, batch: list[EncodedUpdate]) -> None:
         try:
             self._memory.record_outcomes(batch)
+            self.stored.update(row.status for row in batch)
         except (TypeError, ValueError):
             # One row the memory cannot store spoils the whole call, which
             # changed nothing: write the rows one by one to find it.
@@ -109,6 +113,7 @@ class RecordWriter:
     def _write_alone(self, row: EncodedUpdate) -> None:
         try:
             self._memory.record_outcomes([row])
+            self.stored[row.status] += 1
             return
         except (TypeError, ValueError) as refused:
             reason = f"the memory could not store the result: {refused}"
@@ -121,6 +126,7 @@ class RecordWriter:
             self._give_up(exc, 1)
             return
         self.refused.append((row.task_id, reason))
+        self.stored[FAILED] += 1
 
     def _give_up(self, exc: Exception, count: int) -> None:
         logger.error("Could not record %d outcomes in %r: %s", count, self._memory, exc)

@@ -285,10 +285,12 @@ def test_when_outcomes_cannot_be_recorded_the_run_stops_with_a_clear_error() -> 
     memory = BreakingMemory(good_writes=1)
     recorder = Recorder()
     tasks = pages(200, recorder, sleep=0.002)
+    executor = LocalThreadedExecutor(tasks, memory=memory, max_concurrency=2)
     with pytest.raises(RecordingError, match="the store went away") as raised:
-        LocalThreadedExecutor(tasks, memory=memory, max_concurrency=2).run()
+        executor.run()
     assert isinstance(raised.value.__cause__, ConnectionError)
     completed = memory.get_completed_tasks()
+    assert executor.report.completed == len(completed)  # nothing reported that was not stored
     assert 1 <= len(completed) < 200
     assert all(memory.get_task_result(t) == f"Processed {t}" for t in completed)
     assert sum(recorder.calls.values()) < 200
