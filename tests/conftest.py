@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from messor import InProcessMemory, Memory, SQLiteMemory
+from messor import InProcessMemory, Memory, SQLiteMemory, open_memory
+from tests.redis_server import real_redis
 from tests.seed_memory import SeedOnlyMemory
 
 
@@ -19,10 +21,20 @@ def isolated_workdir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     return tmp_path
 
 
-MEMORY_KINDS = ["sqlite-file", "sqlite-ram", "in-process", "seed-only"]
+MEMORY_KINDS = ["sqlite-file", "sqlite-ram", "in-process", "seed-only", "redis-fake", "redis-real"]
 
 
 def make_memory(kind: str, directory: Path) -> Memory:
+    """An empty memory of ``kind`` (Redis ones in a namespace of their own)."""
+    if kind == "redis-fake":
+        import fakeredis
+
+        from messor_redis import RedisMemory
+
+        client = fakeredis.FakeRedis(server=fakeredis.FakeServer(), decode_responses=True)
+        return RedisMemory(client, namespace="test")
+    if kind == "redis-real":
+        return open_memory(f"{real_redis().url}?namespace={uuid.uuid4().hex}")
     if kind == "sqlite-file":
         return SQLiteMemory(directory / "harvest.db")
     if kind == "sqlite-ram":
@@ -39,4 +51,6 @@ def any_memory(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Memor
     """Each of the core's memories, and one that implements only the seed's methods."""
     memory = make_memory(request.param, tmp_path)
     yield memory
+    if request.param == "redis-real":
+        memory.clear()
     memory.close()

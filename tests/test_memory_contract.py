@@ -40,3 +40,18 @@ class TestSeedOnlyMemoryUsesTheBaseClassDefaults(MemoryContract):
     @pytest.fixture
     def memory(self, tmp_path: Path) -> Iterator[Memory]:
         yield from _opened("seed-only", tmp_path)
+
+
+class TestRedisOnFakeRedis(MemoryContract):
+    @pytest.fixture
+    def memory(self, tmp_path: Path) -> Iterator[Memory]:
+        yield from _opened("redis-fake", tmp_path)
+
+
+class TestRedisOnARealServer(MemoryContract):
+    @pytest.fixture
+    def memory(self, tmp_path: Path) -> Iterator[Memory]:
+        memory = make_memory("redis-real", tmp_path)
+        yield memory
+        memory.clear()
+        memory.close()

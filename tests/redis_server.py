@@ -1,0 +1,86 @@
+"""A real redis-server for the tests: started once per session on a free loopback port.
+
+Where the Debian package is not installed the real-Redis tests skip; in CI
+(``CI=true``) they fail instead, because ``.ci/run`` installs it.
+"""
+
+from __future__ import annotations
+
+import atexit
+import os
+import shutil
+import socket
+import subprocess
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+import redis
+
+
+@dataclass
+class RedisServer:
+    """A running redis-server, reachable over TCP and a unix socket."""
+
+    port: int
+    socket_path: Path
+    process: subprocess.Popen[bytes]
+
+    @property
+    def url(self) -> str:
+        return f"redis://127.0.0.1:{self.port}/0"
+
+    def client(self) -> redis.Redis:
+        return redis.Redis(host="127.0.0.1", port=self.port, decode_responses=True)
+
+    def stop(self) -> None:
+        self.process.terminate()
+        self.process.wait(timeout=10)
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port: int = probe.getsockname()[1]
+        return port
+
+
+def start_redis_server() -> RedisServer:
+    binary = shutil.which("redis-server")
+    if binary is None:
+        message = "redis-server is not installed (Debian: apt-get install redis-server)"
+        if os.environ.get("CI") == "true":
+            pytest.fail(f"{message}; .ci/run must provide it", pytrace=False)
+        pytest.skip(message)
+    directory = Path(tempfile.mkdtemp(prefix="messor-redis-"))
+    port = _free_port()
+    socket_path = directory / "redis.sock"
+    process = subprocess.Popen(
+        [binary, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
+         "--unixsocket", str(socket_path), "--unixsocketperm", "700", "--dir", str(directory)],
+        stdout=subprocess.DEVNULL,
+    )  # fmt: skip
+    server = RedisServer(port, socket_path, process)
+    deadline = time.monotonic() + 10
+    while True:
+        try:
+            server.client().ping()
+            return server
+        except redis.ConnectionError:
+            if process.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError(f"redis-server did not start on port {port}") from None
+            time.sleep(0.05)
+
+
+_server: RedisServer | None = None
+
+
+def real_redis() -> RedisServer:
+    """The session's redis-server, started on first use (skips or fails when there is none)."""
+    global _server
+    if _server is None:
+        _server = start_redis_server()
+        atexit.register(_server.stop)
+    return _server
