@@ -1,6 +1,6 @@
 """A harvest that the crash tests run in a child process, and kill.
 
-    python tests/crash_child.py DATABASE EXECUTION_LOG COUNT
+    python tests/crash_child.py MEMORY_SPEC EXECUTION_LOG COUNT
 
 Each task appends its id to EXECUTION_LOG before returning a result derived
 from its number, so the parent can tell which tasks ran, and how often.
@@ -25,10 +25,10 @@ def fetch(log: int, number: int) -> dict[str, int]:
     return expected_result(number)
 
 
-def main(database: str, execution_log: str, count: int) -> None:
+def main(memory: str, execution_log: str, count: int) -> None:
     log = os.open(execution_log, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
     tasks = [FunctionTask(f"t{n}", fetch, log, n) for n in range(count)]
-    LocalThreadedExecutor(tasks, memory=f"sqlite:///{database}", max_concurrency=4).run()
+    LocalThreadedExecutor(tasks, memory=memory, max_concurrency=4).run()
 
 
 if __name__ == "__main__":

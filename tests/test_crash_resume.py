@@ -9,9 +9,10 @@ from pathlib import Path
 
 import pytest
 
-from messor import SQLiteMemory
+from messor import open_memory
 from messor.memory import COMPLETED
 from tests.crash_child import expected_result
+from tests.redis_server import real_redis
 
 CHILD = Path(__file__).with_name("crash_child.py")
 COUNT = 2000
@@ -21,18 +22,18 @@ def executions(log: Path) -> list[str]:
     return log.read_text().split() if log.exists() else []
 
 
-def recorded(database: Path) -> dict[str, object]:
+def recorded(spec: str) -> dict[str, object]:
     """Completed task id -> result, read by a fresh connection as a new process would."""
-    memory = SQLiteMemory(database)
+    memory = open_memory(spec)
     try:
         return {r.task_id: r.result for r in memory.iter_records(COMPLETED)}
     finally:
         memory.close()
 
 
-def run_child(database: Path, log: Path, *, kill_at_executions: int | None) -> None:
+def run_child(spec: str, log: Path, *, kill_at_executions: int | None) -> None:
     """Run the harvest; with ``kill_at_executions``, SIGKILL it once that many tasks ran."""
-    command = [sys.executable, str(CHILD), str(database), str(log), str(COUNT)]
+    command = [sys.executable, str(CHILD), spec, str(log), str(COUNT)]
     if kill_at_executions is None:
         subprocess.run(command, check=True, timeout=120)
         return
@@ -46,17 +47,25 @@ def run_child(database: Path, log: Path, *, kill_at_executions: int | None) -> N
     child.wait()
 
 
+@pytest.fixture(params=["sqlite", "redis"])
+def spec(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """Where the killed harvest keeps its memory: a SQLite file, a real redis-server."""
+    if request.param == "redis":
+        return f"{real_redis().url}?namespace=crash-{tmp_path.name}"
+    return f"sqlite:///{tmp_path / 'harvest.db'}"
+
+
 @pytest.mark.slow
 def test_a_harvest_killed_with_sigkill_resumes_without_redoing_recorded_work(
-    tmp_path: Path,
+    spec: str, tmp_path: Path
 ) -> None:
-    database, log = tmp_path / "harvest.db", tmp_path / "executions.log"
+    log = tmp_path / "executions.log"
     before: dict[str, object] = {}
     # Killed three times at growing progress, then left to finish.
     for kill_at in (300, 900, 1500, None):
         ran_before = len(executions(log))
-        run_child(database, log, kill_at_executions=kill_at)
-        after = recorded(database)
+        run_child(spec, log, kill_at_executions=kill_at)
+        after = recorded(spec)
         if kill_at is not None:
             assert 0 < len(after) < COUNT, "the kill did not land mid-run"
         assert before.items() <= after.items(), "a recorded result was lost or changed"
@@ -65,6 +74,6 @@ def test_a_harvest_killed_with_sigkill_resumes_without_redoing_recorded_work(
         assert not ran_again, f"tasks recorded completed ran again: {sorted(ran_again)[:5]}"
         before = after
     assert before == {f"t{n}": expected_result(n) for n in range(COUNT)}
-    memory = SQLiteMemory(database)
+    memory = open_memory(spec)
     assert memory.count_by_status() == {"pending": 0, "completed": COUNT, "failed": 0}
     assert set(executions(log)) == set(before)
