@@ -162,6 +162,19 @@ class MemoryContract:
         assert memory.get_task_result("a") == "ok"
         assert "a" not in memory.dump_all()["task_errors"]
 
+    def test_rows_of_one_call_apply_in_order(self, memory: Memory) -> None:
+        memory.store_tasks([("a", {"first": True}), ("a", {"first": False})])
+        memory.update_task_statuses(
+            [("a", FAILED, None, "boom"), ("a", COMPLETED, "fixed", None), ("a", "leased", 1, None)]
+        )
+        memory.update_task_statuses([("a", COMPLETED, "done", None)])
+        assert memory.dump_all()["task_definitions"] == {"a": {"first": True}}
+        assert memory.get_completed_tasks() == ["a"]
+        assert memory.get_failed_tasks() == []
+        assert memory.get_pending_tasks() == []
+        assert memory.count_by_status()[COMPLETED] == 1
+        assert memory.get_task_result("a") == "done"
+
     def test_failed_then_pending_again(self, memory: Memory) -> None:
         memory.store_tasks([("a", {})])
         memory.update_task_statuses([("a", FAILED, None, "boom")])
