@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import random
 import threading
+import time
 import uuid
 from collections.abc import Iterator
 from typing import Any
@@ -25,7 +26,8 @@ from messor import (
 from messor.memory import COMPLETED, FAILED, PENDING, EncodedUpdate
 from messor_redis import RedisMemory
 from messor_redis import memory as redis_memory
-from tests.redis_server import RedisServer, real_redis
+from tests.redis_server import RedisServer, real_redis, start_redis_server
+from tests.tcp_proxy import TcpProxy
 
 
 @pytest.fixture
@@ -36,6 +38,21 @@ def server() -> RedisServer:
 @pytest.fixture
 def namespace() -> str:
     return uuid.uuid4().hex
+
+
+@pytest.fixture(scope="module")
+def fault_server() -> Iterator[RedisServer]:
+    """A redis-server of its own, for tests that reconfigure or cut it."""
+    server = start_redis_server()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def proxy(fault_server: RedisServer) -> Iterator[TcpProxy]:
+    proxy = TcpProxy(fault_server.port)
+    yield proxy
+    proxy.close()
 
 
 def open_real(server: RedisServer, namespace: str, **options: Any) -> RedisMemory:
@@ -225,18 +242,26 @@ def test_status_sets_stay_consistent_under_many_concurrent_writers(
 # -- limits -----------------------------------------------------------------------------
 
 
-def test_a_result_larger_than_redis_stores_fails_that_task_and_the_run_goes_on(
-    monkeypatch: pytest.MonkeyPatch,
+def test_a_result_larger_than_the_server_takes_fails_that_task_and_the_run_goes_on(
+    fault_server: RedisServer,
 ) -> None:
-    monkeypatch.setattr(redis_memory, "MAX_VALUE_BYTES", 1000)
-    memory, _ = fake_memory()
-    tasks = [FunctionTask(f"t{n}", lambda n=n: "x" * (5000 if n == 2 else 10)) for n in range(6)]
-    report = LocalThreadedExecutor(tasks, memory=memory).run()
-    [(task_id, error)] = memory.get_failed_tasks()
-    assert task_id == "t2"
-    assert error is not None
-    assert "512 MB" in error
-    assert (report.completed, report.failed) == (5, 1)
+    admin = fault_server.client()
+    admin.config_set("proto-max-bulk-len", 1024 * 1024)
+    try:
+        memory = messor.open_memory(fault_server.url)
+        assert memory.max_value_bytes == 1024 * 1024  # type: ignore[attr-defined]
+        tasks = [
+            FunctionTask(f"t{n}", lambda n=n: "x" * (2**21 if n == 2 else 10)) for n in range(6)
+        ]
+        report = LocalThreadedExecutor(tasks, memory=memory).run()
+        [(task_id, error)] = memory.get_failed_tasks()
+        assert task_id == "t2"
+        assert error is not None
+        assert "more than this Redis server takes in one value" in error
+        assert (report.completed, report.failed) == (5, 1)
+        memory.clear()
+    finally:
+        admin.config_set("proto-max-bulk-len", 512 * 1024 * 1024)
 
 
 def test_a_batch_split_by_size_still_changes_nothing_when_an_id_is_unknown(
@@ -253,9 +278,8 @@ def test_a_batch_split_by_size_still_changes_nothing_when_an_id_is_unknown(
     assert memory.count_by_status()[COMPLETED] == 10
 
 
-def test_too_large_data_is_refused_naming_the_task(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(redis_memory, "MAX_VALUE_BYTES", 100)
-    memory, _ = fake_memory()
+def test_too_large_data_is_refused_naming_the_task() -> None:
+    memory, _ = fake_memory(max_value_bytes=100)
     with pytest.raises(TaskDataError, match="'big'"):
         memory.store_tasks([("big", {"blob": "x" * 200})])
 
@@ -351,3 +375,70 @@ def test_a_connection_lost_for_too_long_stops_the_run_with_everything_recorded_i
     assert executor.report.completed == len(completed)
     assert all(memory.get_task_result(t) == int(t[1:]) ** 2 for t in completed)
     assert_consistent(memory)
+
+
+# -- faults on a real server, through a proxy ------------------------------------------
+
+
+def test_a_network_that_silently_drops_packets_ends_in_a_clear_error_not_a_hang(
+    proxy: TcpProxy,
+) -> None:
+    url = f"redis://127.0.0.1:{proxy.port}/0?socket_timeout=0.5&retry_for=1"
+    memory = messor.open_memory(url)
+    memory.store_tasks([("t", {})])
+    proxy.blackhole()
+    started = time.monotonic()
+    with pytest.raises(MemoryUnavailableError, match="could not be reached for 1 s"):
+        memory.record_outcomes([EncodedUpdate("t", COMPLETED, "1", None)])
+    assert time.monotonic() - started < 5
+
+
+def test_a_batch_cut_off_mid_request_changes_nothing(
+    proxy: TcpProxy, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A batch too big for one request goes out as one MULTI of several calls.
+    monkeypatch.setattr(redis_memory, "CALL_BYTES", 20_000)
+    namespace = uuid.uuid4().hex
+    memory = messor.open_memory(
+        f"redis://127.0.0.1:{proxy.port}/0?namespace={namespace}&retry_for=0"
+    )
+    ids = [f"t{i}" for i in range(2000)]
+    memory.store_tasks([(i, {}) for i in [*ids, "warm-up"]])
+    memory.record_outcomes([EncodedUpdate("warm-up", COMPLETED, "1", None)])  # loads the script
+    proxy.cut_after(150_000)  # past a few of the calls, before the end of the request
+    with pytest.raises(MemoryUnavailableError):
+        memory.record_outcomes(
+            [EncodedUpdate(i, COMPLETED, '"' + "x" * 50 + '"', None) for i in ids]
+        )
+    proxy.cut_after(None)
+    direct = messor.open_memory(f"{proxy_target(proxy)}?namespace={namespace}")
+    assert direct.count_by_status() == {PENDING: 2000, COMPLETED: 1, FAILED: 0}
+
+
+def proxy_target(proxy: TcpProxy) -> str:
+    return f"redis://127.0.0.1:{proxy.target_port}/0"
+
+
+def test_a_failover_to_read_only_is_waited_out(fault_server: RedisServer) -> None:
+    namespace = uuid.uuid4().hex
+    memory = messor.open_memory(f"{fault_server.url}?namespace={namespace}&retry_for=10")
+    memory.store_tasks([("t", {})])
+    admin = fault_server.client()
+    admin.replicaof("127.0.0.1", "1")  # a replica of nobody: read-only
+    try:
+        threading.Timer(0.5, admin.replicaof, args=("NO", "ONE")).start()
+        memory.record_outcomes([EncodedUpdate("t", COMPLETED, '"after the failover"', None)])
+    finally:
+        time.sleep(0.6)
+        admin.replicaof("NO", "ONE")
+    assert memory.get_task_result("t") == "after the failover"
+
+
+def test_the_client_object_does_not_show_the_password_either(
+    server: RedisServer, alice: str
+) -> None:
+    memory = messor.open_memory(f"redis://alice:{alice}@127.0.0.1:{server.port}/0")
+    client = memory.client  # type: ignore[attr-defined]
+    assert alice not in repr(client)
+    assert alice not in str(client)
+    assert alice not in repr(client.connection_pool)

@@ -41,9 +41,19 @@ logger = logging.getLogger("messor")
 
 T = TypeVar("T")
 
+# Errors of a node that stopped being the primary (a failover): the write was
+# refused whole, and reconnecting finds the new primary.
+_FAILOVER = (
+    redis.exceptions.ReadOnlyError,
+    redis.exceptions.MasterDownError,
+    redis.exceptions.TryAgainError,
+)
+
 DEFAULT_NAMESPACE = "default"
-#: Task ids per command or script call.
+#: Task ids per read command.
 CHUNK = 1000
+#: Tasks per script call: a writer's whole batch, and a script blocks Redis only briefly.
+ROWS_PER_CALL = 5000
 #: Bytes of values per script call: far below Redis's 1 GB query buffer.
 CALL_BYTES = 32 * 1024 * 1024
 #: Redis refuses larger values (proto-max-bulk-len).
@@ -64,16 +74,20 @@ class RedisMemory(Memory):
         *,
         retry_for: float = 30.0,
         display: str | None = None,
+        max_value_bytes: int = MAX_VALUE_BYTES,
     ) -> None:
-        if not isinstance(namespace, str) or not namespace or set(namespace) & set("{}"):
+        check_namespace(namespace)
+        if not (isinstance(retry_for, int | float) and 0 <= retry_for < float("inf")):
             raise ConfigurationError(
-                f"A Redis namespace is a non-empty string without braces, got {namespace!r}"
+                f"retry_for must be a number of seconds >= 0, got {retry_for!r}"
             )
         if not client.get_encoder().decode_responses:
             raise ConfigurationError("RedisMemory needs a client made with decode_responses=True")
         self.client = client
         self.namespace = namespace
-        self.retry_for = retry_for
+        self.retry_for = float(retry_for)
+        #: The largest value the server takes (its proto-max-bulk-len).
+        self.max_value_bytes = max_value_bytes
         self._prefix = f"messor:{{{namespace}}}:"
         self._display = display or _describe(client)
         self._store = client.register_script(scripts.STORE_TASKS)
@@ -84,11 +98,33 @@ class RedisMemory(Memory):
     def __repr__(self) -> str:
         return f"RedisMemory({self._display!r}, namespace={self.namespace!r})"
 
+    @property
+    def location(self) -> str:
+        """Where the server is: the URL without its password, for messages."""
+        return self._display
+
     def _key(self, name: str) -> str:
         return self._prefix + name
 
-    def _run(self, script: Any, args: list[str]) -> Any:
-        return self._call(lambda: script(keys=[self._key("status")], args=[self._prefix, *args]))
+    def _run(self, script: Any, calls: list[list[str]]) -> list[Any]:
+        """Run ``script`` once per argument list: one call, or several in one MULTI/EXEC.
+
+        Either way the whole batch applies or none of it does, also when the
+        connection is lost between two calls.
+        """
+        keys = [self._key("status")]
+        if len(calls) == 1:
+            return [self._call(lambda: script(keys=keys, args=[self._prefix, *calls[0]]))]
+
+        def in_one_transaction() -> list[Any]:
+            pipe = self.client.pipeline(transaction=True)
+            for args in calls:
+                script(keys=keys, args=[self._prefix, *args], client=pipe)
+            replies: list[Any] = pipe.execute()
+            return replies
+
+        result: list[Any] = self._call(in_one_transaction)
+        return result
 
     def _call(self, operation: Callable[[], Any]) -> Any:
         """Run ``operation``, retrying a lost connection with backoff for ``retry_for`` seconds.
@@ -104,7 +140,11 @@ class RedisMemory(Memory):
                 raise MemoryUnavailableError(
                     f"Redis at {self._display} refused the credentials: {exc}"
                 ) from None
-            except (redis.ConnectionError, redis.TimeoutError) as exc:
+            except (redis.ConnectionError, redis.TimeoutError, *_FAILOVER) as exc:
+                if isinstance(exc, _FAILOVER):
+                    # Our connections point at a node that is no primary any
+                    # more: reconnect. The write was refused whole, so retry it.
+                    self.client.connection_pool.disconnect()
                 now = time.monotonic()
                 if deadline is None:
                     deadline = now + self.retry_for
@@ -124,9 +164,13 @@ class RedisMemory(Memory):
     def store_tasks(self, tasks: Sequence[tuple[str, dict[str, Any]]]) -> None:
         rows = encode_tasks(tasks)
         for task_id, data in rows:
-            _check_size(task_id, data, "data")
-        for chunk in _chunks(rows, lambda row: len(row[0]) + len(row[1])):
-            self._run(self._store, [value for row in chunk for value in row])
+            self._check_size(task_id, data, "data")
+        calls = [
+            [value for row in chunk for value in row]
+            for chunk in _chunks(rows, lambda row: len(row[0]) + len(row[1]))
+        ]
+        if calls:
+            self._run(self._store, calls)
 
     def update_task_statuses(self, statuses: Sequence[StatusUpdate]) -> None:
         self._update([encode_update(update) for update in statuses], keep_completed=False)
@@ -136,21 +180,23 @@ class RedisMemory(Memory):
 
     def _update(self, rows: Sequence[EncodedUpdate], *, keep_completed: bool) -> None:
         for row in rows:
-            _check_size(row.task_id, row.result_json or "", "result")
-        chunks = list(_chunks(rows, lambda row: len(row.result_json or "") + len(row.error or "")))
-        if len(chunks) > 1:
-            # Each call is atomic on its own: check every id first, so that an
-            # unknown one still changes nothing.
-            known = self.get_statuses(row.task_id for row in rows)
-            for row in rows:
-                if row.task_id not in known:
-                    raise TaskNotFoundError(row.task_id)
-        for chunk in chunks:
+            self._check_size(row.task_id, row.result_json or "", "result")
+            self._check_size(row.task_id, row.error or "", "error")
+        calls = []
+        for chunk in _chunks(rows, lambda row: len(row.result_json or "") + len(row.error or "")):
             args = ["1" if keep_completed else "0"]
             for row in chunk:
                 error = "n" if row.error is None else "s" + row.error
                 args += [row.task_id, row.status, row.result_json or "", error]
-            reply = self._run(self._update_script, args)
+            calls.append(args)
+        if len(calls) > 1:
+            # The calls of one MULTI apply whole, but each checks only its own
+            # ids: check them all first, so that an unknown one changes nothing.
+            known = self.get_statuses(row.task_id for row in rows)
+            for row in rows:
+                if row.task_id not in known:
+                    raise TaskNotFoundError(row.task_id)
+        for reply in self._run(self._update_script, calls) if calls else []:
             if reply[0] == 0:
                 raise TaskNotFoundError(reply[1])
 
@@ -167,9 +213,7 @@ class RedisMemory(Memory):
         return self._ids(COMPLETED)
 
     def get_failed_tasks(self) -> list[tuple[str, str | None]]:
-        ids = self._ids(FAILED)
-        errors = self._hmget("error", ids)
-        return list(zip(ids, errors, strict=True))
+        return [(r.task_id, r.error) for r in self._records(self._ids(FAILED), FAILED)]
 
     def get_task_result(self, task_id: str) -> Any:
         def read() -> list[Any]:
@@ -184,12 +228,12 @@ class RedisMemory(Memory):
         return None if text is None else decode_json(text)
 
     def clear(self) -> None:
-        self._run(self._clear, [])
+        self._run(self._clear, [[]])
 
     def clear_tasks(self, task_ids: Iterable[str]) -> None:
         ids = iter(task_ids)
         while chunk := list(islice(ids, CHUNK)):
-            self._run(self._clear_tasks, chunk)
+            self._run(self._clear_tasks, [chunk])
 
     def dump_all(self) -> dict[str, dict[str, Any]]:
         def read() -> list[Any]:
@@ -218,39 +262,35 @@ class RedisMemory(Memory):
             return dict(zip(statuses, pipe.execute(), strict=True))
 
         counts = {PENDING: 0, COMPLETED: 0, FAILED: 0}
-        counts.update(self._call(read))
+        # A status no task has any more is not counted (its set is gone, its name stays).
+        counts.update((status, n) for status, n in self._call(read).items() if n)
         return counts
 
     def get_statuses(self, task_ids: Iterable[str]) -> dict[str, str]:
         statuses: dict[str, str] = {}
         ids = iter(task_ids)
         while chunk := list(islice(ids, CHUNK)):
-            found = self._hmget("status", chunk)
+            found = self._call(partial(self.client.hmget, self._key("status"), chunk))
             statuses.update((i, s) for i, s in zip(chunk, found, strict=True) if s is not None)
         return statuses
 
     def iter_records(self, status: str | None = None) -> Iterator[TaskRecord]:
-        """Every task (or those with ``status``), page by page.
+        """Every task (or those with ``status``), a page at a time.
 
-        Like every Redis SCAN, a task changed while the iteration runs may be
-        yielded twice or in its old state; a finished harvest reads exactly.
+        Each page is read in one transaction, so every record is a state the
+        task really had; like every Redis SCAN, a task changed while the
+        iteration runs may be yielded twice, or not in its latest state.
         """
         cursor = 0
         while True:
             if status is None:
                 key = self._key("status")
                 cursor, page = self._call(partial(self.client.hscan, key, cursor, count=CHUNK))
-                items = list(page.items())
+                ids = list(page)
             else:
                 key = self._key("ids:" + status)
-                cursor, members = self._call(partial(self.client.sscan, key, cursor, count=CHUNK))
-                items = [(task_id, status) for task_id in members]
-            ids = [task_id for task_id, _ in items]
-            results = self._hmget("result", ids)
-            errors = self._hmget("error", ids)
-            for (task_id, task_status), result, error in zip(items, results, errors, strict=True):
-                value = None if result is None else decode_json(result)
-                yield TaskRecord(task_id, task_status, value, error)
+                cursor, ids = self._call(partial(self.client.sscan, key, cursor, count=CHUNK))
+            yield from self._records(ids, status)
             if cursor == 0:
                 return
 
@@ -262,37 +302,55 @@ class RedisMemory(Memory):
     def _ids(self, status: str) -> list[str]:
         return list(self._call(lambda: self.client.smembers(self._key("ids:" + status))))
 
-    def _hmget(self, name: str, ids: list[str]) -> list[Any]:
-        if not ids:
-            return []
-        values: list[Any] = []
+    def _records(self, ids: list[str], status: str | None) -> Iterator[TaskRecord]:
+        """The records of ``ids`` that still exist (and still have ``status``, if given)."""
         for start in range(0, len(ids), CHUNK):
             chunk = ids[start : start + CHUNK]
-            values += self._call(partial(self.client.hmget, self._key(name), chunk))
-        return values
+
+            def read(chunk: list[str] = chunk) -> list[Any]:
+                pipe = self.client.pipeline(transaction=True)
+                for name in ("status", "result", "error"):
+                    pipe.hmget(self._key(name), chunk)
+                return pipe.execute()
+
+            statuses, results, errors = self._call(read)
+            for task_id, now, result, error in zip(chunk, statuses, results, errors, strict=True):
+                if now is not None and (status is None or now == status):
+                    value = None if result is None else decode_json(result)
+                    yield TaskRecord(task_id, now, value, error)
+
+    def _check_size(self, task_id: str, text: str, what: str) -> None:
+        # JSON from encode_json is ASCII, its length its size; an error text may not be.
+        size = len(text.encode()) if what == "error" else len(text)
+        if size > self.max_value_bytes:
+            raise TaskDataError(
+                f"The {what} of task {task_id!r} is {size} bytes, more than this Redis server "
+                f"takes in one value ({self.max_value_bytes} bytes, its proto-max-bulk-len); "
+                "store large payloads elsewhere and return a reference"
+            )
+
+
+def check_namespace(namespace: object) -> str:
+    """Return ``namespace`` if it can name a key prefix, else raise ConfigurationError."""
+    if not isinstance(namespace, str) or not namespace or set(namespace) & set("{}"):
+        raise ConfigurationError(
+            f"A Redis namespace is a non-empty string without braces, got {namespace!r}"
+        )
+    return namespace
 
 
 def _chunks(rows: Sequence[T], size: Callable[[T], int]) -> Iterator[list[T]]:
-    """``rows`` in runs of at most ``CHUNK`` rows and about ``CALL_BYTES`` of values."""
+    """``rows`` in runs of at most ``ROWS_PER_CALL`` rows and about ``CALL_BYTES`` of values."""
     chunk: list[T] = []
     total = 0
     for row in rows:
-        if chunk and (len(chunk) >= CHUNK or total + size(row) > CALL_BYTES):
+        if chunk and (len(chunk) >= ROWS_PER_CALL or total + size(row) > CALL_BYTES):
             yield chunk
             chunk, total = [], 0
         chunk.append(row)
         total += size(row)
     if chunk:
         yield chunk
-
-
-def _check_size(task_id: str, text: str, what: str) -> None:
-    # JSON from encode_json is ASCII: its length is its size in bytes.
-    if len(text) > MAX_VALUE_BYTES:
-        raise TaskDataError(
-            f"The {what} of task {task_id!r} is {len(text)} bytes, more than Redis stores in "
-            "one value (512 MB); store large payloads elsewhere and return a reference"
-        )
 
 
 def _describe(client: redis.Redis) -> str:

@@ -7,85 +7,156 @@ those who open a Redis memory.
 
 from __future__ import annotations
 
-from typing import Any
+import time
+from typing import TYPE_CHECKING, Any
+from urllib.parse import unquote_plus
 
 from messor import Memory, MemoryURL, hookimpl
 from messor.errors import ConfigurationError, MemoryUnavailableError
 from messor.hookspecs import Register
 
+if TYPE_CHECKING:
+    import redis
+
+    from messor_redis.memory import RedisMemory
+
 #: URL query keys that are Messor's, not redis-py's.
 MESSOR_OPTIONS = ("namespace", "retry_for")
+#: Client settings unless the URL or the caller sets them: a network that
+#: silently drops packets must end in a timeout, never in a hang.
+CLIENT_DEFAULTS = {
+    "socket_timeout": 10.0,
+    "socket_connect_timeout": 10.0,
+    "health_check_interval": 30,
+}
+#: Only TCP connections have keepalive probes (unix sockets do not take the option).
+TCP_DEFAULTS = {"socket_keepalive": True}
 
 
 def open_redis(url: MemoryURL | None, **options: Any) -> Memory:
-    """Open ``redis://``, ``rediss://`` or ``unix://`` URLs (bare name: localhost:6379/0).
+    """Open ``redis://``, ``rediss://`` or ``unix://`` URLs, or by bare name (keywords only).
 
     Messor's options (``namespace``, ``retry_for``) come from the URL query or
-    keyword arguments; every other keyword goes to ``redis.Redis.from_url``.
+    keyword arguments; every other keyword goes to redis-py.
     """
     import redis
     from redis.backoff import NoBackoff
     from redis.retry import Retry
 
-    from messor_redis.memory import DEFAULT_NAMESPACE, RedisMemory
+    from messor_redis.memory import DEFAULT_NAMESPACE, RedisMemory, check_namespace
 
-    text = url.unredacted() if url is not None else "redis://localhost:6379/0"
-    shown = str(url) if url is not None else text
-    ours: dict[str, Any] = {}
-    for key in MESSOR_OPTIONS:
-        if url is not None and key in url.query:
-            if key in options:
-                raise ConfigurationError(f"Give {key} in the URL {shown} or as {key}=, not both")
-            ours[key] = url.query[key]
-        elif key in options:
-            ours[key] = options.pop(key)
+    ours = _messor_options(url, options)
+    namespace = check_namespace(ours.get("namespace", DEFAULT_NAMESPACE))
     try:
         retry_for = float(ours.get("retry_for", 30.0))
-    except ValueError:
+    except (TypeError, ValueError):
         raise ConfigurationError(
             f"retry_for must be a number of seconds, got {ours['retry_for']!r}"
         ) from None
-    # Retries are RedisMemory's, bounded in time; the client's own would stack on them.
-    client = redis.Redis.from_url(
-        _without_query_keys(text, MESSOR_OPTIONS),
-        decode_responses=True,
-        retry=Retry(NoBackoff(), 0),
+    tcp = url is None or url.scheme != "unix"
+    settings = {
+        **CLIENT_DEFAULTS,
+        **(TCP_DEFAULTS if tcp else {}),
         **options,
-    )
+        "decode_responses": True,
+        # Retries are RedisMemory's, bounded in time; the client's own would stack on them.
+        "retry": Retry(NoBackoff(), 0),
+    }
     try:
-        client.ping()
-    except redis.AuthenticationError as exc:
+        if url is None:
+            client = redis.Redis(**settings)
+        else:
+            client = redis.Redis.from_url(_without_query_keys(url.unredacted()), **settings)
+    except TypeError as exc:
+        raise ConfigurationError(f"redis-py does not take these options: {exc}") from None
+    try:
+        memory = RedisMemory(
+            client,
+            namespace,
+            retry_for=retry_for,
+            display=str(url) if url is not None else None,
+        )
+        _check_connection(client, memory, retry_for)
+        memory.max_value_bytes = _max_value_bytes(client, memory.max_value_bytes)
+    except BaseException:
         client.close()
-        raise MemoryUnavailableError(f"Redis at {shown} refused the credentials: {exc}") from None
-    except (redis.ConnectionError, redis.TimeoutError) as exc:
-        client.close()
-        raise MemoryUnavailableError(
-            f"Cannot connect to Redis at {_where(url)} ({shown}): {exc}. "
-            "Is the server running, and are host, port and password right?"
-        ) from None
-    return RedisMemory(
-        client,
-        ours.get("namespace", DEFAULT_NAMESPACE),
-        retry_for=retry_for,
-        display=shown,
-    )
+        raise
+    return memory
 
 
-def _where(url: MemoryURL | None) -> str:
-    if url is None:
-        return "localhost:6379"
-    if url.scheme == "unix":
-        return url.path
-    return f"{url.host or 'localhost'}:{url.port or 6379}"
+def _messor_options(url: MemoryURL | None, options: dict[str, Any]) -> dict[str, Any]:
+    """Take Messor's own options out of the URL query and ``options`` (not both, not twice)."""
+    given: dict[str, list[str]] = {}
+    if url is not None:
+        _, _, query = url.unredacted().partition("?")
+        for item in filter(None, query.split("&")):
+            key, _, value = item.partition("=")
+            given.setdefault(unquote_plus(key), []).append(unquote_plus(value))
+    ours: dict[str, Any] = {}
+    for key in MESSOR_OPTIONS:
+        values = given.get(key, [])
+        if len(values) > 1:
+            raise ConfigurationError(f"{key} is given {len(values)} times in the URL {url}")
+        if values and key in options:
+            raise ConfigurationError(f"Give {key} in the URL {url} or as {key}=, not both")
+        if values:
+            ours[key] = values[0]
+        elif key in options:
+            ours[key] = options.pop(key)
+    return ours
 
 
-def _without_query_keys(text: str, keys: tuple[str, ...]) -> str:
-    """``text`` without the query items named ``keys`` (redis-py fails late on unknown ones)."""
+def _without_query_keys(text: str) -> str:
+    """``text`` without Messor's query options: redis-py fails late on keys it does not know."""
     base, question, query = text.partition("?")
     if not question:
         return text
-    kept = [item for item in query.split("&") if item.partition("=")[0] not in keys]
+    kept = [
+        item
+        for item in query.split("&")
+        if unquote_plus(item.partition("=")[0]) not in MESSOR_OPTIONS
+    ]
     return f"{base}?{'&'.join(kept)}" if kept else base
+
+
+def _check_connection(client: redis.Redis, memory: RedisMemory, retry_for: float) -> None:
+    """PING: fail at once if nobody answers; wait up to ``retry_for`` for a server still loading."""
+    import redis
+
+    deadline = time.monotonic() + retry_for
+    while True:
+        try:
+            client.ping()
+            return
+        except redis.BusyLoadingError:
+            if time.monotonic() > deadline:
+                raise MemoryUnavailableError(
+                    f"Redis at {memory.location} is still loading its data after {retry_for:g} s"
+                ) from None
+            time.sleep(0.2)
+        except redis.AuthenticationError as exc:
+            raise MemoryUnavailableError(
+                f"Redis at {memory.location} refused the credentials: {exc}"
+            ) from None
+        except (redis.ConnectionError, redis.TimeoutError) as exc:
+            reason = str(exc).rstrip(".")
+            raise MemoryUnavailableError(
+                f"Cannot connect to Redis at {memory.location}: {reason}. "
+                "Is the server running, and are host, port and password right?"
+            ) from None
+        except TypeError as exc:  # an unknown option, which redis-py uses only now
+            raise ConfigurationError(f"redis-py does not take these options: {exc}") from None
+
+
+def _max_value_bytes(client: redis.Redis, default: int) -> int:
+    """The server's proto-max-bulk-len, where CONFIG may be read (managed services forbid it)."""
+    import redis
+
+    try:
+        reply: Any = client.config_get("proto-max-bulk-len")
+        return min(default, int(reply["proto-max-bulk-len"]))
+    except (redis.ResponseError, KeyError, ValueError):
+        return default
 
 
 @hookimpl

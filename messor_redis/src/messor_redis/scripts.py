@@ -8,8 +8,8 @@ prefix, ``ARGV[1]``; ``KEYS[1]`` (the status hash) routes the call in a Cluster.
 
 Each script works in bulk: one HMGET reads every old status, then a handful of
 multi-field HSET/HDEL/SADD/SREM commands apply the whole batch, so a call
-costs about ten commands however many tasks it carries. Lua's ``unpack`` is
-bounded (about 8,000 values): callers send at most 1,000 tasks per call.
+costs about ten commands per few thousand tasks. Lua's ``unpack`` is bounded
+(about 8,000 values), so bulk commands go out in slices of 5,000 values.
 
 Layout under the prefix ``messor:{namespace}:``:
 
@@ -20,14 +20,28 @@ Layout under the prefix ``messor:{namespace}:``:
 
 from __future__ import annotations
 
-# Helpers shared by the scripts: add a value to a list kept in a table.
+# Helpers shared by the scripts.
 _HELPERS = """
+local SLICE = 5000  -- values per redis.call; even, so that field/value pairs stay whole
 local function push(t, ...)
   for _, v in ipairs({...}) do t[#t + 1] = v end
 end
 local function push_to(groups, key, value)
   if not groups[key] then groups[key] = {} end
   push(groups[key], value)
+end
+local function bulk(command, key, values)
+  for i = 1, #values, SLICE do
+    redis.call(command, key, unpack(values, i, math.min(i + SLICE - 1, #values)))
+  end
+end
+local function hmget(key, fields)
+  local out = {}
+  for i = 1, #fields, SLICE do
+    local part = redis.call('HMGET', key, unpack(fields, i, math.min(i + SLICE - 1, #fields)))
+    for j = 1, #part do out[#out + 1] = part[j] end
+  end
+  return out
 end
 """
 
@@ -40,7 +54,7 @@ local p = ARGV[1]
 local ids = {}
 for i = 2, #ARGV, 2 do push(ids, ARGV[i]) end
 if #ids == 0 then return 0 end
-local known = redis.call('HMGET', p .. 'status', unpack(ids))
+local known = hmget(p .. 'status', ids)
 local statuses, data, new, seen = {}, {}, {}, {}
 for k = 1, #ids do
   local id = ids[k]
@@ -52,9 +66,9 @@ for k = 1, #ids do
   end
 end
 if #new > 0 then
-  redis.call('HSET', p .. 'status', unpack(statuses))
-  redis.call('HSET', p .. 'data', unpack(data))
-  redis.call('SADD', p .. 'ids:pending', unpack(new))
+  bulk('HSET', p .. 'status', statuses)
+  bulk('HSET', p .. 'data', data)
+  bulk('SADD', p .. 'ids:pending', new)
   redis.call('SADD', p .. 'statuses', 'pending')
 end
 return #new
@@ -74,7 +88,7 @@ local keep_completed = ARGV[2] == '1'
 local ids = {}
 for i = 3, #ARGV, 4 do push(ids, ARGV[i]) end
 if #ids == 0 then return {1} end
-local olds = redis.call('HMGET', p .. 'status', unpack(ids))
+local olds = hmget(p .. 'status', ids)
 for k = 1, #ids do
   if not olds[k] then return {0, ids[k]} end
 end
@@ -108,18 +122,14 @@ for _, id in ipairs(order) do
     if err == 'n' then push(error_gone, id) else push(error_pairs, id, string.sub(err, 2)) end
   end
 end
-for status, members in pairs(removes) do
-  redis.call('SREM', p .. 'ids:' .. status, unpack(members))
-end
-for status, members in pairs(adds) do
-  redis.call('SADD', p .. 'ids:' .. status, unpack(members))
-end
+for status, members in pairs(removes) do bulk('SREM', p .. 'ids:' .. status, members) end
+for status, members in pairs(adds) do bulk('SADD', p .. 'ids:' .. status, members) end
 for status in pairs(new_statuses) do redis.call('SADD', p .. 'statuses', status) end
-if #status_pairs > 0 then redis.call('HSET', p .. 'status', unpack(status_pairs)) end
-if #result_pairs > 0 then redis.call('HSET', p .. 'result', unpack(result_pairs)) end
-if #result_gone > 0 then redis.call('HDEL', p .. 'result', unpack(result_gone)) end
-if #error_pairs > 0 then redis.call('HSET', p .. 'error', unpack(error_pairs)) end
-if #error_gone > 0 then redis.call('HDEL', p .. 'error', unpack(error_gone)) end
+bulk('HSET', p .. 'status', status_pairs)
+bulk('HSET', p .. 'result', result_pairs)
+bulk('HDEL', p .. 'result', result_gone)
+bulk('HSET', p .. 'error', error_pairs)
+bulk('HDEL', p .. 'error', error_gone)
 return {1}
 """
 )
@@ -132,27 +142,24 @@ local p = ARGV[1]
 local ids = {}
 for i = 2, #ARGV do push(ids, ARGV[i]) end
 if #ids == 0 then return 1 end
-local olds = redis.call('HMGET', p .. 'status', unpack(ids))
+local olds = hmget(p .. 'status', ids)
 local by_status = {}
 for k = 1, #ids do
   if olds[k] then push_to(by_status, olds[k], ids[k]) end
 end
-for status, members in pairs(by_status) do
-  redis.call('SREM', p .. 'ids:' .. status, unpack(members))
-end
-for _, name in ipairs({'status', 'data', 'result', 'error'}) do
-  redis.call('HDEL', p .. name, unpack(ids))
-end
+for status, members in pairs(by_status) do bulk('SREM', p .. 'ids:' .. status, members) end
+for _, name in ipairs({'status', 'data', 'result', 'error'}) do bulk('HDEL', p .. name, ids) end
 return 1
 """
 )
 
-#: ARGV: prefix. Deletes every key of the namespace, and nothing else.
+#: ARGV: prefix. Deletes every key of the namespace, and nothing else (UNLINK:
+#: a harvest of millions of tasks is freed in the background, not blocking others).
 CLEAR = """
 local p = ARGV[1]
 for _, status in ipairs(redis.call('SMEMBERS', p .. 'statuses')) do
-  redis.call('DEL', p .. 'ids:' .. status)
+  redis.call('UNLINK', p .. 'ids:' .. status)
 end
-redis.call('DEL', p .. 'status', p .. 'data', p .. 'result', p .. 'error', p .. 'statuses')
+redis.call('UNLINK', p .. 'status', p .. 'data', p .. 'result', p .. 'error', p .. 'statuses')
 return 1
 """
