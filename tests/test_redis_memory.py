@@ -442,3 +442,37 @@ def test_the_client_object_does_not_show_the_password_either(
     assert alice not in repr(client)
     assert alice not in str(client)
     assert alice not in repr(client.connection_pool)
+
+
+# -- options ------------------------------------------------------------------------------
+
+
+def test_by_bare_name_the_host_and_port_options_are_used(
+    server: RedisServer, namespace: str
+) -> None:
+    memory = messor.open_memory("redis", host="127.0.0.1", port=server.port, namespace=namespace)
+    memory.store_tasks([("t", {})])
+    assert open_real(server, namespace).get_pending_tasks() == ["t"]
+    memory.clear()
+
+
+def test_a_percent_encoded_namespace_key_is_read_and_not_passed_on(server: RedisServer) -> None:
+    memory = messor.open_memory(f"{server.url}?%6Eamespace=encoded")
+    assert memory.namespace == "encoded"  # type: ignore[attr-defined]
+
+
+@pytest.mark.parametrize(
+    ("query", "message"),
+    [
+        ("namespace=a&namespace=b", "given 2 times"),
+        ("namespce=typo", "redis-py does not take"),
+        ("retry_for=nan", "retry_for"),
+        ("retry_for=soon", "retry_for"),
+        ("namespace=%7Bbraces%7D", "namespace"),
+    ],
+)
+def test_bad_options_are_configuration_errors(
+    server: RedisServer, query: str, message: str
+) -> None:
+    with pytest.raises(ConfigurationError, match=message):
+        messor.open_memory(f"{server.url}?{query}")
