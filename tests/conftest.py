@@ -46,11 +46,16 @@ def make_memory(kind: str, directory: Path) -> Memory:
     raise ValueError(kind)
 
 
-@pytest.fixture(params=MEMORY_KINDS)
-def any_memory(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Memory]:
-    """Each of the core's memories, and one that implements only the seed's methods."""
-    memory = make_memory(request.param, tmp_path)
+def opened_memory(kind: str, directory: Path) -> Iterator[Memory]:
+    """A fixture body: an empty memory of ``kind``; cleared (shared server) and closed after."""
+    memory = make_memory(kind, directory)
     yield memory
-    if request.param == "redis-real":
+    if kind == "redis-real":
         memory.clear()
     memory.close()
+
+
+@pytest.fixture(params=MEMORY_KINDS)
+def any_memory(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Memory]:
+    """Each memory this repository ships, and one that implements only the seed's methods."""
+    yield from opened_memory(request.param, tmp_path)

@@ -40,7 +40,7 @@ class RedisServer:
         self.process.wait(timeout=10)
 
 
-def _free_port() -> int:
+def free_port() -> int:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         port: int = probe.getsockname()[1]
@@ -55,7 +55,7 @@ def start_redis_server() -> RedisServer:
             pytest.fail(f"{message}; .ci/run must provide it", pytrace=False)
         pytest.skip(message)
     directory = Path(tempfile.mkdtemp(prefix="messor-redis-"))
-    port = _free_port()
+    port = free_port()
     socket_path = directory / "redis.sock"
     process = subprocess.Popen(
         [binary, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",

@@ -9,49 +9,40 @@ import pytest
 
 from messor import Memory
 from messor.testing import MemoryContract
-from tests.conftest import make_memory
-
-
-def _opened(kind: str, directory: Path) -> Iterator[Memory]:
-    memory = make_memory(kind, directory)
-    yield memory
-    memory.close()
+from tests.conftest import opened_memory
 
 
 class TestSQLiteFile(MemoryContract):
     @pytest.fixture
     def memory(self, tmp_path: Path) -> Iterator[Memory]:
-        yield from _opened("sqlite-file", tmp_path)
+        yield from opened_memory("sqlite-file", tmp_path)
 
 
 class TestSQLiteInRAM(MemoryContract):
     @pytest.fixture
     def memory(self, tmp_path: Path) -> Iterator[Memory]:
-        yield from _opened("sqlite-ram", tmp_path)
+        yield from opened_memory("sqlite-ram", tmp_path)
 
 
 class TestInProcess(MemoryContract):
     @pytest.fixture
     def memory(self, tmp_path: Path) -> Iterator[Memory]:
-        yield from _opened("in-process", tmp_path)
+        yield from opened_memory("in-process", tmp_path)
 
 
 class TestSeedOnlyMemoryUsesTheBaseClassDefaults(MemoryContract):
     @pytest.fixture
     def memory(self, tmp_path: Path) -> Iterator[Memory]:
-        yield from _opened("seed-only", tmp_path)
+        yield from opened_memory("seed-only", tmp_path)
 
 
 class TestRedisOnFakeRedis(MemoryContract):
     @pytest.fixture
     def memory(self, tmp_path: Path) -> Iterator[Memory]:
-        yield from _opened("redis-fake", tmp_path)
+        yield from opened_memory("redis-fake", tmp_path)
 
 
 class TestRedisOnARealServer(MemoryContract):
     @pytest.fixture
     def memory(self, tmp_path: Path) -> Iterator[Memory]:
-        memory = make_memory("redis-real", tmp_path)
-        yield memory
-        memory.clear()
-        memory.close()
+        yield from opened_memory("redis-real", tmp_path)

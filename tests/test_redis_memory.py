@@ -26,7 +26,7 @@ from messor import (
 from messor.memory import COMPLETED, FAILED, PENDING, EncodedUpdate
 from messor_redis import RedisMemory
 from messor_redis import memory as redis_memory
-from tests.redis_server import RedisServer, real_redis, start_redis_server
+from tests.redis_server import RedisServer, free_port, real_redis, start_redis_server
 from tests.tcp_proxy import TcpProxy
 
 
@@ -287,17 +287,8 @@ def test_too_large_data_is_refused_naming_the_task() -> None:
 # -- faults -----------------------------------------------------------------------------
 
 
-def _free_port() -> int:
-    import socket
-
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-        return port
-
-
 def test_a_refused_connection_at_start_names_host_and_port_but_not_the_password() -> None:
-    port = _free_port()
+    port = free_port()
     with pytest.raises(MemoryUnavailableError) as raised:
         messor.open_memory(f"redis://:hunter2@127.0.0.1:{port}/0")
     assert f"127.0.0.1:{port}" in str(raised.value)
