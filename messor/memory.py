@@ -148,6 +148,13 @@ def encode_update(update: StatusUpdate) -> EncodedUpdate:
 class Memory(ABC):
     """Where a harvest records each task's status, result and error."""
 
+    #: Seconds the executor's writer may wait to gather more outcomes into one
+    #: ``record_outcomes`` call. 0 writes as soon as anything is there (group
+    #: commit still batches whatever arrives meanwhile); a remote store that
+    #: bills per request sets more, at the price of that much finished work
+    #: being redone if the process dies.
+    batch_delay: float = 0.0
+
     # -- the seed's methods: what every memory implements -------------------
 
     @abstractmethod
@@ -246,6 +253,9 @@ class Memory(ABC):
         for task_id, task_status in dump["task_statuses"].items():
             if status is None or task_status == status:
                 yield TaskRecord(task_id, task_status, results.get(task_id), errors.get(task_id))
+
+    def flush(self) -> None:  # noqa: B027 (a no-op unless the memory keeps something to tidy)
+        """Called at the end of every run, after its last outcome: tidy up (compact, say)."""
 
     def close(self) -> None:  # noqa: B027 (a no-op unless the memory holds resources)
         """Release connections or files; the memory is not used afterwards."""

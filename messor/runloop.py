@@ -199,6 +199,7 @@ class Harvest:
                 attempt = self._retries.popleft()
                 self._record_failure(attempt, attempt.last_error)
             self._writer.close()
+            self._tidy_memory()
         finally:
             self._interrupts.restore()
             if self._bar is not None:
@@ -348,6 +349,15 @@ class Harvest:
         for start in range(0, len(ids), REGISTRATION_CHUNK):
             runnable.extend(self._register(ids[start : start + REGISTRATION_CHUNK]))
         return (Attempt(ids[k], tasks[k]) for k, run in enumerate(runnable) if run)
+
+    def _tidy_memory(self) -> None:
+        """Let the memory tidy up after the run; its records are safe, so a failure only warns."""
+        if self._writer.error is not None:
+            return
+        try:
+            self.memory.flush()
+        except Exception as exc:
+            logger.warning("%r could not tidy up after the run: %s", self.memory, exc)
 
     def _settle_report(self, *, interrupted: bool) -> None:
         r = self.report

@@ -4,7 +4,8 @@ Workers never wait for the memory: outcomes go to a queue, and this thread
 writes whatever has accumulated in one ``record_outcomes`` call (group
 commit). While one batch is being written the next one gathers, so batches
 grow exactly as large as the memory's latency requires, and a slow trickle of
-tasks is still recorded at once. When the memory falls far behind, ``put``
+tasks is still recorded at once (or after the memory's ``batch_delay``, for
+stores that bill per request). When the memory falls far behind, ``put``
 waits: finished results never pile up in RAM beyond ``max_backlog``.
 """
 
@@ -13,6 +14,7 @@ from __future__ import annotations
 import logging
 import queue
 import threading
+import time
 from collections import Counter
 from typing import Final
 
@@ -36,6 +38,7 @@ class RecordWriter:
         self, memory: Memory, *, max_batch: int = MAX_BATCH, max_backlog: int = MAX_BACKLOG
     ) -> None:
         self._memory = memory
+        self._delay = memory.batch_delay
         self._max_batch = max_batch
         self._max_backlog = max_backlog
         self._queue: queue.SimpleQueue[object] = queue.SimpleQueue()
@@ -79,6 +82,7 @@ class RecordWriter:
             while not done:
                 batch: list[EncodedUpdate] = []
                 item = self._queue.get()
+                deadline = time.monotonic() + self._delay
                 while True:
                     if item is _STOP:
                         done = True
@@ -87,7 +91,10 @@ class RecordWriter:
                     if len(batch) >= self._max_batch:
                         break
                     try:
-                        item = self._queue.get_nowait()
+                        wait = deadline - time.monotonic()
+                        item = (
+                            self._queue.get(timeout=wait) if wait > 0 else self._queue.get_nowait()
+                        )
                     except queue.Empty:
                         break
                 if batch and self.error is None:

@@ -7,6 +7,8 @@ import threading
 import time
 from collections.abc import Sequence
 
+import pytest
+
 from messor import FunctionTask, LocalThreadedExecutor, SQLiteMemory
 from messor.memory import COMPLETED, EncodedUpdate
 from messor.writer import RecordWriter
@@ -101,3 +103,51 @@ def test_a_result_too_large_for_sqlite_fails_that_task_and_the_run_goes_on() -> 
     assert "too large for SQLite" in error
     assert len(memory.get_completed_tasks()) == 7
     assert (report.completed, report.failed) == (7, 1)
+
+
+class CountingMemory(SQLiteMemory):
+    """Counts record_outcomes calls and flushes."""
+
+    def __init__(self, batch_delay: float = 0.0, flush_error: Exception | None = None) -> None:
+        super().__init__(":memory:")
+        self.batch_delay = batch_delay
+        self.flush_error = flush_error
+        self.calls = 0
+        self.flushes = 0
+
+    def record_outcomes(self, outcomes: Sequence[EncodedUpdate]) -> None:
+        self.calls += 1
+        super().record_outcomes(outcomes)
+
+    def flush(self) -> None:
+        self.flushes += 1
+        if self.flush_error is not None:
+            raise self.flush_error
+
+
+def test_a_memory_that_bills_per_request_gets_its_trickle_of_outcomes_in_few_calls() -> None:
+    memory = CountingMemory(batch_delay=10.0)
+    tasks = [FunctionTask(f"t{n}", time.sleep, 0.01) for n in range(30)]
+    LocalThreadedExecutor(tasks, memory=memory, max_concurrency=1).run()
+    assert memory.calls == 1  # gathered over the whole run, written when it ended
+    assert memory.count_by_status()[COMPLETED] == 30
+
+
+def test_without_a_batch_delay_a_trickle_is_recorded_as_it_comes() -> None:
+    memory = CountingMemory(batch_delay=0.0)
+    tasks = [FunctionTask(f"t{n}", time.sleep, 0.01) for n in range(30)]
+    LocalThreadedExecutor(tasks, memory=memory, max_concurrency=1).run()
+    assert memory.calls > 10
+
+
+def test_the_memory_is_flushed_once_at_the_end_of_every_run() -> None:
+    memory = CountingMemory()
+    LocalThreadedExecutor([FunctionTask("t", lambda: 1)], memory=memory).run()
+    assert memory.flushes == 1
+
+
+def test_a_memory_that_fails_to_flush_only_warns(caplog: pytest.LogCaptureFixture) -> None:
+    memory = CountingMemory(flush_error=OSError("compaction failed"))
+    report = LocalThreadedExecutor([FunctionTask("t", lambda: 1)], memory=memory).run()
+    assert report.completed == 1
+    assert "could not tidy up after the run: compaction failed" in caplog.text
