@@ -10,6 +10,7 @@ import pytest
 
 from messor import InProcessMemory, Memory, SQLiteMemory, open_memory
 from tests.redis_server import real_redis
+from tests.s3_server import REGION, s3_memory
 from tests.seed_memory import SeedOnlyMemory
 
 
@@ -21,7 +22,28 @@ def isolated_workdir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     return tmp_path
 
 
-MEMORY_KINDS = ["sqlite-file", "sqlite-ram", "in-process", "seed-only", "redis-fake", "redis-real"]
+@pytest.fixture(autouse=True)
+def fake_aws_credentials(monkeypatch: pytest.MonkeyPatch) -> None:
+    """No test may reach real AWS: fake credentials, no profile or endpoint of the machine's."""
+    for name in ("AWS_PROFILE", "AWS_ENDPOINT_URL", "AWS_ENDPOINT_URL_S3", "AWS_SESSION_TOKEN"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
+    monkeypatch.setenv("AWS_DEFAULT_REGION", REGION)
+    monkeypatch.setenv("AWS_CONFIG_FILE", "/nonexistent")
+    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", "/nonexistent")
+
+
+MEMORY_KINDS = [
+    "sqlite-file",
+    "sqlite-ram",
+    "in-process",
+    "seed-only",
+    "redis-fake",
+    "redis-real",
+    "s3-mock",
+    "s3-server",
+]
 
 
 def make_memory(kind: str, directory: Path) -> Memory:
@@ -35,6 +57,9 @@ def make_memory(kind: str, directory: Path) -> Memory:
         return RedisMemory(client, namespace="test")
     if kind == "redis-real":
         return open_memory(f"{real_redis().url}?namespace={uuid.uuid4().hex}")
+    if kind.startswith("s3-"):
+        # No batch delay: tests want outcomes written at once, not gathered.
+        return s3_memory(kind, batch_delay=0)
     if kind == "sqlite-file":
         return SQLiteMemory(directory / "harvest.db")
     if kind == "sqlite-ram":

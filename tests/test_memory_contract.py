@@ -46,3 +46,15 @@ class TestRedisOnARealServer(MemoryContract):
     @pytest.fixture
     def memory(self, tmp_path: Path) -> Iterator[Memory]:
         yield from opened_memory("redis-real", tmp_path)
+
+
+class TestS3OnMotoInProcess(MemoryContract):
+    @pytest.fixture
+    def memory(self, tmp_path: Path) -> Iterator[Memory]:
+        yield from opened_memory("s3-mock", tmp_path)
+
+
+class TestS3OnMotoServer(MemoryContract):
+    @pytest.fixture
+    def memory(self, tmp_path: Path) -> Iterator[Memory]:
+        yield from opened_memory("s3-server", tmp_path)

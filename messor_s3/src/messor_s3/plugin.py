@@ -1,0 +1,95 @@
+"""The ``messor`` entry point of messor-s3: registers the ``s3`` memory.
+
+Importing this module imports neither boto3 nor the memory: listing the
+installed backends stays cheap.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from messor import Memory, MemoryURL, hookimpl
+from messor.errors import ConfigurationError
+from messor.hookspecs import Register
+
+#: URL query options (all optional): where S3 is, and how the memory behaves.
+URL_OPTIONS = ("region", "endpoint_url", "profile", "refresh_interval", "batch_delay")
+
+
+def open_s3(url: MemoryURL | None, **options: Any) -> Memory:
+    """Open ``s3://bucket/prefix?region=...&endpoint_url=...&profile=...``.
+
+    Credentials, region and endpoint come from boto3's usual chain
+    (environment, ``~/.aws``, ``AWS_ENDPOINT_URL`` for MinIO and other
+    S3-compatible stores, instance roles); the URL query may name the region,
+    the endpoint or a profile, never a secret. Keywords: the same options,
+    plus ``client`` (a boto3 S3 client of your own) and, by bare name,
+    ``bucket`` and ``prefix``.
+    """
+    import boto3
+    from botocore.config import Config
+
+    from messor_s3.bucket import Bucket
+    from messor_s3.memory import S3Memory
+
+    settings = _settings(url, options)
+    client = settings.pop("client", None)
+    if client is None:
+        session = boto3.session.Session(profile_name=settings.pop("profile", None))
+        client = session.client(
+            "s3",
+            region_name=settings.pop("region", None),
+            endpoint_url=settings.pop("endpoint_url", None),
+            # Throttling (503 SlowDown) and 5xx answers are retried with backoff.
+            config=Config(retries={"mode": "standard", "max_attempts": 10}),
+        )
+    memory = S3Memory(
+        Bucket(client, settings.pop("bucket"), settings.pop("prefix", "")),
+        **{k: float(v) for k, v in settings.items() if k in ("refresh_interval", "batch_delay")},
+    )
+    memory.load()  # fails here, naming bucket and prefix, if S3 cannot be used
+    return memory
+
+
+def _settings(url: MemoryURL | None, options: dict[str, Any]) -> dict[str, Any]:
+    """Options from the URL and the keywords, checked: one place each, nothing unknown."""
+    settings: dict[str, Any] = {}
+    if url is not None:
+        if url.username or url.password:
+            raise ConfigurationError(
+                f"{url}: credentials do not belong in the URL; boto3 finds them in the "
+                "environment (AWS_ACCESS_KEY_ID, ...), a profile (?profile=name) or a role"
+            )
+        if not url.host:
+            raise ConfigurationError(f"{url} names no bucket: write s3://bucket/prefix")
+        settings = {"bucket": url.host, "prefix": url.path.strip("/"), **url.query}
+    for key, value in options.items():
+        if key in settings:
+            raise ConfigurationError(f"Give {key} in the URL {url} or as {key}=, not both")
+        settings[key] = value
+    known = {*URL_OPTIONS, "bucket", "prefix", "client"}
+    unknown = sorted(set(settings) - known)
+    if unknown:
+        raise ConfigurationError(
+            f"The s3 memory does not know the option(s) {', '.join(unknown)}; "
+            f"it takes {', '.join(URL_OPTIONS)}"
+        )
+    if "bucket" not in settings:
+        raise ConfigurationError("The s3 memory needs a bucket: open_memory('s3://bucket/prefix')")
+    for key in ("refresh_interval", "batch_delay"):
+        if key in settings:
+            try:
+                seconds = float(settings[key])
+            except (TypeError, ValueError):
+                seconds = -1.0
+            if not 0 <= seconds < float("inf"):
+                raise ConfigurationError(
+                    f"{key} must be a number of seconds >= 0, got {settings[key]!r}"
+                )
+    return settings
+
+
+@hookimpl
+def register_memories(register: Register) -> None:
+    """Offer the S3 memory, for s3:// URLs."""
+    register("s3", open_s3, description="an S3 prefix (messor-s3)")
