@@ -1,6 +1,6 @@
 """A harvest that the crash tests run in a child process, and kill.
 
-    python tests/crash_child.py MEMORY_SPEC EXECUTION_LOG COUNT
+    python tests/crash_child.py MEMORY_SPEC EXECUTION_LOG COUNT [ID_PREFIX]
 
 Each task appends its id to EXECUTION_LOG before returning a result derived
 from its number, so the parent can tell which tasks ran, and how often.
@@ -25,11 +25,11 @@ def fetch(log: int, number: int) -> dict[str, int]:
     return expected_result(number)
 
 
-def main(memory: str, execution_log: str, count: int) -> None:
+def main(memory: str, execution_log: str, count: int, id_prefix: str = "") -> None:
     log = os.open(execution_log, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
-    tasks = [FunctionTask(f"t{n}", fetch, log, n) for n in range(count)]
+    tasks = [FunctionTask(f"{id_prefix}t{n}", fetch, log, n) for n in range(count)]
     LocalThreadedExecutor(tasks, memory=memory, max_concurrency=4).run()
 
 
 if __name__ == "__main__":
-    main(sys.argv[1], sys.argv[2], int(sys.argv[3]))
+    main(sys.argv[1], sys.argv[2], int(sys.argv[3]), *sys.argv[4:5])

@@ -13,6 +13,7 @@ from messor import open_memory
 from messor.memory import COMPLETED
 from tests.crash_child import expected_result
 from tests.redis_server import real_redis
+from tests.s3_server import new_bucket, server_endpoint
 
 CHILD = Path(__file__).with_name("crash_child.py")
 COUNT = 2000
@@ -47,11 +48,15 @@ def run_child(spec: str, log: Path, *, kill_at_executions: int | None) -> None:
     child.wait()
 
 
-@pytest.fixture(params=["sqlite", "redis"])
+@pytest.fixture(params=["sqlite", "redis", "s3"])
 def spec(request: pytest.FixtureRequest, tmp_path: Path) -> str:
-    """Where the killed harvest keeps its memory: a SQLite file, a real redis-server."""
+    """Where the killed harvest keeps its memory: a SQLite file, redis-server, moto's S3 server."""
     if request.param == "redis":
         return f"{real_redis().url}?namespace=crash-{tmp_path.name}"
+    if request.param == "s3":
+        endpoint = server_endpoint()
+        # batch_delay short enough that each kill finds something recorded
+        return f"s3://{new_bucket(endpoint)}/crash?endpoint_url={endpoint}&batch_delay=0.1"
     return f"sqlite:///{tmp_path / 'harvest.db'}"
 
 
