@@ -8,7 +8,8 @@ Every figure is the median wall time of ``run()`` (registration, execution,
 recording) over the repeats, each on a fresh, empty memory, measured in this
 one process next to a bare ``concurrent.futures.ThreadPoolExecutor`` running
 the same tasks with no persistence. The Redis memory runs on a real
-redis-server started on a free loopback port (skipped if none is installed).
+redis-server started on a free loopback port (skipped if none is installed),
+the S3 memory on moto's S3 server (skipped if moto is not installed).
 Not part of the test suite: speed is measured here, never asserted.
 """
 
@@ -16,6 +17,8 @@ from __future__ import annotations
 
 import argparse
 import concurrent.futures
+import logging
+import os
 import shutil
 import socket
 import statistics
@@ -30,7 +33,7 @@ from pathlib import Path
 import messor
 from messor import FunctionTask, LocalThreadedExecutor, Memory
 
-MEMORIES = ("sqlite", "memory", "redis")
+MEMORIES = ("sqlite", "memory", "redis", "s3")
 
 
 def noop() -> None:
@@ -82,8 +85,37 @@ def redis_server() -> Iterator[str | None]:
         process.wait()
 
 
+@contextmanager
+def moto_server() -> Iterator[str | None]:
+    """moto's S3 server on a free loopback port, with fake credentials; None without moto."""
+    try:
+        from moto.server import ThreadedMotoServer
+    except ImportError:
+        yield None
+        return
+    for name, value in (("AWS_ACCESS_KEY_ID", "bench"), ("AWS_SECRET_ACCESS_KEY", "bench")):
+        os.environ.setdefault(name, value)
+    os.environ.setdefault("AWS_DEFAULT_REGION", "us-east-1")
+    logging.getLogger("werkzeug").setLevel(logging.WARNING)
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+    server.start()
+    host, port = server.get_host_and_port()
+    try:
+        yield f"http://{host}:{port}"
+    finally:
+        server.stop()
+
+
+def s3_memory(endpoint: str) -> Memory:
+    import boto3
+
+    bucket = f"bench-{uuid.uuid4().hex[:12]}"
+    boto3.client("s3", endpoint_url=endpoint).create_bucket(Bucket=bucket)
+    return messor.open_memory(f"s3://{bucket}/harvest?endpoint_url={endpoint}")
+
+
 def memory_factories(
-    names: list[str], directory: Path, redis_url: str | None
+    names: list[str], directory: Path, redis_url: str | None, s3_endpoint: str | None
 ) -> dict[str, Callable[[], Memory]]:
     """A fresh, empty memory per call, for each memory measured."""
     factories: dict[str, Callable[[], Memory]] = {}
@@ -95,6 +127,8 @@ def memory_factories(
         factories["redis-server"] = lambda: messor.open_memory(
             f"{redis_url}?namespace={uuid.uuid4().hex}"
         )
+    if "s3" in names and s3_endpoint is not None:
+        factories["s3 (moto server)"] = lambda: s3_memory(s3_endpoint)
     return factories
 
 
@@ -111,10 +145,16 @@ def main() -> None:
     options = parser.parse_args()
     count, threads = options.tasks, options.threads
 
-    with tempfile.TemporaryDirectory() as directory, redis_server() as redis_url:
+    with (
+        tempfile.TemporaryDirectory() as directory,
+        redis_server() as redis_url,
+        moto_server() as s3_endpoint,
+    ):
         if "redis" in options.memories and redis_url is None:
             print("redis-server is not installed: the Redis memory is not measured")
-        factories = memory_factories(options.memories, Path(directory), redis_url)
+        if "s3" in options.memories and s3_endpoint is None:
+            print("moto is not installed: the S3 memory is not measured")
+        factories = memory_factories(options.memories, Path(directory), redis_url, s3_endpoint)
         times: dict[str, list[float]] = {"bare ThreadPoolExecutor": []}
         times.update({name: [] for name in factories})
         # Interleaved, so that a slow moment of the machine hits every contender.
