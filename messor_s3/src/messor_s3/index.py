@@ -16,6 +16,7 @@ executor's outcome: a failure never replaces a completed result.
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -57,9 +58,10 @@ class Index:
             entry = entries.get(task_id)
             if kind == "s":
                 if entry is None:
-                    entries[task_id] = Entry(event[2], PENDING, None, None, None, stamp)
+                    entries[task_id] = Entry(_shared(event[2]), PENDING, None, None, None, stamp)
             elif kind == "u":
                 _, _, status, result, blob, error, keep = event
+                status, result = sys.intern(status), _small(result)
                 if entry is None:
                     # Another writer's store is not visible yet: keep the state.
                     entries[task_id] = Entry("{}", status, result, _blob(blob), error, stamp)
@@ -82,11 +84,22 @@ class Index:
     @classmethod
     def from_rows(cls, rows: Iterable[list[Any]]) -> Index:
         index = cls()
+        segments: dict[str, str] = {}
         for task_id, data, status, result, blob, error, segment, position in rows:
+            stamp = (segments.setdefault(segment, segment), position)
             index.entries[task_id] = Entry(
-                data, status, result, _blob(blob), error, (segment, position)
+                _shared(data), sys.intern(status), _small(result), _blob(blob), error, stamp
             )
         return index
+
+
+def _shared(text: str) -> str:
+    """One shared object for the short texts most tasks repeat ({}, null, true, ...)."""
+    return sys.intern(text) if len(text) <= 8 else text
+
+
+def _small(text: str | None) -> str | None:
+    return None if text is None else _shared(text)
 
 
 def _blob(value: Any) -> Blob | None:

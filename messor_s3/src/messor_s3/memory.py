@@ -27,6 +27,7 @@ import json
 import threading
 import time
 import uuid
+from collections import Counter
 from collections.abc import Iterable, Iterator, Sequence
 from typing import Any
 
@@ -319,8 +320,9 @@ class S3Memory(Memory):
 
     def count_by_status(self) -> dict[str, int]:
         counts = {PENDING: 0, COMPLETED: 0, FAILED: 0}
-        for _, entry in self._with_status(None):
-            counts[entry.status] = counts.get(entry.status, 0) + 1
+        with self._lock:
+            self.refresh()
+            counts.update(Counter(entry.status for entry in self._index.entries.values()))
         return counts
 
     def get_statuses(self, task_ids: Iterable[str]) -> dict[str, str]:
