@@ -5,6 +5,7 @@ from __future__ import annotations
 import subprocess
 import sys
 import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -13,6 +14,7 @@ import boto3
 import pytest
 from botocore.awsrequest import AWSResponse
 from botocore.compat import HTTPHeaders
+from messor_s3.bucket import ConditionFailed
 
 import messor
 from messor import (
@@ -21,7 +23,7 @@ from messor import (
     LocalThreadedExecutor,
     MemoryUnavailableError,
 )
-from messor.memory import COMPLETED, EncodedUpdate
+from messor.memory import COMPLETED, FAILED, PENDING, EncodedUpdate
 from messor_s3 import S3Memory
 from messor_s3 import memory as s3_module
 from tests.crash_child import expected_result
@@ -378,3 +380,144 @@ def test_task_ids_never_become_keys(endpoint: str, bucket: str) -> None:
         task_id and task_id in key for key in object_keys(endpoint, bucket) for task_id in odd
     )
     assert sorted(memory.get_pending_tasks()) == sorted(odd)
+
+
+# -- found in review ---------------------------------------------------------------------
+
+
+def test_a_head_write_whose_answer_was_lost_still_counts_as_won(endpoint: str, bucket: str) -> None:
+    client = boto3.client("s3", region_name=REGION, endpoint_url=endpoint)
+    memory = open_s3(bucket, client)
+    memory.store_tasks([("t", {})])
+    put = memory.store.put
+
+    def applied_then_412(name: str, body: bytes, **options: Any) -> str:
+        etag = put(name, body, **options)
+        if name == "HEAD":  # botocore retried after a lost answer: the retry gets 412
+            raise ConditionFailed("HEAD: PreconditionFailed")
+        return etag
+
+    memory.store.put = applied_then_412  # type: ignore[method-assign]
+    memory.flush()
+    reader = open_s3(bucket, client)
+    assert reader.get_pending_tasks() == ["t"]
+    assert len([k for k in object_keys(endpoint, bucket) if "~snapshot" in k]) == 1
+
+
+def test_a_head_naming_a_missing_snapshot_is_a_clear_error_not_a_hang(
+    endpoint: str, bucket: str
+) -> None:
+    client = boto3.client("s3", region_name=REGION, endpoint_url=endpoint)
+    memory = open_s3(bucket, client)
+    memory.store_tasks([("t", {})])
+    memory.flush()
+    [snapshot] = [k for k in object_keys(endpoint, bucket) if "~snapshot" in k]
+    client.delete_object(Bucket=bucket, Key=snapshot)
+    with pytest.raises(MemoryUnavailableError, match="HEAD names a snapshot that does not exist"):
+        open_s3(bucket, client)
+
+
+def test_a_clear_is_noticed_by_every_other_open_memory(endpoint: str, bucket: str) -> None:
+    client = boto3.client("s3", region_name=REGION, endpoint_url=endpoint)
+    other = open_s3(bucket, client, refresh_interval=0)
+    other.store_tasks([("old", {})])
+    other.flush()
+    clearing = open_s3(bucket, client, refresh_interval=0)
+    clearing.clear()
+    assert other.get_pending_tasks() == []
+    other.store_tasks([("new", {})])
+    other.flush()
+    assert open_s3(bucket, client).get_pending_tasks() == ["new"]
+
+
+def test_a_compaction_that_fails_does_not_fail_the_write(
+    endpoint: str, bucket: str, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    monkeypatch.setattr(s3_module, "COMPACT_AFTER", 1)
+    client = boto3.client("s3", region_name=REGION, endpoint_url=endpoint)
+    memory = open_s3(bucket, client)
+    inject(client, "DeleteObjects", 403, "AccessDenied", times=100)  # an append-only policy
+    memory.store_tasks([("t", {})])
+    memory.record_outcomes([EncodedUpdate("t", COMPLETED, '"kept"', None)])
+    assert "could not compact its log" in caplog.text
+    assert open_s3(bucket, client).get_task_result("t") == "kept"
+
+
+def test_stray_snapshots_and_unreferenced_old_blobs_are_collected(
+    endpoint: str, bucket: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(s3_module, "GRACE", 0)
+    client = boto3.client("s3", region_name=REGION, endpoint_url=endpoint)
+    stray = f"harvest/log/~snapshot-{1:020d}-{'0' * 12}.json.gz"  # from a crashed compaction
+    client.put_object(Bucket=bucket, Key=stray, Body=b"")
+    memory = open_s3(bucket, client)
+    memory.store_tasks([("t", {})])
+    memory.record_outcomes([EncodedUpdate("t", FAILED, None, "first try")])
+    memory.update_task_statuses([("t", COMPLETED, "y" * 1000, None)])
+    memory.update_task_statuses([("t", COMPLETED, "z" * 1000, None)])  # the y blob is garbage now
+    memory.flush()
+    keys = object_keys(endpoint, bucket)
+    assert stray not in keys
+    assert len([k for k in keys if "/blobs/" in k]) == 1
+    assert open_s3(bucket, client).get_task_result("t") == "z" * 1000
+
+
+def test_exporting_many_large_results_fetches_each_blob_once(endpoint: str, bucket: str) -> None:
+    client, requests = counted_client(endpoint)
+    memory = open_s3(bucket, client, refresh_interval=60)
+    ids = [f"t{n}" for n in range(300)]
+    memory.store_tasks([(i, {}) for i in ids])
+    memory.record_outcomes([EncodedUpdate(i, COMPLETED, '"' + i * 100 + '"', None) for i in ids])
+    before = len(requests)
+    records = {r.task_id: r.result for r in memory.iter_records(COMPLETED)}
+    assert records == {i: i * 100 for i in ids}
+    assert requests.sent[before:] == ["GetObject"]
+
+
+def test_objects_that_are_not_the_memorys_are_left_alone(endpoint: str, bucket: str) -> None:
+    client = boto3.client("s3", region_name=REGION, endpoint_url=endpoint)
+    for key in ("harvest/log/", "harvest/log/README.txt", "harvest/notes.txt"):
+        client.put_object(Bucket=bucket, Key=key, Body=b"not Messor's")
+    nested = messor.open_memory(f"s3://{bucket}/harvest/log", client=client)
+    nested.store_tasks([("nested", {})])
+    memory = open_s3(bucket, client)
+    memory.store_tasks([("outer", {})])
+    assert memory.get_pending_tasks() == ["outer"]
+    memory.clear()
+    keys = object_keys(endpoint, bucket)
+    assert {"harvest/log/", "harvest/log/README.txt", "harvest/notes.txt"} <= set(keys)
+    assert nested.get_pending_tasks() == ["nested"]
+
+
+@pytest.mark.parametrize(
+    ("url", "options", "message"),
+    [
+        ("s3://{bucket}/p?endpoint_url=http://KEY:SECRET@127.0.0.1:1", {}, "credentials"),
+        ("s3://{bucket}/p?bucket=other", {}, "bucket"),
+        ("s3://{bucket}/p?region=eu-west-1", {"client": "a client"}, "not both"),
+    ],
+)
+def test_options_that_would_mislead_are_refused(
+    bucket: str, url: str, options: dict[str, Any], message: str
+) -> None:
+    with pytest.raises(ConfigurationError, match=message) as raised:
+        messor.open_memory(url.format(bucket=bucket), **options)
+    assert "SECRET" not in str(raised.value)
+
+
+def test_a_clock_stepped_back_keeps_a_writers_own_changes_in_order(
+    endpoint: str, bucket: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    client = boto3.client("s3", region_name=REGION, endpoint_url=endpoint)
+    memory = open_s3(bucket, client, refresh_interval=0)
+    memory.store_tasks([("t", {"url": "u"})])
+    memory.update_task_statuses([("t", FAILED, None, "boom")])
+    real = time.time_ns
+    monkeypatch.setattr(time, "time_ns", lambda: real() - 5 * 10**9)  # NTP stepped back
+    memory.update_task_statuses([("t", PENDING, None, None)])  # retry it, says the user
+    assert memory.get_task_status("t") == PENDING
+    monkeypatch.setattr(time, "time_ns", real)
+    memory.flush()
+    fresh = open_s3(bucket, client)
+    assert fresh.get_task_status("t") == PENDING
+    assert fresh.dump_all()["task_definitions"]["t"] == {"url": "u"}

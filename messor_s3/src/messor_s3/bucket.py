@@ -125,10 +125,12 @@ class Bucket:
             status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode")
             if code in ("NoSuchKey", "404") and operation == "get_object":
                 raise _Missing from None
-            if code == "ConditionalRequestConflict" or status == 409:
-                raise _Conflict from None
-            if code == "PreconditionFailed" or status == 412:
-                raise ConditionFailed(f"{parameters.get('Key')}: {code}") from None
+            if operation == "put_object":
+                if code == "ConditionalRequestConflict" or status == 409:
+                    raise _Conflict from None
+                # 404: an If-Match on an object deleted meanwhile (a clear()).
+                if code in ("PreconditionFailed", "NoSuchKey") or status in (404, 412):
+                    raise ConditionFailed(f"{parameters.get('Key')}: {code}") from None
             if code == "NoSuchBucket":
                 raise MemoryUnavailableError(
                     f"The bucket {self.bucket!r} does not exist (memory {self.location}); "

@@ -2,16 +2,18 @@
 
 Every change is an event in a log segment (see :mod:`messor_s3.memory`):
 
-* ``["s", id, data]``: store a task (if it is not known yet);
+* ``["s", id, data]``: store a task (the first store of a task wins);
 * ``["u", id, status, result, blob, error, keep]``: set a task's state; the
-  result is inline JSON text, or ``blob`` says where it lies;
+  result is inline JSON text, or ``blob`` says where it lies; ``keep`` marks
+  an executor's outcome, whose failure never replaces a completed result;
 * ``["d", id]``: forget a task.
 
-Each event carries a stamp, ``(segment name, position)``, and a task keeps the
-stamp of the event that last set it. An event older than that stamp changes
-nothing, so the fold gives the same index whatever order segments are read in
-(another writer's segment may become visible late). ``keep`` marks an
-executor's outcome: a failure never replaces a completed result.
+Each event has a stamp, ``(segment name, position)``; segment names start with
+a hybrid logical clock, so a writer's stamps follow everything it has seen.
+The fold is commutative: each task keeps a few registers, each the newest (or,
+for stores, every) event of its kind, and its visible state is derived from
+them. Whatever order segments become visible in (another writer's may arrive
+late), every reader ends with the same index.
 """
 
 from __future__ import annotations
@@ -23,24 +25,59 @@ from typing import Any
 
 from messor.memory import COMPLETED, PENDING
 
-__all__ = ["Blob", "Entry", "Index", "Stamp"]
+__all__ = ["Blob", "Entry", "Index", "Stamp", "State", "stamp_time"]
 
-#: ``(segment name, position in it)``: orders events across writers by time.
+#: ``(segment name, position in it)``: orders events across writers.
 Stamp = tuple[str, int]
 #: ``(blob name, offset, length)``: where a large result lies.
 Blob = tuple[str, int, int]
 
 
 @dataclass(slots=True)
-class Entry:
-    """One task: its data, status, result (inline or in a blob) and error."""
+class State:
+    """What one update event set."""
 
-    data: str
+    stamp: Stamp
     status: str
     result: str | None
     blob: Blob | None
     error: str | None
-    stamp: Stamp
+
+
+@dataclass(slots=True)
+class Entry:
+    """One task's registers, and what they add up to (``view``, ``data``)."""
+
+    stores: list[tuple[Stamp, str]]  # every store since the last delete: (stamp, data)
+    completed: State | None = None  # the newest completed update
+    reset: State | None = None  # the newest other update not flagged keep
+    failed: State | None = None  # the newest other update flagged keep
+    deleted: Stamp | None = None  # the newest delete
+    view: State | None = None  # the state a reader sees; None: the task does not exist
+
+    @property
+    def data(self) -> str:
+        return min(self.stores)[1] if self.stores else "{}"
+
+    def settle(self) -> None:
+        """Derive ``view`` from the registers."""
+        latest = max((s for s in (self.completed, self.reset) if s), key=_stamp, default=None)
+        failed = self.failed
+        if failed and (
+            latest is None or (failed.stamp > latest.stamp and latest.status != COMPLETED)
+        ):
+            latest = failed
+        if latest is None and self.stores:
+            latest = State(min(self.stores)[0], PENDING, None, None, None)
+        self.view = latest
+
+
+def _stamp(state: State) -> Stamp:
+    return state.stamp
+
+
+def _newer(current: State | None, candidate: State) -> State:
+    return candidate if current is None or candidate.stamp > current.stamp else current
 
 
 class Index:
@@ -50,47 +87,90 @@ class Index:
         self.entries: dict[str, Entry] = {}
 
     def apply(self, events: Iterable[list[Any]], segment: str) -> None:
-        """Apply the events of ``segment``, in order."""
+        """Apply the events of ``segment`` (in any order relative to other segments)."""
         entries = self.entries
         for position, event in enumerate(events):
             stamp = (segment, position)
             kind, task_id = event[0], event[1]
             entry = entries.get(task_id)
+            if entry is None:
+                entry = entries[task_id] = Entry([])
+            if entry.deleted is not None and stamp < entry.deleted:
+                continue  # older than the task's deletion
             if kind == "s":
-                if entry is None:
-                    entries[task_id] = Entry(_shared(event[2]), PENDING, None, None, None, stamp)
+                entry.stores.append((stamp, _shared(event[2])))
             elif kind == "u":
                 _, _, status, result, blob, error, keep = event
-                status, result = sys.intern(status), _small(result)
-                if entry is None:
-                    # Another writer's store is not visible yet: keep the state.
-                    entries[task_id] = Entry("{}", status, result, _blob(blob), error, stamp)
-                elif stamp > entry.stamp and not (
-                    keep and status != COMPLETED and entry.status == COMPLETED
-                ):
-                    entry.status, entry.result, entry.blob = status, result, _blob(blob)
-                    entry.error, entry.stamp = error, stamp
+                state = State(stamp, sys.intern(status), _small(result), _blob(blob), error)
+                if status == COMPLETED:
+                    entry.completed = _newer(entry.completed, state)
+                elif keep:
+                    entry.failed = _newer(entry.failed, state)
+                else:
+                    entry.reset = _newer(entry.reset, state)
             elif kind == "d":
-                if entry is not None and stamp > entry.stamp:
-                    del entries[task_id]
+                entry.deleted = stamp
+                entry.stores = [s for s in entry.stores if s[0] > stamp]
+                entry.completed = _after(entry.completed, stamp)
+                entry.reset = _after(entry.reset, stamp)
+                entry.failed = _after(entry.failed, stamp)
             else:
                 raise ValueError(f"unknown event {kind!r} in segment {segment}")
+            entry.settle()
 
-    def rows(self) -> Iterator[list[Any]]:
-        """The index as rows, for a snapshot."""
+    def visible(self) -> Iterator[tuple[str, State]]:
+        """``(task_id, state)`` of every task that exists."""
+        for task_id, entry in self.entries.items():
+            if entry.view is not None:
+                yield task_id, entry.view
+
+    def rows(self, *, forget_before: int) -> Iterator[list[Any]]:
+        """The index as rows, for a snapshot; tombstones older than ``forget_before`` ns go."""
         for task_id, e in self.entries.items():
-            yield [task_id, e.data, e.status, e.result, e.blob, e.error, *e.stamp]
+            if e.view is None and (e.deleted is None or stamp_time(e.deleted) < forget_before):
+                continue
+            states = [_state_row(s) for s in (e.completed, e.reset, e.failed)]
+            yield [task_id, [[*stamp, data] for stamp, data in e.stores], *states, e.deleted]
 
     @classmethod
     def from_rows(cls, rows: Iterable[list[Any]]) -> Index:
         index = cls()
-        segments: dict[str, str] = {}
-        for task_id, data, status, result, blob, error, segment, position in rows:
-            stamp = (segments.setdefault(segment, segment), position)
-            index.entries[task_id] = Entry(
-                _shared(data), sys.intern(status), _small(result), _blob(blob), error, stamp
+        segments: dict[str, str] = {}  # one string object per segment name
+
+        def stamp(row: list[Any]) -> Stamp:
+            return (segments.setdefault(row[0], row[0]), row[1])
+
+        def state(row: list[Any] | None) -> State | None:
+            if row is None:
+                return None
+            return State(stamp(row), sys.intern(row[2]), _small(row[3]), _blob(row[4]), row[5])
+
+        for task_id, stores, completed, reset, failed, deleted in rows:
+            entry = Entry(
+                [(stamp(s), _shared(s[2])) for s in stores],
+                state(completed),
+                state(reset),
+                state(failed),
+                None if deleted is None else stamp(deleted),
             )
+            entry.settle()
+            index.entries[task_id] = entry
         return index
+
+
+def stamp_time(stamp: Stamp) -> int:
+    """The clock reading (ns) a stamp starts with: segment names are ``log/<20 digits>-...``."""
+    return int(stamp[0][4:24])
+
+
+def _after(state: State | None, stamp: Stamp) -> State | None:
+    return state if state is not None and state.stamp > stamp else None
+
+
+def _state_row(state: State | None) -> list[Any] | None:
+    if state is None:
+        return None
+    return [*state.stamp, state.status, state.result, state.blob, state.error]
 
 
 def _shared(text: str) -> str:

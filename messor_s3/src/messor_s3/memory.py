@@ -1,33 +1,36 @@
 """``S3Memory``: a Messor memory under one S3 prefix, cheap in requests.
 
-Layout under ``s3://bucket/prefix/``:
+Layout under ``s3://bucket/prefix/`` (nothing else there is read or deleted):
 
-* ``log/<time>-<writer>-<seq>.json.gz``: one immutable segment of events per
+* ``log/<clock>-<writer>-<seq>.json.gz``: one immutable segment of events per
   call that changes anything (a batch of outcomes is one PUT). Writers never
   overwrite each other's objects, and a PUT is atomic: a crash leaves no
   half-written state.
-* ``blobs/<uuid>``: results larger than ``INLINE_BYTES``, packed per batch,
-  read back with one ranged GET each.
-* ``log/~snapshot-<time>-<writer>.json.gz`` and ``HEAD``: compaction folds
-  the segments into a snapshot of the whole index and points ``HEAD`` at it
-  with a conditional write (If-Match), then deletes the segments it covers. A
-  resume reads one listing, HEAD, the snapshot and the few segments since.
-  Snapshots sort after segments in the same listing, so the one LIST a
-  refresh makes also shows a new snapshot: another writer compacted, maybe
-  deleting segments this memory never saw, and the index is read afresh.
+* ``blobs/<clock>-<uuid>``: results larger than ``INLINE_BYTES``, packed per
+  batch, read back with one ranged GET each (or whole, when exporting).
+* ``log/~snapshot-<clock>-<writer>.json.gz`` and ``HEAD``: compaction folds
+  the log into a snapshot of the whole index, points ``HEAD`` at it with a
+  conditional write (If-Match), then deletes the segments it covers and stray
+  snapshots. A resume reads one listing, HEAD, the snapshot and the few
+  segments since. Snapshots sort after segments in the same listing, so the
+  one LIST a refresh makes also shows when another writer compacted (maybe
+  deleting segments never read here) or cleared: then the index is read afresh.
 
-The index lives in RAM once read: answers come from it, refreshed by one
-listing at most every ``refresh_interval`` seconds (this memory's own writes
-show at once; another writer's within that interval).
+The index lives in RAM once read (see :mod:`messor_s3.index` for why the order
+of segments does not matter): answers come from it, refreshed by one listing
+at most every ``refresh_interval`` seconds; this memory's own writes show at
+once, another writer's within that interval.
 """
 
 from __future__ import annotations
 
 import json
+import logging
+import re
 import threading
 import time
 import uuid
-from collections import Counter
+from collections import Counter, defaultdict
 from collections.abc import Iterable, Iterator, Sequence
 from typing import Any
 
@@ -45,9 +48,11 @@ from messor.memory import (
     encode_update,
 )
 from messor_s3.bucket import Bucket, ConditionFailed, decode, encode
-from messor_s3.index import Blob, Entry, Index
+from messor_s3.index import Blob, Index, State
 
 __all__ = ["S3Memory"]
+
+logger = logging.getLogger("messor")
 
 #: Results up to this size live in the index itself; larger ones in blobs.
 INLINE_BYTES = 256
@@ -55,10 +60,16 @@ INLINE_BYTES = 256
 BLOB_BYTES = 64 * 1024 * 1024
 #: S3's limit for one PUT.
 MAX_RESULT_BYTES = 5 * 1024**3
-#: Segments written since the last snapshot before this memory compacts.
+#: Segments since the last snapshot before compacting mid-run; more for big
+#: indexes (see ``_compact_after``), so that compaction stays linear in cost.
 COMPACT_AFTER = 64
-#: Snapshot names start so, after every segment name ("~" sorts after digits).
-SNAPSHOT = "log/~snapshot-"
+#: Tombstones and unreferenced blobs older than this are collected (ns): a
+#: segment or blob that late belongs to a writer long dead.
+GRACE = 3600 * 10**9
+
+SEGMENT = re.compile(r"log/\d{20}-[0-9a-f]{12}-\d{8}\.json\.gz")
+SNAPSHOT = re.compile(r"log/~snapshot-\d{20}-[0-9a-f]{12}\.json\.gz")
+BLOB = re.compile(r"blobs/(\d{20})-[0-9a-f]{32}")
 
 
 class S3Memory(Memory):
@@ -77,6 +88,7 @@ class S3Memory(Memory):
         self._lock = threading.RLock()
         self._writer = uuid.uuid4().hex[:12]
         self._sequence = 0
+        self._clock = 0  # hybrid logical clock (ns): past every stamp seen
         self._index = Index()
         self._applied: set[str] = set()  # segments folded into the index
         self._head: str | None = None  # ETag of HEAD when the index was loaded
@@ -92,73 +104,125 @@ class S3Memory(Memory):
     # -- reading the log ------------------------------------------------------
 
     def load(self) -> None:
-        """Read the index afresh: HEAD, its snapshot, then the segments since."""
+        """Read the index afresh: the listing, HEAD, its snapshot, then the segments since."""
         with self._lock:
-            while not self._load_once():
-                pass  # compacted by another writer meanwhile: read the new snapshot
+            stuck: str | None = None
+            while (outcome := self._load_once()) is not True:
+                if isinstance(outcome, str):  # HEAD names a snapshot that is not there
+                    if outcome == stuck:
+                        raise MemoryUnavailableError(
+                            f"{self.store.location}/HEAD names a snapshot that does not exist; "
+                            "the memory is damaged (an object deleted by hand, or a lifecycle "
+                            "rule): delete HEAD to rebuild it from the log"
+                        )
+                    stuck = outcome
 
-    def _load_once(self) -> bool:
+    def _load_once(self) -> bool | str:
+        """True when loaded; False to try again; HEAD's ETag if its snapshot is missing."""
         # List first, then read HEAD: a snapshot in the listing that HEAD does
         # not name yet cannot have had its segments deleted before the listing.
-        listed = list(self.store.names("log"))
-        self._index, self._applied, self._snapshot, self._head = Index(), set(), None, None
+        listed = self._list()
+        index, applied, snapshot, head = Index(), set[str](), None, None
         found = self.store.get("HEAD")
         if found is not None:
-            self._snapshot, self._head = json.loads(found[0])["snapshot"], found[1]
-            snapshot = self.store.get(self._snapshot)
-            if snapshot is None:
-                return False
-            document = decode(snapshot[0])
-            self._index = Index.from_rows(document["tasks"])
-            self._applied = set(document["segments"])
-        self._known_snapshots = {n for n in listed if n.startswith(SNAPSHOT)}
-        self._loaded, self._uncovered = True, 0
-        return self._apply_listed(listed)
+            snapshot, head = json.loads(found[0])["snapshot"], found[1]
+            body = self.store.get(snapshot)
+            if body is None:
+                return head
+            document = self._decode(body[0], snapshot)
+            index = Index.from_rows(document["tasks"])
+            applied = set(document["segments"])
+        read = self._fold(index, applied, listed)
+        if read is None:
+            return False
+        self._index, self._applied, self._snapshot, self._head = index, applied, snapshot, head
+        self._known_snapshots = {n for n in listed if SNAPSHOT.fullmatch(n)}
+        if snapshot is not None:
+            self._known_snapshots.add(snapshot)
+        self._loaded, self._uncovered = True, read
+        return True
 
     def refresh(self, *, force: bool = False) -> None:
         """Fold in other writers' segments (at most every ``refresh_interval`` unless forced)."""
         with self._lock:
             stale = force or time.monotonic() - self._last_refresh >= self.refresh_interval
             if self._loaded and stale:
-                self._read_new_segments()
+                listed = self._list()
+                read = (
+                    None
+                    if self._compacted_elsewhere(listed)
+                    else self._fold(self._index, self._applied, listed)
+                )
+                if read is None:
+                    self._loaded = False
+                else:
+                    self._uncovered += read
             if not self._loaded:
                 self.load()
 
-    def _read_new_segments(self) -> list[str] | None:
-        """Fold in the segments not read yet; return the listed names (None: load afresh)."""
-        listed = list(self.store.names("log"))
-        if any(n.startswith(SNAPSHOT) and n not in self._known_snapshots for n in listed):
-            self._loaded = False  # another writer compacted
-            return None
-        return listed if self._apply_listed(listed) else None
-
-    def _apply_listed(self, listed: list[str]) -> bool:
-        """Fold in the listed segments not read yet; False if one vanished (load afresh)."""
+    def _list(self) -> list[str]:
+        """Segment and snapshot names, in key order; anything else under log/ is not ours."""
+        names = [
+            n for n in self.store.names("log") if SEGMENT.fullmatch(n) or SNAPSHOT.fullmatch(n)
+        ]
         self._last_refresh = time.monotonic()
+        return names
+
+    def _compacted_elsewhere(self, listed: list[str]) -> bool:
+        """Did another writer compact or clear since this index was read?"""
+        if self._snapshot is not None and self._snapshot not in listed:
+            return True
+        return any(SNAPSHOT.fullmatch(n) and n not in self._known_snapshots for n in listed)
+
+    def _fold(self, index: Index, applied: set[str], listed: list[str]) -> int | None:
+        """Fold the listed segments not read yet into ``index``; how many (None: one vanished)."""
+        read = 0
         for name in listed:
-            if name in self._applied or name.startswith(SNAPSHOT):
+            if name in applied or not SEGMENT.fullmatch(name):
                 continue
             found = self.store.get(name)
             if found is None:  # deleted by a compaction, which covers it
-                self._loaded = False
-                return False
-            self._index.apply(decode(found[0])["events"], name)
-            self._applied.add(name)
-            self._uncovered += 1
-        return True
+                return None
+            index.apply(self._decode(found[0], name)["events"], name)
+            applied.add(name)
+            self._clock = max(self._clock, int(name[4:24]))
+            read += 1
+        applied.intersection_update(listed)  # deleted ones cannot come back
+        return read
+
+    def _decode(self, body: bytes, name: str) -> Any:
+        try:
+            return decode(body)
+        except (OSError, ValueError) as exc:
+            raise MemoryUnavailableError(
+                f"{self.store.location}/{name} is not a Messor object ({exc}); "
+                "keep other files out of the memory's prefix"
+            ) from None
 
     # -- writing the log ------------------------------------------------------
+
+    def _tick(self) -> int:
+        """The next clock reading: now, or just past everything seen, whichever is later."""
+        self._clock = max(time.time_ns(), self._clock + 1)
+        return self._clock
 
     def _write(self, events: list[list[Any]]) -> None:
         """Append one segment of ``events`` and fold it in; compact now and then."""
         self._sequence += 1
-        name = f"log/{time.time_ns():020d}-{self._writer}-{self._sequence:08d}.json.gz"
-        self.store.put(name, encode({"events": events}), if_absent=True)
+        name = f"log/{self._tick():020d}-{self._writer}-{self._sequence:08d}.json.gz"
+        self.store.put(name, encode({"events": events}))
         self._index.apply(events, name)
         self._applied.add(name)
         self._uncovered += 1
-        if self._uncovered >= COMPACT_AFTER:
+        if self._uncovered >= max(COMPACT_AFTER, len(self._index.entries) // 2000):
+            self._compact_quietly()
+
+    def _compact_quietly(self) -> None:
+        # The segment is safe; a compaction that fails only costs later reads.
+        try:
             self._compact()
+        except Exception as exc:
+            logger.warning("%r could not compact its log: %s", self, exc)
 
     def _update_events(self, rows: Sequence[EncodedUpdate], keep: bool) -> list[list[Any]]:
         """Events for ``rows``; large results go to blobs first, so no event points nowhere."""
@@ -188,7 +252,7 @@ class S3Memory(Memory):
         size = 0
 
         def put() -> None:
-            name = f"blobs/{uuid.uuid4().hex}"
+            name = f"blobs/{self._tick():020d}-{uuid.uuid4().hex}"
             offset = 0
             for position, body in pending:
                 placed[position] = (name, offset, len(body))
@@ -214,26 +278,61 @@ class S3Memory(Memory):
         if another writer compacted meanwhile, this snapshot is dropped (the
         other one is as good) and the index is read afresh next time.
         """
-        listed = self._read_new_segments()
-        if listed is None:
-            return  # compacted by another writer meanwhile
-        covered = sorted(self._applied & set(listed))
-        name = f"{SNAPSHOT}{time.time_ns():020d}-{self._writer}.json.gz"
+        listed = self._list()
+        read = (
+            None
+            if self._compacted_elsewhere(listed)
+            else self._fold(self._index, self._applied, listed)
+        )
+        if read is None:
+            self._loaded = False
+            return
+        covered = sorted(n for n in self._applied if SEGMENT.fullmatch(n))
+        name = f"log/~snapshot-{self._tick():020d}-{self._writer}.json.gz"
+        rows = list(self._index.rows(forget_before=time.time_ns() - GRACE))
+        self.store.put(name, encode({"segments": covered, "tasks": rows}))
         self._known_snapshots.add(name)
-        self.store.put(name, encode({"segments": covered, "tasks": list(self._index.rows())}))
-        head = json.dumps({"snapshot": name}).encode()
-        try:
-            if self._head is None:
-                etag = self.store.put("HEAD", head, if_absent=True)
-            else:
-                etag = self.store.put("HEAD", head, if_match=self._head)
-        except ConditionFailed:
+        etag = self._move_head(name)
+        if etag is None:
             self.store.delete([name])
             self._loaded = False
             return
-        old = [self._snapshot] if self._snapshot else []
         self._head, self._snapshot, self._uncovered = etag, name, 0
-        self.store.delete(old + covered)
+        strays = [n for n in listed if SNAPSHOT.fullmatch(n) and n != name]
+        self.store.delete(strays + covered)
+        self._applied.difference_update(covered)
+        self._collect_blobs()
+
+    def _move_head(self, snapshot: str) -> str | None:
+        """Point HEAD at ``snapshot`` if nobody moved it since; its new ETag, or None."""
+        body = json.dumps({"snapshot": snapshot}).encode()
+        try:
+            if self._head is None:
+                return self.store.put("HEAD", body, if_absent=True)
+            return self.store.put("HEAD", body, if_match=self._head)
+        except ConditionFailed:
+            # Lost the race, or won it and botocore retried a write whose
+            # answer was lost: HEAD tells which.
+            found = self.store.get("HEAD")
+            if found is not None and json.loads(found[0])["snapshot"] == snapshot:
+                return found[1]
+            return None
+
+    def _collect_blobs(self) -> None:
+        """Delete blobs no task refers to any more, once they are older than ``GRACE``."""
+        used = {
+            state.blob[0]
+            for entry in self._index.entries.values()
+            for state in (entry.completed, entry.reset, entry.failed)
+            if state is not None and state.blob is not None
+        }
+        cutoff = time.time_ns() - GRACE
+        stale = [
+            name
+            for name in self.store.names("blobs")
+            if (match := BLOB.fullmatch(name)) and int(match[1]) < cutoff and name not in used
+        ]
+        self.store.delete(stale)
 
     # -- the seed's methods ---------------------------------------------------
 
@@ -244,7 +343,8 @@ class S3Memory(Memory):
             entries = self._index.entries
             new: dict[str, str] = {}
             for task_id, data in rows:
-                if task_id not in entries:
+                entry = entries.get(task_id)
+                if entry is None or entry.view is None:
                     new.setdefault(task_id, data)
             if new:
                 self._write([["s", task_id, data] for task_id, data in new.items()])
@@ -264,17 +364,17 @@ class S3Memory(Memory):
                 )
         with self._lock:
             self.refresh()
-            unknown = [row.task_id for row in rows if row.task_id not in self._index.entries]
+            unknown = [row.task_id for row in rows if self._view(row.task_id) is None]
             if unknown:
                 self.refresh(force=True)  # stored by another writer a moment ago?
                 for task_id in unknown:
-                    if task_id not in self._index.entries:
+                    if self._view(task_id) is None:
                         raise TaskNotFoundError(task_id)
             if rows:
                 self._write(self._update_events(rows, keep))
 
     def get_task_status(self, task_id: str) -> str:
-        return self._entry(task_id).status
+        return self._state(task_id).status
 
     def get_pending_tasks(self) -> list[str]:
         return [task_id for task_id, _ in self._with_status(PENDING)]
@@ -283,37 +383,47 @@ class S3Memory(Memory):
         return [task_id for task_id, _ in self._with_status(COMPLETED)]
 
     def get_failed_tasks(self) -> list[tuple[str, str | None]]:
-        return [(task_id, entry.error) for task_id, entry in self._with_status(FAILED)]
+        return [(task_id, state.error) for task_id, state in self._with_status(FAILED)]
 
     def get_task_result(self, task_id: str) -> Any:
-        return self._result(self._entry(task_id))
+        state = self._state(task_id)
+        if state.blob is None:
+            return None if state.result is None else decode_json(state.result)
+        name, offset, length = state.blob
+        found = self.store.get(name, (offset, offset + length - 1))
+        if found is None:
+            raise self._missing(name)
+        return decode_json(found[0].decode())
 
     def clear(self) -> None:
+        """Forget everything: an empty snapshot becomes HEAD first, so other readers notice."""
         with self._lock:
-            names = [n for folder in ("log", "blobs") for n in self.store.names(folder)]
-            self.store.delete([*names, "HEAD"])
-            self._index, self._applied, self._head, self._snapshot = Index(), set(), None, None
-            self._known_snapshots = set()
-            self._uncovered = 0
-            self._loaded = True
-            self._last_refresh = time.monotonic()
+            listed = self._list()
+            blobs = [n for n in self.store.names("blobs") if BLOB.fullmatch(n)]
+            name = f"log/~snapshot-{self._tick():020d}-{self._writer}.json.gz"
+            self.store.put(name, encode({"segments": [], "tasks": []}))
+            self._head = self.store.put("HEAD", json.dumps({"snapshot": name}).encode())
+            self._index, self._applied, self._snapshot = Index(), set(), name
+            self._known_snapshots, self._loaded, self._uncovered = {name}, True, 0
+            self.store.delete([n for n in listed if n != name] + blobs)
 
     def clear_tasks(self, task_ids: Iterable[str]) -> None:
         with self._lock:
             self.refresh()
-            known = [i for i in dict.fromkeys(task_ids) if i in self._index.entries]
+            known = [i for i in dict.fromkeys(task_ids) if self._view(i) is not None]
             if known:
                 self._write([["d", task_id] for task_id in known])
 
     def dump_all(self) -> dict[str, dict[str, Any]]:
-        entries = self._with_status(None)
+        with self._lock:
+            self.refresh()
+            entries = [(i, e.data, e.view) for i, e in self._index.entries.items() if e.view]
+        results = dict(self._results([(i, s) for i, _, s in entries if s.result or s.blob]))
         return {
-            "task_definitions": {i: decode_json(e.data) for i, e in entries},
-            "task_statuses": {i: e.status for i, e in entries},
-            "task_results": {
-                i: self._result(e) for i, e in entries if e.result is not None or e.blob
-            },
-            "task_errors": {i: e.error for i, e in entries if e.error is not None},
+            "task_definitions": {i: decode_json(data) for i, data, _ in entries},
+            "task_statuses": {i: s.status for i, _, s in entries},
+            "task_results": results,
+            "task_errors": {i: s.error for i, _, s in entries if s.error is not None},
         }
 
     # -- from the index ---------------------------------------------------------
@@ -322,18 +432,21 @@ class S3Memory(Memory):
         counts = {PENDING: 0, COMPLETED: 0, FAILED: 0}
         with self._lock:
             self.refresh()
-            counts.update(Counter(entry.status for entry in self._index.entries.values()))
+            counts.update(Counter(state.status for _, state in self._index.visible()))
         return counts
 
     def get_statuses(self, task_ids: Iterable[str]) -> dict[str, str]:
         with self._lock:
             self.refresh()
-            entries = self._index.entries
-            return {i: entries[i].status for i in task_ids if i in entries}
+            found = ((i, self._view(i)) for i in task_ids)
+            return {i: state.status for i, state in found if state is not None}
 
     def iter_records(self, status: str | None = None) -> Iterator[TaskRecord]:
-        for task_id, entry in self._with_status(status):
-            yield TaskRecord(task_id, entry.status, self._result(entry), entry.error)
+        """Every task (or those with ``status``); large results fetched one blob at a time."""
+        states = dict(self._with_status(status))
+        for task_id, result in self._results(list(states.items())):
+            state = states[task_id]
+            yield TaskRecord(task_id, state.status, result, state.error)
 
     def flush(self) -> None:
         """Compact after a run, so that the next one resumes from a handful of requests."""
@@ -343,34 +456,44 @@ class S3Memory(Memory):
 
     # -- helpers --------------------------------------------------------------
 
-    def _entry(self, task_id: str) -> Entry:
+    def _view(self, task_id: str) -> State | None:
+        entry = self._index.entries.get(task_id)
+        return None if entry is None else entry.view
+
+    def _state(self, task_id: str) -> State:
         with self._lock:
             self.refresh()
-            entry = self._index.entries.get(task_id)
-            if entry is None:
-                raise TaskNotFoundError(task_id)
-            return _copy(entry)
+            state = self._view(task_id)
+        if state is None:
+            raise TaskNotFoundError(task_id)
+        return state
 
-    def _with_status(self, status: str | None) -> list[tuple[str, Entry]]:
+    def _with_status(self, status: str | None) -> list[tuple[str, State]]:
         with self._lock:
             self.refresh()
             return [
-                (task_id, _copy(entry))
-                for task_id, entry in self._index.entries.items()
-                if status is None or entry.status == status
+                (task_id, state)
+                for task_id, state in self._index.visible()
+                if status is None or state.status == status
             ]
 
-    def _result(self, entry: Entry) -> Any:
-        if entry.blob is not None:
-            name, offset, length = entry.blob
-            found = self.store.get(name, (offset, offset + length - 1))
+    def _results(self, states: list[tuple[str, State]]) -> Iterator[tuple[str, Any]]:
+        """``(task_id, result)`` for ``states``: inline ones first, then one GET per blob."""
+        by_blob: dict[str, list[tuple[str, Blob]]] = defaultdict(list)
+        for task_id, state in states:
+            if state.blob is not None:
+                by_blob[state.blob[0]].append((task_id, state.blob))
+            else:
+                yield task_id, None if state.result is None else decode_json(state.result)
+        for name, placed in by_blob.items():
+            found = self.store.get(name)
             if found is None:
-                raise MemoryUnavailableError(
-                    f"{self.store.location}: the object {name} holding a result is missing"
-                )
-            return decode_json(found[0].decode())
-        return None if entry.result is None else decode_json(entry.result)
+                raise self._missing(name)
+            for task_id, (_, offset, length) in placed:
+                yield task_id, decode_json(found[0][offset : offset + length].decode())
 
-
-def _copy(entry: Entry) -> Entry:
-    return Entry(entry.data, entry.status, entry.result, entry.blob, entry.error, entry.stamp)
+    def _missing(self, name: str) -> MemoryUnavailableError:
+        return MemoryUnavailableError(
+            f"{self.store.location}/{name}, which holds results, is missing; "
+            "was it deleted by hand or by a lifecycle rule?"
+        )

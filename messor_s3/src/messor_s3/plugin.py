@@ -6,6 +6,7 @@ installed backends stays cheap.
 
 from __future__ import annotations
 
+import os
 from typing import Any
 
 from messor import Memory, MemoryURL, hookimpl
@@ -23,8 +24,8 @@ def open_s3(url: MemoryURL | None, **options: Any) -> Memory:
     (environment, ``~/.aws``, ``AWS_ENDPOINT_URL`` for MinIO and other
     S3-compatible stores, instance roles); the URL query may name the region,
     the endpoint or a profile, never a secret. Keywords: the same options,
-    plus ``client`` (a boto3 S3 client of your own) and, by bare name,
-    ``bucket`` and ``prefix``.
+    plus ``client`` (a boto3 S3 client of your own, instead of region,
+    endpoint and profile) and, by bare name, ``bucket`` and ``prefix``.
     """
     import boto3
     from botocore.config import Config
@@ -36,16 +37,18 @@ def open_s3(url: MemoryURL | None, **options: Any) -> Memory:
     client = settings.pop("client", None)
     if client is None:
         session = boto3.session.Session(profile_name=settings.pop("profile", None))
-        client = session.client(
-            "s3",
-            region_name=settings.pop("region", None),
-            endpoint_url=settings.pop("endpoint_url", None),
-            # Throttling (503 SlowDown) and 5xx answers are retried with backoff.
-            config=Config(retries={"mode": "standard", "max_attempts": 10}),
-        )
+        # Throttling (503 SlowDown) and 5xx answers are retried with backoff,
+        # unless AWS_RETRY_MODE / AWS_MAX_ATTEMPTS say otherwise.
+        if {"AWS_RETRY_MODE", "AWS_MAX_ATTEMPTS"} & set(os.environ):
+            config = Config()
+        else:
+            config = Config(retries={"mode": "standard", "max_attempts": 10})
+        region: str | None = settings.pop("region", None)
+        endpoint: str | None = settings.pop("endpoint_url", None)
+        client = session.client("s3", region_name=region, endpoint_url=endpoint, config=config)
     memory = S3Memory(
         Bucket(client, settings.pop("bucket"), settings.pop("prefix", "")),
-        **{k: float(v) for k, v in settings.items() if k in ("refresh_interval", "batch_delay")},
+        **{k: float(v) for k, v in settings.items()},
     )
     memory.load()  # fails here, naming bucket and prefix, if S3 cannot be used
     return memory
@@ -62,13 +65,18 @@ def _settings(url: MemoryURL | None, options: dict[str, Any]) -> dict[str, Any]:
             )
         if not url.host:
             raise ConfigurationError(f"{url} names no bucket: write s3://bucket/prefix")
+        unknown = sorted(set(url.query) - set(URL_OPTIONS))
+        if unknown:
+            raise ConfigurationError(
+                f"The s3 memory does not know the URL option(s) {', '.join(unknown)}; "
+                f"it takes {', '.join(URL_OPTIONS)}"
+            )
         settings = {"bucket": url.host, "prefix": url.path.strip("/"), **url.query}
     for key, value in options.items():
         if key in settings:
             raise ConfigurationError(f"Give {key} in the URL {url} or as {key}=, not both")
         settings[key] = value
-    known = {*URL_OPTIONS, "bucket", "prefix", "client"}
-    unknown = sorted(set(settings) - known)
+    unknown = sorted(set(settings) - {*URL_OPTIONS, "bucket", "prefix", "client"})
     if unknown:
         raise ConfigurationError(
             f"The s3 memory does not know the option(s) {', '.join(unknown)}; "
@@ -76,6 +84,17 @@ def _settings(url: MemoryURL | None, options: dict[str, Any]) -> dict[str, Any]:
         )
     if "bucket" not in settings:
         raise ConfigurationError("The s3 memory needs a bucket: open_memory('s3://bucket/prefix')")
+    if "client" in settings and {"region", "endpoint_url", "profile"} & set(settings):
+        raise ConfigurationError(
+            "Give the s3 memory a client= or where to connect (region, endpoint_url, profile), "
+            "not both: a client of your own already knows"
+        )
+    endpoint = settings.get("endpoint_url")
+    if endpoint is not None and "@" in str(endpoint).partition("://")[2].partition("/")[0]:
+        raise ConfigurationError(
+            "endpoint_url must not hold credentials; boto3 finds them in the environment, "
+            "a profile or a role"
+        )
     for key in ("refresh_interval", "batch_delay"):
         if key in settings:
             try:
