@@ -60,20 +60,23 @@ class Entry:
         return min(self.stores)[1] if self.stores else "{}"
 
     def settle(self) -> None:
-        """Derive ``view`` from the registers."""
-        latest = max((s for s in (self.completed, self.reset) if s), key=_stamp, default=None)
-        failed = self.failed
-        if failed and (
+        """Derive ``view`` from the registers (on every event: kept cheap)."""
+        completed, reset, failed = self.completed, self.reset, self.failed
+        if completed is None or (reset is not None and reset.stamp > completed.stamp):
+            latest = reset
+        else:
+            latest = completed
+        if failed is not None and (
             latest is None or (failed.stamp > latest.stamp and latest.status != COMPLETED)
         ):
             latest = failed
         if latest is None and self.stores:
-            latest = State(min(self.stores)[0], PENDING, None, None, None)
+            latest = _STORED
         self.view = latest
 
 
-def _stamp(state: State) -> Stamp:
-    return state.stamp
+#: The view of a task stored and never updated (readers use no stamp of a view).
+_STORED = State(("", 0), PENDING, None, None, None)
 
 
 def _newer(current: State | None, candidate: State) -> State:
