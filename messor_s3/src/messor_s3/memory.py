@@ -147,18 +147,21 @@ class S3Memory(Memory):
         with self._lock:
             stale = force or time.monotonic() - self._last_refresh >= self.refresh_interval
             if self._loaded and stale:
-                listed = self._list()
-                read = (
-                    None
-                    if self._compacted_elsewhere(listed)
-                    else self._fold(self._index, self._applied, listed)
-                )
-                if read is None:
-                    self._loaded = False
-                else:
-                    self._uncovered += read
+                self._catch_up()
             if not self._loaded:
                 self.load()
+
+    def _catch_up(self) -> list[str] | None:
+        """Fold in the segments listed now; the listing, or None if the index must be reread."""
+        listed = self._list()
+        read = None
+        if not self._compacted_elsewhere(listed):
+            read = self._fold(self._index, self._applied, listed)
+        if read is None:
+            self._loaded = False
+            return None
+        self._uncovered += read
+        return listed
 
     def _list(self) -> list[str]:
         """Segment and snapshot names, in key order; anything else under log/ is not ours."""
@@ -278,14 +281,8 @@ class S3Memory(Memory):
         if another writer compacted meanwhile, this snapshot is dropped (the
         other one is as good) and the index is read afresh next time.
         """
-        listed = self._list()
-        read = (
-            None
-            if self._compacted_elsewhere(listed)
-            else self._fold(self._index, self._applied, listed)
-        )
-        if read is None:
-            self._loaded = False
+        listed = self._catch_up()
+        if listed is None:
             return
         covered = sorted(n for n in self._applied if SEGMENT.fullmatch(n))
         name = f"log/~snapshot-{self._tick():020d}-{self._writer}.json.gz"
