@@ -53,9 +53,8 @@ def main(memory: str | None) -> None:
     print(f"Harvesting {len(pages)} pages into {executor.memory!r}")
     try:
         report = executor.run()
-    except KeyboardInterrupt:
+    except KeyboardInterrupt:  # the run has printed its summary
         print("Interrupted: every page finished so far is recorded. Run again to resume.")
-        executor.status_summary()
         sys.exit(130)
     print(
         f"This run: {report.completed} completed, {report.failed} failed, "

@@ -31,7 +31,8 @@ from messor.memory import Memory, TaskRecord
 from messor.runloop import RunReport
 from messor.selection import open_memory
 from messor.sqlite_memory import SQLiteMemory
-from messor.tasks import FunctionTask, Task
+from messor.stops import stop_after_consecutive_failures, stop_on
+from messor.tasks import FunctionTask, Task, task
 from messor.url import MemoryURL
 
 try:
@@ -64,4 +65,7 @@ __all__ = [
     "__version__",
     "hookimpl",
     "open_memory",
+    "stop_after_consecutive_failures",
+    "stop_on",
+    "task",
 ]

@@ -7,11 +7,12 @@ Subclasses only decide where an attempt runs; the run itself is
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 
+from messor.controls import Backoff, RateLimiter
 from messor.errors import ConfigurationError
-from messor.memory import COMPLETED, FAILED, PENDING, Memory
-from messor.runloop import Harvest, RunReport
+from messor.memory import FAILED, Memory
+from messor.runloop import Harvest, RunReport, StopConditions, summary_text
 from messor.selection import open_memory
 
 __all__ = ["Executor"]
@@ -28,11 +29,21 @@ class Executor(ABC):
             :func:`messor.open_memory` (``"sqlite:///harvest.db"``), or None for
             the configured default.
         max_concurrency: how many tasks run at once.
-        stop_all_when: checked before each task starts and after each one
-            ends; once it returns True no new task starts, running ones finish
-            and are recorded, the rest stay pending.
+        stop_all_when: a function, or a list of them (such as
+            :func:`messor.stop_on`), checked before each task starts and after
+            each one ends; once one returns True no new task starts, running
+            ones finish and are recorded, the rest stay pending.
         retry: how many more attempts a failing task gets within one run.
         progress: show a progress bar (default: only when stderr is a terminal).
+        rate_limit: at most this many starts, shared by every worker:
+            ``"10/s"``, ``"600/m"``, ``"1000/h"`` or a number per second.
+        rate_burst: how many starts may follow each other at once after a
+            pause (1: evenly spaced).
+        retry_on: retry only failures of these exception types (default: all).
+        backoff: before the n-th retry, wait a random time up to
+            ``backoff * 2**(n-1)`` seconds, at most ``backoff_max`` (0: none).
+        timeout: seconds after which a running task is recorded failed with a
+            TimeoutError and its slot given to the next task.
     """
 
     def __init__(
@@ -40,17 +51,20 @@ class Executor(ABC):
         tasks: Iterable[object],
         memory: Memory | str | None = None,
         max_concurrency: int = 4,
-        stop_all_when: Callable[[], bool] | None = None,
+        stop_all_when: StopConditions = None,
         retry: int = 1,
         *,
         progress: bool | None = None,
+        rate_limit: str | float | None = None,
+        rate_burst: int = 1,
+        retry_on: type[BaseException] | tuple[type[BaseException], ...] | None = None,
+        backoff: float = 0.0,
+        backoff_max: float = 60.0,
+        timeout: float | None = None,
     ) -> None:
         _check_count("max_concurrency", max_concurrency, minimum=1)
         _check_count("retry", retry, minimum=0)
-        if stop_all_when is not None and not callable(stop_all_when):
-            raise ConfigurationError(
-                f"stop_all_when must be a function returning True to stop, got {stop_all_when!r}"
-            )
+        self.stop_all_when = _check_conditions(stop_all_when)
         if isinstance(tasks, (str, bytes)) or not isinstance(tasks, Iterable):
             raise ConfigurationError(
                 "tasks must be an iterable of tasks (a list or a generator), "
@@ -61,12 +75,24 @@ class Executor(ABC):
                 f"memory must be a messor.Memory, a spec such as 'sqlite:///harvest.db', or None; "
                 f"got {type(memory).__name__} (a custom memory must subclass messor.Memory)"
             )
+        if rate_limit is not None:
+            RateLimiter(rate_limit, rate_burst)  # checks both now, not at the first start
+        Backoff(backoff, backoff_max)
+        self.retry_on = _check_exception_types(retry_on)
+        if timeout is not None and (
+            isinstance(timeout, bool) or not isinstance(timeout, int | float) or not timeout > 0
+        ):
+            raise ConfigurationError(f"timeout must be a number of seconds > 0, got {timeout!r}")
         self.tasks = tasks
         self.memory = memory if isinstance(memory, Memory) else open_memory(memory)
         self.max_concurrency = max_concurrency
-        self.stop_all_when = stop_all_when
         self.retry = retry
         self.progress = progress
+        self.rate_limit = rate_limit
+        self.rate_burst = rate_burst
+        self.backoff = backoff
+        self.backoff_max = backoff_max
+        self.timeout = timeout
         #: What the last ``run()`` did, also when it raised.
         self.report = RunReport()
 
@@ -82,21 +108,58 @@ class Executor(ABC):
             retry=self.retry,
             stop_all_when=self.stop_all_when,
             progress=self.progress,
+            rate_limit=self.rate_limit,
+            rate_burst=self.rate_burst,
+            retry_on=self.retry_on,
+            backoff=self.backoff,
+            backoff_max=self.backoff_max,
+            timeout=self.timeout,
         )
         self.report = harvest.report
         return harvest
 
-    def status_summary(self) -> dict[str, int]:
-        """Print the number of pending, completed and failed tasks in the memory; return them."""
+    def status_summary(self, failures: int = 0) -> dict[str, int]:
+        """Print the number of pending, completed and failed tasks in the memory; return them.
+
+        With ``failures``, also list that many failed tasks with their
+        attempts and last error.
+        """
         counts = self.memory.count_by_status()
-        for status in (PENDING, COMPLETED, FAILED):
-            print(f"{status.capitalize()} tasks: {counts.get(status, 0)}")
-        for status, count in sorted(counts.items()):
-            if status not in (PENDING, COMPLETED, FAILED) and count:
-                print(f"{status.capitalize()} tasks: {count}")
+        print(summary_text(counts))
+        if failures > 0 and counts.get(FAILED):
+            for index, record in enumerate(self.memory.iter_records(FAILED)):
+                if index == failures:
+                    print(f"  ... and {counts[FAILED] - failures} more")
+                    break
+                tries = f" after {record.attempts} attempts" if record.attempts else ""
+                print(f"  {record.task_id}{tries}: {record.error}")
         return counts
 
 
 def _check_count(name: str, value: object, *, minimum: int) -> None:
     if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
         raise ConfigurationError(f"{name} must be an int >= {minimum}, got {value!r}")
+
+
+def _check_conditions(stop_all_when: object) -> StopConditions:
+    if stop_all_when is None or callable(stop_all_when):
+        return stop_all_when
+    if isinstance(stop_all_when, list | tuple) and all(callable(c) for c in stop_all_when):
+        return list(stop_all_when)
+    raise ConfigurationError(
+        "stop_all_when must be a function returning True to stop, or a list of them "
+        f"(such as messor.stop_on(SomeError)), got {stop_all_when!r}"
+    )
+
+
+def _check_exception_types(
+    retry_on: object,
+) -> tuple[type[BaseException], ...] | None:
+    if retry_on is None:
+        return None
+    types = retry_on if isinstance(retry_on, tuple) else (retry_on,)
+    if not types or not all(isinstance(t, type) and issubclass(t, BaseException) for t in types):
+        raise ConfigurationError(
+            f"retry_on must be an exception class or a tuple of them, got {retry_on!r}"
+        )
+    return types

@@ -35,6 +35,7 @@ class _Entry:
     status: str = PENDING
     result: str | None = None
     error: str | None = None
+    attempts: int = 0
 
 
 class InProcessMemory(Memory):
@@ -64,11 +65,12 @@ class InProcessMemory(Memory):
             for row in rows:
                 if row.task_id not in self._entries:
                     raise TaskNotFoundError(row.task_id)
-            for task_id, status, result, error in rows:
+            for task_id, status, result, error, attempts in rows:
                 entry = self._entries[task_id]
                 if keep_completed and entry.status == COMPLETED and status != COMPLETED:
                     continue
                 entry.status, entry.result, entry.error = status, result, error
+                entry.attempts = attempts
 
     def get_task_status(self, task_id: str) -> str:
         return self._entry(task_id).status
@@ -122,7 +124,7 @@ class InProcessMemory(Memory):
     def iter_records(self, status: str | None = None) -> Iterator[TaskRecord]:
         for task_id, entry in self._with_status(status):
             result = None if entry.result is None else decode_json(entry.result)
-            yield TaskRecord(task_id, entry.status, result, entry.error)
+            yield TaskRecord(task_id, entry.status, result, entry.error, entry.attempts)
 
     def _entry(self, task_id: str) -> _Entry:
         with self._lock:
@@ -142,4 +144,4 @@ class InProcessMemory(Memory):
 
 
 def _copy(entry: _Entry) -> _Entry:
-    return _Entry(entry.data, entry.status, entry.result, entry.error)
+    return _Entry(entry.data, entry.status, entry.result, entry.error, entry.attempts)

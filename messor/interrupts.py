@@ -1,15 +1,20 @@
-"""Graceful Ctrl-C: the first one stops starting tasks, the second one abandons them.
+"""Graceful Ctrl-C and SIGTERM: the first stops starting tasks, the second abandons them.
 
 Python raises ``KeyboardInterrupt`` wherever the main thread happens to be,
-which can be in the middle of the run loop's bookkeeping. While a run lasts,
-Messor handles SIGINT itself:
+which can be in the middle of the run loop's bookkeeping, and SIGTERM (what
+``kill``, systemd and Kubernetes send) ends the process at once. While a run
+lasts, Messor handles both itself:
 
-* while tasks run, the first Ctrl-C only asks the run to stop: running tasks
-  finish and are recorded, then ``run()`` raises ``KeyboardInterrupt``; the
-  second raises at once, and the tasks still running stay pending;
-* while finished outcomes are written at the end, a Ctrl-C only says what is
+* while tasks run, the first signal only asks the run to stop: running tasks
+  finish and are recorded, the summary is printed, then ``run()`` raises
+  ``KeyboardInterrupt`` (Ctrl-C) or returns (SIGTERM); the second signal
+  abandons the running tasks, which stay pending;
+* while finished outcomes are written at the end, a signal only says what is
   being saved; a second one abandons the writing (those tasks run again next
   time).
+
+A handler is only set from the main thread, and never over a signal that is
+ignored or handled outside Python.
 """
 
 from __future__ import annotations
@@ -25,56 +30,61 @@ __all__ = ["InterruptGuard"]
 
 logger = logging.getLogger("messor")
 
+_NAMES: dict[int, str] = {signal.SIGINT: "Ctrl-C", signal.SIGTERM: "SIGTERM"}
+
 
 class InterruptGuard:
-    """Handles SIGINT for the length of a run (main thread only; elsewhere it does nothing)."""
+    """Handles SIGINT and SIGTERM for the length of a run."""
 
-    def __init__(self, stop: Callable[[], None], backlog: Callable[[], int]) -> None:
+    def __init__(self, stop: Callable[[str], None], backlog: Callable[[], int]) -> None:
         self._stop = stop
         self._backlog = backlog
-        self._previous: Any = None
-        self._installed = False
+        self._previous: dict[int, Any] = {}
         self._flushing = False
         self._presses = 0
-        #: How many Ctrl-C the run received.
-        self.received = 0
+        #: The first signal of the run (None: there was none).
+        self.first_signal: int | None = None
 
     def install(self) -> None:
         if threading.current_thread() is not threading.main_thread():
             return
-        previous = signal.getsignal(signal.SIGINT)
-        if previous in (signal.SIG_IGN, None):
-            # Ignored on purpose (a background job), or set outside Python:
-            # leave it alone.
-            return
-        self._previous = previous
-        signal.signal(signal.SIGINT, self._on_sigint)
-        self._installed = True
+        for signum in _NAMES:
+            previous = signal.getsignal(signum)
+            if previous in (signal.SIG_IGN, None):
+                continue
+            if signum == signal.SIGTERM and previous is not signal.SIG_DFL:
+                continue  # the program handles SIGTERM itself: leave it so
+            self._previous[signum] = previous
+            signal.signal(signum, self._on_signal)
 
     def flushing(self) -> None:
-        """The run is writing its last outcomes: from now on, the second Ctrl-C abandons them."""
+        """The run is writing its last outcomes: from now on, the second signal abandons them."""
         self._flushing = True
         self._presses = 0
 
     def restore(self) -> None:
-        if self._installed:
-            signal.signal(signal.SIGINT, self._previous)
-            self._installed = False
+        for signum, previous in self._previous.items():
+            signal.signal(signum, previous)
+        self._previous.clear()
 
-    def _on_sigint(self, signum: int, frame: FrameType | None) -> None:
-        self.received += 1
+    def _on_signal(self, signum: int, frame: FrameType | None) -> None:
+        if self.first_signal is None:
+            self.first_signal = signum
         self._presses += 1
+        name = _NAMES[signum]
         if self._presses > 1:
             raise KeyboardInterrupt
         if self._flushing:
             logger.warning(
-                "Recording %d finished tasks before stopping; press Ctrl-C again to abandon "
+                "%s: recording %d finished tasks before stopping; send it again to abandon "
                 "them (they will run again next time)",
+                name,
                 self._backlog(),
             )
             return
-        self._stop()
+        self._stop(name)
         logger.warning(
-            "Interrupted: no new tasks start; waiting for the running ones to finish and be "
-            "recorded (press Ctrl-C again to abandon them; they stay pending)"
+            "%s: no new tasks start; waiting for the running ones to finish and be recorded "
+            "(send it again to abandon them; they stay pending)",
+            name,
         )

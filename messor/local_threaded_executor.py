@@ -1,8 +1,8 @@
 """``LocalThreadedExecutor``: runs a harvest's tasks on a pool of threads.
 
-The calling thread drives the shared run loop; up to ``max_concurrency``
-worker threads take attempts from one queue and put outcomes on another. No
-``Future`` per task: two queue operations each way is all a task costs here.
+The calling thread drives the shared run loop; worker threads take attempts
+from one queue and put outcomes on another. No ``Future`` per task: two queue
+operations each way is all a task costs here.
 """
 
 from __future__ import annotations
@@ -10,8 +10,9 @@ from __future__ import annotations
 import queue
 import threading
 
+from messor.attempt import Attempt, Outcome, perform
 from messor.executor import Executor
-from messor.runloop import Attempt, Harvest, Outcome, RunReport, perform
+from messor.runloop import Harvest, RunReport
 
 __all__ = ["LocalThreadedExecutor"]
 
@@ -19,10 +20,14 @@ __all__ = ["LocalThreadedExecutor"]
 class LocalThreadedExecutor(Executor):
     """Runs tasks on up to ``max_concurrency`` threads; see :class:`~messor.executor.Executor`.
 
-    Ctrl-C stops starting tasks and waits for the running ones, which are
-    recorded; a second Ctrl-C abandons them (they stay pending). Then
-    everything finished is written to the memory and ``run()`` raises
-    KeyboardInterrupt (see :mod:`messor.interrupts`).
+    Ctrl-C or SIGTERM stops starting tasks and waits for the running ones,
+    which are recorded; a second one abandons them (they stay pending). Then
+    everything finished is written to the memory, the summary is printed, and
+    ``run()`` raises KeyboardInterrupt (for Ctrl-C) or returns (for SIGTERM).
+
+    A task past its ``timeout`` is recorded failed and its slot goes to the
+    next task on a new thread; Python cannot kill a thread, so the old one
+    runs the call to its end, and its result is ignored.
     """
 
     def run(self) -> RunReport:
@@ -48,24 +53,31 @@ def _drive(harvest: Harvest, workers: _Workers) -> None:
             return
         outcome = workers.next_outcome(harvest.wait_hint())
         if outcome is not None:
-            harvest.on_outcome(outcome)
+            if harvest.on_outcome(outcome):
+                workers.in_flight -= 1
+            else:
+                workers.stuck -= 1  # a timed-out call came back at last: its thread is free
+        for _ in harvest.expire():
+            workers.in_flight -= 1
+            workers.stuck += 1
 
 
 class _Workers:
-    """Threads started as needed, up to ``size``, fed through a queue."""
+    """Threads started as needed, fed through a queue; ``stuck`` ones run abandoned calls."""
 
     def __init__(self, size: int) -> None:
         self.size = size
         self.in_flight = 0
+        self.stuck = 0
         self._inbox: queue.SimpleQueue[Attempt | None] = queue.SimpleQueue()
         self._outbox: queue.SimpleQueue[Outcome] = queue.SimpleQueue()
         self._threads: list[threading.Thread] = []
 
     def submit(self, attempt: Attempt) -> None:
         self.in_flight += 1
-        if self.in_flight > len(self._threads):
-            # Daemon threads: a task abandoned by a second Ctrl-C must not keep
-            # the interpreter from exiting.
+        if self.in_flight + self.stuck > len(self._threads):
+            # Daemon threads: a task abandoned by a second Ctrl-C, or past its
+            # timeout, must not keep the interpreter from exiting.
             thread = threading.Thread(
                 target=_work,
                 args=(self._inbox, self._outbox),
@@ -79,11 +91,9 @@ class _Workers:
     def next_outcome(self, timeout: float | None) -> Outcome | None:
         """The next finished attempt, or None if none finished within ``timeout`` seconds."""
         try:
-            outcome = self._outbox.get(timeout=timeout)
+            return self._outbox.get(timeout=timeout)
         except queue.Empty:
             return None
-        self.in_flight -= 1
-        return outcome
 
     def shutdown(self) -> None:
         for _ in self._threads:

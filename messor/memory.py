@@ -65,6 +65,8 @@ class EncodedUpdate(NamedTuple):
     status: str
     result_json: str | None
     error: str | None
+    #: Attempts the run that recorded this made (0: not known, or reset by hand).
+    attempts: int = 0
 
 
 class TaskRecord(NamedTuple):
@@ -74,6 +76,8 @@ class TaskRecord(NamedTuple):
     status: str
     result: Any
     error: str | None
+    #: Attempts the run that recorded the task's state made (0: not known).
+    attempts: int = 0
 
 
 def encode_json(value: Any, *, task_id: str, what: str = "result") -> str:

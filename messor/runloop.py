@@ -10,63 +10,61 @@ somewhere (threads, coroutines, a cluster) and drives the harvest::
             if <nothing running> and harvest.done:
                 break
             <wait for an outcome, at most harvest.wait_hint() seconds (None: no limit)>
-            harvest.on_outcome(outcome)   # for each outcome that arrived
+            if harvest.on_outcome(outcome):   # False: an attempt given up already
+                <its slot is free>
+            for attempt in harvest.expire():  # timed out: give up on them
+                <their slots are free; their late outcomes will be ignored>
 
-``next_attempt`` never waits: None means "nothing to start now", and ``done``
-tells whether anything ever will be again. Registration, resume, duplicate
-ids, retries, stop conditions, Ctrl-C, batched writes (through
+``next_attempt`` never waits: None means "nothing to start now" (a rate
+limit, a retry's backoff, a slow generator), and ``done`` tells whether
+anything ever will start again. Registration and resume (through
+:class:`~messor.sources.TaskSource`), retries with backoff, stop conditions,
+rate limit, timeouts, Ctrl-C and SIGTERM, batched writes (through
 :class:`~messor.writer.RecordWriter`), the progress bar and the run's report
 all live here, once.
 """
 
 from __future__ import annotations
 
+import heapq
+import itertools
 import logging
+import signal
 import time
-from collections import deque
-from collections.abc import Callable, Iterable, Iterator, Sequence, Sized
+from collections import Counter
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from types import TracebackType
 from typing import Any
 
 from tqdm import tqdm
 
+from messor.attempt import Attempt, Outcome, describe_error, failure, perform
+from messor.controls import Backoff, RateLimiter
 from messor.errors import RecordingError
 from messor.interrupts import InterruptGuard
-from messor.memory import COMPLETED, FAILED, EncodedUpdate, Memory, encode_json
-from messor.sources import StreamReader, duplicate_task
-from messor.tasks import Task, as_task, task_id_of
+from messor.memory import COMPLETED, FAILED, PENDING, EncodedUpdate, Memory
+from messor.sources import REGISTRATION_CHUNK, TaskSource
+from messor.stops import AttemptOutcome
 from messor.writer import RecordWriter
 
-__all__ = ["Attempt", "Harvest", "Outcome", "RunReport", "describe_error", "perform"]
+__all__ = [
+    "REGISTRATION_CHUNK",
+    "Attempt",
+    "Harvest",
+    "Outcome",
+    "RunReport",
+    "describe_error",
+    "perform",
+    "summary_text",
+]
 
 logger = logging.getLogger("messor")
 
-#: Tasks registered per round trip to the memory (one look-up, one store).
-REGISTRATION_CHUNK = 1000
 #: How often an idle run asks a slow generator for news, in seconds.
 SOURCE_POLL = 0.02
 
-
-@dataclass(slots=True)
-class Attempt:
-    """One try at running one task; ``number`` counts from 1."""
-
-    task_id: str
-    task: Task
-    number: int = 1
-    last_error: str | None = None
-
-
-@dataclass(slots=True)
-class Outcome:
-    """How an attempt ended: its result as JSON text, or the error text of what it raised."""
-
-    attempt: Attempt
-    ok: bool
-    result_json: str | None = None
-    error: str | None = None
-    retryable: bool = True
+StopConditions = Callable[[], bool] | Iterable[Callable[[], bool]] | None
 
 
 @dataclass
@@ -76,52 +74,28 @@ class RunReport:
     #: Tasks recorded completed (or failed) by this run, as the memory confirmed.
     completed: int = 0
     failed: int = 0
+    #: Attempts that failed and were tried again; attempts that ran out of time.
     retried: int = 0
+    timed_out: int = 0
+    #: Tasks completed in an earlier run, not run again.
     skipped: int = 0
-    stopped: bool = False
-    interrupted: bool = False
+    #: Why the run ended before every task was done (None: it did them all).
+    stopped_because: str | None = None
+    stopped: bool = False  # by a stop condition
+    interrupted: bool = False  # by Ctrl-C or SIGTERM
     elapsed: float = 0.0
     refused_results: list[tuple[str, str]] = field(default_factory=list)
 
 
-def describe_error(exc: BaseException) -> str:
-    """``"module.Type: message"`` (builtins without module), even if ``str(exc)`` raises."""
-    kind = type(exc)
-    name = (
-        kind.__qualname__
-        if kind.__module__ == "builtins"
-        else f"{kind.__module__}.{kind.__qualname__}"
-    )
-    try:
-        # Lone surrogates (from surrogateescape-decoded bytes) cannot be stored.
-        message = str(exc).encode("utf-8", "backslashreplace").decode("utf-8")
-    except Exception:
-        message = "<the exception's message could not be read>"
-    return f"{name}: {message}" if message else name
-
-
-def perform(attempt: Attempt) -> Outcome:
-    """Run one attempt and encode its result, catching whatever either raises.
-
-    The result is encoded here, once, as the task returns it: what is
-    recorded is the value at that instant, even if the task's code changes
-    the object later.
-    """
-    try:
-        result = attempt.task()
-    except BaseException as exc:
-        # BaseException too: a task's SystemExit must fail that task, not
-        # kill the worker that ran it and leave the run waiting for it.
-        return Outcome(attempt, ok=False, error=describe_error(exc))
-    try:
-        text = encode_json(result, task_id=attempt.task_id)
-    except Exception as exc:  # not JSON, or a value whose own methods raise while encoded
-        return Outcome(attempt, ok=False, error=describe_error(exc), retryable=False)
-    return Outcome(attempt, ok=True, result_json=text)
+def summary_text(counts: dict[str, int]) -> str:
+    """``Pending tasks: N`` and so on, one line per status, as ``status_summary`` prints them."""
+    order = [PENDING, COMPLETED, FAILED]
+    order += sorted(s for s, n in counts.items() if s not in order and n)
+    return "\n".join(f"{status.capitalize()} tasks: {counts.get(status, 0)}" for status in order)
 
 
 class Harvest:
-    """One run over a task set: registration, resume, retries, stop, recording, progress."""
+    """One run over a task set: registration, resume, retries, stops, pacing, recording."""
 
     def __init__(
         self,
@@ -129,22 +103,32 @@ class Harvest:
         memory: Memory,
         *,
         retry: int = 1,
-        stop_all_when: Callable[[], bool] | None = None,
+        stop_all_when: StopConditions = None,
         progress: bool | None = None,
+        rate_limit: str | float | None = None,
+        rate_burst: int = 1,
+        retry_on: tuple[type[BaseException], ...] | None = None,
+        backoff: float = 0.0,
+        backoff_max: float = 60.0,
+        timeout: float | None = None,
     ) -> None:
         self.memory = memory
         self.retry = retry
-        self.stop_all_when = stop_all_when
+        self.retry_on = retry_on
+        self.timeout = timeout
         self.report = RunReport()
-        self._tasks = tasks
+        self._conditions = _conditions(stop_all_when)
+        self._limiter = RateLimiter(rate_limit, rate_burst) if rate_limit is not None else None
+        self._backoff = Backoff(backoff, backoff_max)
         self._progress = progress
+        self._source = TaskSource(tasks, memory, self._skipped)
         self._writer = RecordWriter(memory)
-        self._interrupts = InterruptGuard(self.stop, lambda: self._writer.backlog)
-        self._retries: deque[Attempt] = deque()
-        self._runnable: deque[Attempt] = deque()
-        self._listed: Iterator[Attempt] | None = None  # a list's attempts, made on demand
-        self._reader: StreamReader | None = None  # a generator's tasks, read on a thread
-        self._source_done = False
+        self._interrupts = InterruptGuard(self._interrupted, lambda: self._writer.backlog)
+        self._order = itertools.count()  # ties in the heaps below
+        self._retries: list[tuple[float, int, Attempt]] = []  # by when they may start
+        self._deadlines: list[tuple[float, int, Attempt]] = []  # running, by deadline
+        self._rate_wait = 0.0  # when the rate limit lets the next attempt start
+        self._recorded: Counter[str] = Counter()  # outcomes handed to the writer, by status
         self._stopping = False
         self._failure: BaseException | None = None
         self._bar: tqdm[Any] | None = None
@@ -154,16 +138,7 @@ class Harvest:
 
     def __enter__(self) -> Harvest:
         self._started = time.perf_counter()
-        total: int | None = None
-        if isinstance(self._tasks, Sized):
-            # A list is registered whole before anything runs: duplicates are
-            # refused up front, and after a stop every unstarted task is
-            # visibly pending in the memory.
-            items = list(self._tasks)
-            total = len(items)
-            self._listed = self._register_all(items)
-        else:
-            self._reader = StreamReader(iter(self._tasks), max_ahead=REGISTRATION_CHUNK)
+        total = self._source.open()
         self._bar = tqdm(
             total=total,
             initial=self.report.skipped,
@@ -173,13 +148,9 @@ class Harvest:
             dynamic_ncols=True,
         )
         self._writer.start()
-        if self._reader is not None:
-            self._reader.start()
         self._interrupts.install()
         logger.info(
-            "Harvest started on %r (%s tasks)",
-            self.memory,
-            "streamed" if total is None else total,
+            "Harvest started on %r (%s tasks)", self.memory, "streamed" if total is None else total
         )
         return self
 
@@ -188,25 +159,28 @@ class Harvest:
         exc_type: type[BaseException] | None,
         exc: BaseException | None,
         traceback: TracebackType | None,
-    ) -> None:
+    ) -> bool:
         self._interrupts.flushing()
         try:
-            if self._reader is not None:
-                self._reader.close()
-            # A task waiting for its retry when the run stopped failed in this
-            # run: say so, with its error; the next run retries it.
-            while self._retries:
-                attempt = self._retries.popleft()
-                self._record_failure(attempt, attempt.last_error)
+            self._source.close()
+            # A retry the run did not get to: the task goes back to pending,
+            # with its last error, and its retries start afresh next run.
+            for _, _, attempt in self._retries:
+                self._record(attempt, PENDING, None, attempt.last_error, attempt.number - 1)
+            self._retries.clear()
             self._writer.close()
             self._tidy_memory()
         finally:
             self._interrupts.restore()
             if self._bar is not None:
                 self._bar.close()
-        self._settle_report(interrupted=exc_type is KeyboardInterrupt)
+        self._settle_report(exc_type)
+        first_signal = self._interrupts.first_signal
+        if first_signal is not None:
+            self._print_summary()
         if exc_type is not None:
-            return
+            # A second signal abandoned the run; after a SIGTERM, run() returns.
+            return exc_type is KeyboardInterrupt and first_signal == signal.SIGTERM
         if self._writer.error is not None:
             raise RecordingError(
                 f"The run stopped because outcomes could not be recorded in {self.memory!r}: "
@@ -215,8 +189,9 @@ class Harvest:
             ) from self._writer.error
         if self._failure is not None:
             raise self._failure
-        if self._interrupts.received:
+        if first_signal == signal.SIGINT:
             raise KeyboardInterrupt
+        return False
 
     # -- what the executor calls ---------------------------------------------------
 
@@ -224,131 +199,160 @@ class Harvest:
         """The next attempt to start, or None if there is none right now (see :attr:`done`)."""
         if self._should_stop():
             return None
-        if self._retries:
-            return self._retries.popleft()
-        if not self._runnable:
+        now = time.monotonic()
+        retry_due = bool(self._retries) and self._retries[0][0] <= now
+        if not retry_due:
             try:
-                self._refill()
+                if self._source.peek() is None:
+                    if self._source.exhausted and self._source.error is not None:
+                        self._fail(self._source.error)  # the tasks before it have all started
+                    return None
             except Exception as exc:  # the memory failed while registering tasks
                 self._fail(exc)
                 return None
-        return self._runnable.popleft() if self._runnable else None
+        if self._limiter is not None:
+            wait = self._limiter.try_acquire(now)
+            if wait > 0:
+                self._rate_wait = now + wait
+                return None
+        attempt = heapq.heappop(self._retries)[2] if retry_due else self._source.take()
+        if self.timeout is not None:
+            attempt.deadline = now + self.timeout
+            heapq.heappush(self._deadlines, (attempt.deadline, next(self._order), attempt))
+        return attempt
 
     @property
     def done(self) -> bool:
         """True once nothing will start any more: stopped, or every task started, no retry due."""
-        return self._stopping or (self._source_done and not self._runnable and not self._retries)
+        return self._stopping or (self._source.exhausted and not self._retries)
 
     def wait_hint(self) -> float | None:
         """How long an executor may wait for an outcome before asking again (None: no limit)."""
-        if self._reader is None or self._source_done or self._stopping:
-            return None
-        return SOURCE_POLL
+        now = time.monotonic()
+        times = []
+        if self._deadlines:
+            times.append(self._deadlines[0][0])
+        if not self._stopping:
+            if self._retries:
+                times.append(self._retries[0][0])
+            if self._rate_wait > now:
+                times.append(self._rate_wait)
+            if self._source.streaming:
+                times.append(now + SOURCE_POLL)
+        return max(0.0, min(times) - now) if times else None
 
-    def on_outcome(self, outcome: Outcome) -> None:
-        """Record a finished attempt (or schedule its retry), then check the stop condition."""
+    def on_outcome(self, outcome: Outcome) -> bool:
+        """Record a finished attempt (or schedule its retry), then check the stop conditions.
+
+        Returns False, and changes nothing, for an attempt given up already
+        (timed out): its slot was freed then.
+        """
         attempt = outcome.attempt
+        if attempt.settled:
+            return False
+        attempt.settled = True
+        seen = AttemptOutcome(attempt.task_id, outcome.ok, outcome.error, outcome.error_type)
+        for condition in self._conditions:
+            observe = getattr(condition, "observe", None)
+            if observe is not None:
+                observe(seen)
         if outcome.ok:
-            self._writer.put(EncodedUpdate(attempt.task_id, COMPLETED, outcome.result_json, None))
-            self.report.completed += 1
-            self._advance()
-        elif outcome.retryable and attempt.number <= self.retry:
+            self._record(attempt, COMPLETED, outcome.result_json, None, attempt.number)
+        elif self._retryable(outcome):
             self.report.retried += 1
-            self._retries.append(
-                Attempt(attempt.task_id, attempt.task, attempt.number + 1, outcome.error)
-            )
+            ready = time.monotonic() + self._backoff.delay(attempt.number)
+            retry = Attempt(attempt.task_id, attempt.task, attempt.number + 1, outcome.error)
+            heapq.heappush(self._retries, (ready, next(self._order), retry))
             logger.debug("Task %r failed, will retry: %s", attempt.task_id, outcome.error)
         else:
-            self._record_failure(attempt, outcome.error)
+            self._record(attempt, FAILED, None, outcome.error, attempt.number)
+        self._update_bar()
         if self._writer.error is not None:
-            self._stopping = True
+            self._stop("outcomes could not be recorded")
         self._should_stop()
+        return True
+
+    def expire(self) -> list[Attempt]:
+        """Give up on the running attempts past their deadline: each fails with a TimeoutError."""
+        now = time.monotonic()
+        expired = []
+        while self._deadlines and self._deadlines[0][0] <= now:
+            attempt = heapq.heappop(self._deadlines)[2]
+            if attempt.settled:
+                continue
+            self.report.timed_out += 1
+            error = TimeoutError(
+                f"no result after {self.timeout:g} s; the call was abandoned (a thread cannot "
+                "be killed: it runs on, and its result will be ignored)"
+            )
+            self.on_outcome(failure(attempt, error))
+            expired.append(attempt)
+        return expired
 
     def stop(self) -> None:
-        """Start no more attempts (after a Ctrl-C, say); running ones still get recorded."""
-        self._stopping = True
+        """Start no more attempts; running ones still get recorded."""
+        self._stop("asked to stop")
 
     # -- inside -------------------------------------------------------------------
+
+    def _interrupted(self, name: str) -> None:
+        self._stop(f"interrupted by {name}")
+        self.report.interrupted = True
+
+    def _stop(self, reason: str) -> None:
+        if not self._stopping:
+            self._stopping = True
+            self.report.stopped_because = reason
+            logger.info("No new tasks start: %s", reason)
 
     def _should_stop(self) -> bool:
         if self._stopping:
             return True
-        if self.stop_all_when is None:
-            return False
-        try:
-            stop = bool(self.stop_all_when())
-        except Exception as exc:
-            self._fail(exc)
-            return True
-        if stop:
-            self._stopping = True
-            self.report.stopped = True
-            logger.info("stop_all_when() returned True: no new tasks start")
-        return stop
+        for condition in self._conditions:
+            try:
+                stop = bool(condition())
+            except Exception as exc:
+                self._fail(exc)
+                return True
+            if stop:
+                reason = getattr(condition, "reason", "") or getattr(condition, "__name__", "")
+                self._stop(f"stop_all_when: {reason or repr(condition)}")
+                self.report.stopped = True
+                return True
+        return False
 
     def _fail(self, exc: BaseException) -> None:
         logger.error("The run stops: %s", describe_error(exc))
-        self._stopping = True
+        self._stop(f"error: {describe_error(exc)}")
         if self._failure is None:
             self._failure = exc
 
-    def _record_failure(self, attempt: Attempt, error: str | None) -> None:
-        self._writer.put(EncodedUpdate(attempt.task_id, FAILED, None, error))
-        self.report.failed += 1
-        logger.debug("Task %r failed: %s", attempt.task_id, error)
-        self._advance()
-        if self._bar is not None:
-            self._bar.set_postfix(failed=self.report.failed, refresh=False)
+    def _retryable(self, outcome: Outcome) -> bool:
+        if not outcome.retryable or outcome.attempt.number > self.retry:
+            return False
+        if self.retry_on is None:
+            return True
+        return outcome.error_type is not None and issubclass(outcome.error_type, self.retry_on)
 
-    def _advance(self, count: int = 1) -> None:
+    def _record(
+        self, attempt: Attempt, status: str, result: str | None, error: str | None, attempts: int
+    ) -> None:
+        self._writer.put(EncodedUpdate(attempt.task_id, status, result, error, attempts))
+        self._recorded[status] += 1
+        if status != PENDING:
+            logger.debug("Task %r %s after %d attempts", attempt.task_id, status, attempts)
+            if self._bar is not None:
+                self._bar.update()
+
+    def _skipped(self, count: int) -> None:
+        self.report.skipped += count
         if self._bar is not None and count:
             self._bar.update(count)
 
-    def _refill(self) -> None:
-        """Move the next tasks of the source into ``_runnable``, without waiting."""
-        if self._source_done:
-            return
-        if self._listed is not None:
-            for attempt in self._listed:
-                self._runnable.append(attempt)
-                if len(self._runnable) >= REGISTRATION_CHUNK:
-                    return
-            self._source_done = True
-            return
-        assert self._reader is not None
-        pairs = self._reader.take(REGISTRATION_CHUNK)
-        if pairs:
-            runnable = self._register([task_id for task_id, _ in pairs])
-            self._advance(runnable.count(False))
-            self._runnable.extend(
-                Attempt(i, t) for (i, t), run in zip(pairs, runnable, strict=True) if run
-            )
-        if self._reader.ended and not self._runnable:
-            # Every task read before a bad one (a duplicate id, a generator
-            # that raised) has started: now the run stops, with that error.
-            self._source_done = True
-            if self._reader.error is not None:
-                self._fail(self._reader.error)
-
-    def _register(self, ids: list[str]) -> list[bool]:
-        """Store the unknown tasks among ``ids``; return, per id, whether it still has to run."""
-        statuses = self.memory.get_statuses(ids)
-        new: list[tuple[str, dict[str, Any]]] = [(i, {}) for i in ids if i not in statuses]
-        if new:
-            self.memory.store_tasks(new)
-        runnable = [statuses.get(task_id) != COMPLETED for task_id in ids]
-        self.report.skipped += runnable.count(False)
-        return runnable
-
-    def _register_all(self, items: Sequence[object]) -> Iterator[Attempt]:
-        """Register a whole task list now; return its attempts, made as they are asked for."""
-        tasks = [as_task(item) for item in items]
-        ids = [task_id_of(task) for task in tasks]
-        _refuse_duplicates(ids)
-        runnable = bytearray()
-        for start in range(0, len(ids), REGISTRATION_CHUNK):
-            runnable.extend(self._register(ids[start : start + REGISTRATION_CHUNK]))
-        return (Attempt(ids[k], tasks[k]) for k, run in enumerate(runnable) if run)
+    def _update_bar(self) -> None:
+        if self._bar is not None:
+            failed, retries = self._recorded[FAILED], self.report.retried
+            self._bar.set_postfix(failed=failed, retries=retries, refresh=False)
 
     def _tidy_memory(self) -> None:
         """Let the memory tidy up after the run; its records are safe, so a failure only warns."""
@@ -359,27 +363,33 @@ class Harvest:
         except Exception as exc:
             logger.warning("%r could not tidy up after the run: %s", self.memory, exc)
 
-    def _settle_report(self, *, interrupted: bool) -> None:
+    def _print_summary(self) -> None:
+        try:
+            print(summary_text(self.memory.count_by_status()), flush=True)
+        except Exception as exc:
+            logger.warning("Could not read the summary from %r: %s", self.memory, exc)
+
+    def _settle_report(self, exc_type: type[BaseException] | None) -> None:
         r = self.report
         # Only what the memory confirmed counts: a result it refused was
         # recorded failed, and after a store failure the rest was not recorded.
         r.completed = self._writer.stored[COMPLETED]
         r.failed = self._writer.stored[FAILED]
         r.refused_results = list(self._writer.refused)
-        r.interrupted = interrupted or bool(self._interrupts.received)
+        if exc_type is KeyboardInterrupt:
+            r.interrupted = True
+            r.stopped_because = r.stopped_because or "interrupted"
         r.elapsed = time.perf_counter() - self._started
-        how = "interrupted" if r.interrupted else "stopped" if r.stopped else "finished"
         logger.info(
             "Harvest %s in %.2fs: %d completed, %d failed, %d retries, %d already completed",
-            *(how, r.elapsed, r.completed, r.failed, r.retried, r.skipped),
+            *(r.stopped_because or "finished", r.elapsed, r.completed, r.failed, r.retried),
+            r.skipped,
         )
 
 
-def _refuse_duplicates(ids: list[str]) -> None:
-    if len(set(ids)) == len(ids):
-        return
-    seen: set[str] = set()
-    for task_id in ids:
-        if task_id in seen:
-            raise duplicate_task(task_id)
-        seen.add(task_id)
+def _conditions(stop_all_when: StopConditions) -> list[Callable[[], bool]]:
+    if stop_all_when is None:
+        return []
+    if callable(stop_all_when):
+        return [stop_all_when]
+    return list(stop_all_when)

@@ -1,4 +1,4 @@
-"""``StreamReader``: reads a task generator on its own thread.
+"""Where a run's tasks come from: a list registered up front, or a generator read on a thread.
 
 A generator may be slow (paging through an API) or block (a crawl frontier fed
 by the tasks' own results). Read on the run loop's thread, it would hold up
@@ -11,13 +11,19 @@ from __future__ import annotations
 
 import queue
 import threading
-from collections.abc import Iterator
+from collections import deque
+from collections.abc import Callable, Iterable, Iterator, Sized
 from dataclasses import dataclass
 
+from messor.attempt import Attempt
 from messor.errors import DuplicateTaskError
-from messor.tasks import Task, as_task, task_id_of
+from messor.memory import COMPLETED, Memory
+from messor.tasks import Task, as_task, task_data, task_id_of
 
-__all__ = ["StreamReader", "duplicate_task"]
+__all__ = ["REGISTRATION_CHUNK", "StreamReader", "TaskSource", "duplicate_task"]
+
+#: Tasks registered per round trip to the memory (one look-up, one store).
+REGISTRATION_CHUNK = 1000
 
 
 @dataclass(frozen=True, slots=True)
@@ -92,3 +98,111 @@ class StreamReader:
             self._queue.put(_End(exc))
             return
         self._queue.put(_End())
+
+
+class TaskSource:
+    """The tasks of one run, registered in the memory as the run needs them.
+
+    A list is registered whole when the source opens: duplicates are refused
+    before anything is written, and after a stop every unstarted task is
+    visibly pending. A generator is read by a :class:`StreamReader` and
+    registered a chunk at a time. Either way, ids the memory already has as
+    completed are skipped, decided with one look-up per chunk.
+    """
+
+    def __init__(
+        self, tasks: Iterable[object], memory: Memory, on_skipped: Callable[[int], None]
+    ) -> None:
+        self._tasks = tasks
+        self._memory = memory
+        self._on_skipped = on_skipped
+        self._listed: Iterator[Attempt] | None = None
+        self._reader: StreamReader | None = None
+        self._runnable: deque[Attempt] = deque()
+        #: Every task has been handed out (or the source failed).
+        self.exhausted = False
+        #: What ended a generator early (a duplicate id, a bad task, the generator raising).
+        self.error: BaseException | None = None
+
+    def open(self) -> int | None:
+        """Register a list (returns its length), or start reading a generator (returns None)."""
+        if isinstance(self._tasks, Sized):
+            items = list(self._tasks)
+            tasks = [as_task(item) for item in items]
+            ids = [task_id_of(task) for task in tasks]
+            _refuse_duplicates(ids)
+            runnable = bytearray()
+            for start in range(0, len(ids), REGISTRATION_CHUNK):
+                end = start + REGISTRATION_CHUNK
+                runnable.extend(self._register(ids[start:end], tasks[start:end]))
+            self._listed = (Attempt(ids[k], tasks[k]) for k, run in enumerate(runnable) if run)
+            return len(items)
+        self._reader = StreamReader(iter(self._tasks), max_ahead=REGISTRATION_CHUNK)
+        self._reader.start()
+        return None
+
+    @property
+    def streaming(self) -> bool:
+        """More tasks may arrive at any moment (a generator still being read)."""
+        return self._reader is not None and not self.exhausted
+
+    def peek(self) -> Attempt | None:
+        """The next attempt to start, left in place; None if none is there right now."""
+        if not self._runnable and not self.exhausted:
+            self._refill()
+        return self._runnable[0] if self._runnable else None
+
+    def take(self) -> Attempt:
+        """Hand out the attempt :meth:`peek` returned."""
+        return self._runnable.popleft()
+
+    def close(self) -> None:
+        if self._reader is not None:
+            self._reader.close()
+
+    def _refill(self) -> None:
+        if self._listed is not None:
+            for attempt in self._listed:
+                self._runnable.append(attempt)
+                if len(self._runnable) >= REGISTRATION_CHUNK:
+                    return
+            self.exhausted = True
+            return
+        assert self._reader is not None
+        pairs = self._reader.take(REGISTRATION_CHUNK)
+        if pairs:
+            ids = [task_id for task_id, _ in pairs]
+            tasks = [task for _, task in pairs]
+            runnable = self._register(ids, tasks)
+            self._runnable.extend(
+                Attempt(i, t) for i, t, run in zip(ids, tasks, runnable, strict=True) if run
+            )
+        if self._reader.ended and not self._runnable:
+            # Every task read before a bad one has been handed out: now the
+            # run stops, with that error.
+            self.exhausted = True
+            self.error = self._reader.error
+
+    def _register(self, ids: list[str], tasks: list[Task]) -> list[bool]:
+        """Store the unknown tasks among ``ids``; return, per id, whether it still has to run."""
+        statuses = self._memory.get_statuses(ids)
+        new = [
+            (task_id, task_data(task))
+            for task_id, task in zip(ids, tasks, strict=True)
+            if task_id not in statuses
+        ]
+        if new:
+            self._memory.store_tasks(new)
+        runnable = [statuses.get(task_id) != COMPLETED for task_id in ids]
+        self._on_skipped(runnable.count(False))
+        return runnable
+
+
+def _refuse_duplicates(ids: list[str]) -> None:
+    if len(set(ids)) == len(ids):
+        return
+    seen: set[str] = set()
+    for task_id in ids:
+        if task_id in seen:
+            raise duplicate_task(task_id)
+        seen.add(task_id)

@@ -41,18 +41,19 @@ logger = logging.getLogger("messor")
 #: The file a harvest uses when nothing else is configured.
 DEFAULT_FILE = "messor.db"
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 # Host parameters per statement stay well under SQLite's limit (32766).
 _IDS_PER_QUERY = 500
 _ROWS_PER_PAGE = 1000
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS messor_tasks (
-    id     TEXT PRIMARY KEY NOT NULL,
-    data   TEXT NOT NULL,
-    status TEXT NOT NULL,
-    result TEXT,
-    error  TEXT
+    id       TEXT PRIMARY KEY NOT NULL,
+    data     TEXT NOT NULL,
+    status   TEXT NOT NULL,
+    result   TEXT,
+    error    TEXT,
+    attempts INTEGER NOT NULL DEFAULT 0
 );
 CREATE INDEX IF NOT EXISTS messor_tasks_by_status ON messor_tasks (status);
 """
@@ -96,7 +97,12 @@ class SQLiteMemory(Memory):
                         "%s: SQLite kept journal mode %r instead of WAL", self.path, mode
                     )
                 conn.execute("PRAGMA synchronous=NORMAL")
-            conn.executescript(f"BEGIN;{_SCHEMA}PRAGMA user_version={SCHEMA_VERSION};COMMIT;")
+            # Version 1 had no attempts column; nothing else changed.
+            upgrade = "ALTER TABLE messor_tasks ADD COLUMN attempts INTEGER NOT NULL DEFAULT 0;"
+            conn.executescript(
+                f"BEGIN;{_SCHEMA}{upgrade if version == 1 else ''}"
+                f"PRAGMA user_version={SCHEMA_VERSION};COMMIT;"
+            )
         except sqlite3.DatabaseError as exc:
             conn.close()
             raise ConfigurationError(
@@ -152,13 +158,15 @@ class SQLiteMemory(Memory):
         """Apply status rows in one transaction; with ``keep_completed``, never over a success."""
         overwrite = [r for r in rows if not keep_completed or r.status == COMPLETED]
         guarded = [r for r in rows if keep_completed and r.status != COMPLETED]
-        sql = "UPDATE messor_tasks SET status = ?, result = ?, error = ? WHERE id = ?"
+        sql = "UPDATE messor_tasks SET status = ?, result = ?, error = ?, attempts = ? WHERE id = ?"
         with self._transaction() as conn:
             try:
                 changed = 0
                 for batch, where in ((overwrite, ""), (guarded, " AND status != 'completed'")):
                     if batch:
-                        params = [(r.status, r.result_json, r.error, r.task_id) for r in batch]
+                        params = [
+                            (r.status, r.result_json, r.error, r.attempts, r.task_id) for r in batch
+                        ]
                         changed += conn.executemany(sql + where, params).rowcount
             except sqlite3.DataError as exc:
                 # SQLite's own limits (about 1 GB per value by default).
@@ -246,13 +254,13 @@ class SQLiteMemory(Memory):
         while True:
             params: list[Any] = [last_rowid] if status is None else [last_rowid, status]
             page = self._fetchall(
-                f"SELECT rowid, id, status, result, error FROM messor_tasks "
+                f"SELECT rowid, id, status, result, error, attempts FROM messor_tasks "
                 f"WHERE rowid > ? {where} ORDER BY rowid LIMIT {_ROWS_PER_PAGE}",
                 params,
             )
-            for _, task_id, task_status, result, error in page:
+            for _, task_id, task_status, result, error, attempts in page:
                 value = None if result is None else decode_json(result)
-                yield TaskRecord(task_id, task_status, value, error)
+                yield TaskRecord(task_id, task_status, value, error, attempts)
             if len(page) < _ROWS_PER_PAGE:
                 return
             last_rowid = page[-1][0]

@@ -1,18 +1,23 @@
 """What a task is: any object with ``get_id() -> str`` and ``__call__()``.
 
 Plain functions need no class: :class:`FunctionTask` pairs a callable and its
-arguments with an id, and an executor wraps a bare function (no arguments) in
-one, with its qualified name as id.
+arguments with an id, :func:`task` derives the id from the call itself
+(``fetch("https://example.org/1")``), and an executor wraps a bare function
+(no arguments) in one, with its qualified name as id. A task may also have
+``get_data() -> dict``: what is stored as its definition (a FunctionTask
+stores its function and, when they are JSON, its arguments).
 """
 
 from __future__ import annotations
 
+import hashlib
+import json
 from collections.abc import Callable
 from typing import Any, Protocol, runtime_checkable
 
 from messor.errors import InvalidTaskError
 
-__all__ = ["FunctionTask", "Task", "as_task", "task_id_of"]
+__all__ = ["FunctionTask", "Task", "as_task", "task", "task_data", "task_id_of"]
 
 
 @runtime_checkable
@@ -47,12 +52,65 @@ class FunctionTask:
     def get_id(self) -> str:
         return self.task_id
 
+    def get_data(self) -> dict[str, Any]:
+        """The function's name and, when they are JSON, its arguments."""
+        data: dict[str, Any] = {"function": _name(self.function)}
+        try:
+            json.dumps([self.args, self.kwargs], allow_nan=False)
+        except (TypeError, ValueError):
+            return data
+        data["args"] = list(self.args)
+        if self.kwargs:
+            data["kwargs"] = self.kwargs
+        return data
+
     def __call__(self) -> Any:
         return self.function(*self.args, **self.kwargs)
 
     def __repr__(self) -> str:
         name = getattr(self.function, "__qualname__", repr(self.function))
         return f"FunctionTask({self.task_id!r}, {name})"
+
+
+def task(function: Callable[..., Any], /, *args: Any, **kwargs: Any) -> FunctionTask:
+    """A task calling ``function(*args, **kwargs)``, its id derived from that call.
+
+    ``task(fetch, "https://example.org/1")`` has the id
+    ``fetch("https://example.org/1")``: the same call gets the same id in every
+    run. Arguments must be JSON (they are the id); for others, or for an id of
+    your choosing, write ``FunctionTask("my-id", fetch, session, url)``. Ids
+    longer than 200 characters end in a hash of the arguments instead.
+    """
+    if not callable(function):
+        raise InvalidTaskError(f"task(): {function!r} is not callable")
+    name = getattr(function, "__qualname__", None) or getattr(function, "__name__", None)
+    if not isinstance(name, str) or "<lambda>" in name:
+        raise InvalidTaskError(
+            f"task() derives ids from the function's name, and {function!r} has none; "
+            'write FunctionTask("some-id", function, *args) instead'
+        )
+    try:
+        parts = [json.dumps(a, allow_nan=False, sort_keys=True, ensure_ascii=False) for a in args]
+        parts += [
+            f"{key}={json.dumps(value, allow_nan=False, sort_keys=True, ensure_ascii=False)}"
+            for key, value in sorted(kwargs.items())
+        ]
+    except (TypeError, ValueError) as exc:
+        raise InvalidTaskError(
+            f"task({name}, ...) derives the id from the arguments, which must be JSON ({exc}); "
+            f'give it an id instead: FunctionTask("some-id", {name}, ...)'
+        ) from None
+    task_id = f"{name}({', '.join(parts)})"
+    if len(task_id) > 200:
+        digest = hashlib.sha256(task_id.encode("utf-8", "surrogatepass")).hexdigest()[:16]
+        task_id = f"{name}#{digest}"
+    return FunctionTask(task_id, function, *args, **kwargs)
+
+
+def _name(function: Callable[..., Any]) -> str:
+    module = getattr(function, "__module__", None)
+    name = getattr(function, "__qualname__", None) or repr(function)
+    return f"{module}.{name}" if module else name
 
 
 def as_task(obj: object) -> Task:
@@ -67,6 +125,12 @@ def as_task(obj: object) -> Task:
         f"{obj!r} is not a task: give it get_id() -> str and __call__(), "
         'or wrap it as messor.FunctionTask("some-id", function, *args)'
     )
+
+
+def task_data(task: Task) -> dict[str, Any]:
+    """What to store as the task's definition: its ``get_data()`` if it has one, else ``{}``."""
+    get_data = getattr(task, "get_data", None)
+    return get_data() if callable(get_data) else {}
 
 
 def task_id_of(task: Task) -> str:

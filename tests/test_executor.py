@@ -343,14 +343,16 @@ def test_a_stop_lets_running_tasks_finish_and_records_them(any_memory: Memory) -
     assert any_memory.get_failed_tasks() == []
 
 
-def test_a_task_waiting_for_its_retry_when_the_run_stops_is_recorded_failed() -> None:
+def test_a_stop_sends_a_task_waiting_for_its_retry_back_to_pending_with_its_error() -> None:
     recorder = Recorder()
     memory = SQLiteMemory(":memory:")
     tasks = [Page("flaky", recorder, fail_times=1)]
     LocalThreadedExecutor(
         tasks, memory=memory, retry=3, stop_all_when=lambda: recorder.calls["flaky"] >= 1
     ).run()
-    assert memory.get_failed_tasks() == [("flaky", "ConnectionError: attempt 1 of flaky")]
+    [record] = memory.iter_records()
+    assert (record.status, record.error) == (PENDING, "ConnectionError: attempt 1 of flaky")
+    assert record.attempts == 1  # the stop did not use up its retries
     LocalThreadedExecutor(tasks, memory=memory).run()
     assert memory.get_task_status("flaky") == COMPLETED
 
@@ -575,7 +577,7 @@ def test_a_second_ctrl_c_abandons_running_tasks_which_stay_pending() -> None:
 
     class FirstSeen(logging.Handler):
         def emit(self, record: logging.LogRecord) -> None:
-            if record.getMessage().startswith("Interrupted"):
+            if record.getMessage().startswith("Ctrl-C: no new tasks start"):
                 first_seen.set()
 
     class DoubleInterrupter(Page):

@@ -187,7 +187,7 @@ class RedisMemory(Memory):
             args = ["1" if keep_completed else "0"]
             for row in chunk:
                 error = "n" if row.error is None else "s" + row.error
-                args += [row.task_id, row.status, row.result_json or "", error]
+                args += [row.task_id, row.status, row.result_json or "", error, str(row.attempts)]
             calls.append(args)
         if len(calls) > 1:
             # The calls of one MULTI apply whole, but each checks only its own
@@ -309,15 +309,15 @@ class RedisMemory(Memory):
 
             def read(chunk: list[str] = chunk) -> list[Any]:
                 pipe = self.client.pipeline(transaction=True)
-                for name in ("status", "result", "error"):
+                for name in ("status", "result", "error", "attempts"):
                     pipe.hmget(self._key(name), chunk)
                 return pipe.execute()
 
-            statuses, results, errors = self._call(read)
-            for task_id, now, result, error in zip(chunk, statuses, results, errors, strict=True):
+            columns = zip(chunk, *self._call(read), strict=True)
+            for task_id, now, result, error, attempts in columns:
                 if now is not None and (status is None or now == status):
                     value = None if result is None else decode_json(result)
-                    yield TaskRecord(task_id, now, value, error)
+                    yield TaskRecord(task_id, now, value, error, int(attempts or 0))
 
     def _check_size(self, task_id: str, text: str, what: str) -> None:
         # JSON from encode_json is ASCII, its length its size; an error text may not be.

@@ -13,7 +13,7 @@ costs about ten commands per few thousand tasks. Lua's ``unpack`` is bounded
 
 Layout under the prefix ``messor:{namespace}:``:
 
-* ``status``, ``data``, ``result``, ``error``: hashes from task id
+* ``status``, ``data``, ``result``, ``error``, ``attempts``: hashes from task id
 * ``ids:<status>``: the set of task ids with that status
 * ``statuses``: the statuses ever used (to count and clear without scanning)
 """
@@ -76,7 +76,8 @@ return #new
 )
 
 #: ARGV: prefix, keep_completed ('1' or '0'), then per task: id, status,
-#: result ('' for none, else JSON) and error ('n' for none, else 's' .. text).
+#: result ('' for none, else JSON), error ('n' for none, else 's' .. text) and
+#: attempts ('0' for not known).
 #: Rows apply in order (a repeated id ends as its last row says); with
 #: keep_completed a non-completed status never replaces a completed one.
 #: Returns {0, id} for the first unknown id (nothing changed), else {1}.
@@ -86,7 +87,7 @@ UPDATE_STATUSES = (
 local p = ARGV[1]
 local keep_completed = ARGV[2] == '1'
 local ids = {}
-for i = 3, #ARGV, 4 do push(ids, ARGV[i]) end
+for i = 3, #ARGV, 5 do push(ids, ARGV[i]) end
 if #ids == 0 then return {1} end
 local olds = hmget(p .. 'status', ids)
 for k = 1, #ids do
@@ -95,7 +96,7 @@ end
 -- Fold the rows into one final state per task, in order.
 local original, final, order = {}, {}, {}
 for k = 1, #ids do
-  local id, row = ids[k], 3 + (k - 1) * 4
+  local id, row = ids[k], 3 + (k - 1) * 5
   if not original[id] then
     original[id] = olds[k]
     push(order, id)
@@ -103,15 +104,16 @@ for k = 1, #ids do
   local now = final[id] and final[id][1] or original[id]
   local status = ARGV[row + 1]
   if not (keep_completed and now == 'completed' and status ~= 'completed') then
-    final[id] = {status, ARGV[row + 2], ARGV[row + 3]}
+    final[id] = {status, ARGV[row + 2], ARGV[row + 3], ARGV[row + 4]}
   end
 end
 local removes, adds, new_statuses = {}, {}, {}
 local status_pairs, result_pairs, result_gone, error_pairs, error_gone = {}, {}, {}, {}, {}
+local attempt_pairs, attempts_gone = {}, {}
 for _, id in ipairs(order) do
   local state = final[id]
   if state then
-    local status, result, err = state[1], state[2], state[3]
+    local status, result, err, attempts = state[1], state[2], state[3], state[4]
     if status ~= original[id] then
       push_to(removes, original[id], id)
       push_to(adds, status, id)
@@ -120,6 +122,7 @@ for _, id in ipairs(order) do
     end
     if result == '' then push(result_gone, id) else push(result_pairs, id, result) end
     if err == 'n' then push(error_gone, id) else push(error_pairs, id, string.sub(err, 2)) end
+    if attempts == '0' then push(attempts_gone, id) else push(attempt_pairs, id, attempts) end
   end
 end
 for status, members in pairs(removes) do bulk('SREM', p .. 'ids:' .. status, members) end
@@ -130,6 +133,8 @@ bulk('HSET', p .. 'result', result_pairs)
 bulk('HDEL', p .. 'result', result_gone)
 bulk('HSET', p .. 'error', error_pairs)
 bulk('HDEL', p .. 'error', error_gone)
+bulk('HSET', p .. 'attempts', attempt_pairs)
+bulk('HDEL', p .. 'attempts', attempts_gone)
 return {1}
 """
 )
@@ -148,7 +153,9 @@ for k = 1, #ids do
   if olds[k] then push_to(by_status, olds[k], ids[k]) end
 end
 for status, members in pairs(by_status) do bulk('SREM', p .. 'ids:' .. status, members) end
-for _, name in ipairs({'status', 'data', 'result', 'error'}) do bulk('HDEL', p .. name, ids) end
+for _, name in ipairs({'status', 'data', 'result', 'error', 'attempts'}) do
+  bulk('HDEL', p .. name, ids)
+end
 return 1
 """
 )
@@ -160,6 +167,7 @@ local p = ARGV[1]
 for _, status in ipairs(redis.call('SMEMBERS', p .. 'statuses')) do
   redis.call('UNLINK', p .. 'ids:' .. status)
 end
-redis.call('UNLINK', p .. 'status', p .. 'data', p .. 'result', p .. 'error', p .. 'statuses')
+redis.call('UNLINK', p .. 'status', p .. 'data', p .. 'result', p .. 'error', p .. 'attempts',
+  p .. 'statuses')
 return 1
 """

@@ -3,9 +3,10 @@
 Every change is an event in a log segment (see :mod:`messor_s3.memory`):
 
 * ``["s", id, data]``: store a task (the first store of a task wins);
-* ``["u", id, status, result, blob, error, keep]``: set a task's state; the
-  result is inline JSON text, or ``blob`` says where it lies; ``keep`` marks
-  an executor's outcome, whose failure never replaces a completed result;
+* ``["u", id, status, result, blob, error, keep, attempts]``: set a task's
+  state; the result is inline JSON text, or ``blob`` says where it lies;
+  ``keep`` marks an executor's outcome, whose failure never replaces a
+  completed result; ``attempts`` were made by the run that recorded it;
 * ``["d", id]``: forget a task.
 
 Each event has a stamp, ``(segment name, position)``; segment names start with
@@ -42,6 +43,7 @@ class State:
     result: str | None
     blob: Blob | None
     error: str | None
+    attempts: int = 0
 
 
 @dataclass(slots=True)
@@ -103,8 +105,11 @@ class Index:
             if kind == "s":
                 entry.stores.append((stamp, _shared(event[2])))
             elif kind == "u":
-                _, _, status, result, blob, error, keep = event
-                state = State(stamp, sys.intern(status), _small(result), _blob(blob), error)
+                status, result, blob, error, keep = event[2:7]
+                attempts = int(event[7]) if len(event) > 7 else 0
+                state = State(
+                    stamp, sys.intern(status), _small(result), _blob(blob), error, attempts
+                )
                 if status == COMPLETED:
                     entry.completed = _newer(entry.completed, state)
                 elif keep:
@@ -146,7 +151,10 @@ class Index:
         def state(row: list[Any] | None) -> State | None:
             if row is None:
                 return None
-            return State(stamp(row), sys.intern(row[2]), _small(row[3]), _blob(row[4]), row[5])
+            attempts = int(row[6]) if len(row) > 6 else 0
+            return State(
+                stamp(row), sys.intern(row[2]), _small(row[3]), _blob(row[4]), row[5], attempts
+            )
 
         for task_id, stores, completed, reset, failed, deleted in rows:
             entry = Entry(
@@ -173,7 +181,7 @@ def _after(state: State | None, stamp: Stamp) -> State | None:
 def _state_row(state: State | None) -> list[Any] | None:
     if state is None:
         return None
-    return [*state.stamp, state.status, state.result, state.blob, state.error]
+    return [*state.stamp, state.status, state.result, state.blob, state.error, state.attempts]
 
 
 def _shared(text: str) -> str:

@@ -244,6 +244,7 @@ class S3Memory(Memory):
                 blobs.get(position),
                 row.error,
                 1 if keep else 0,
+                row.attempts,
             ]
             for position, row in enumerate(rows)
         ]
@@ -443,7 +444,7 @@ class S3Memory(Memory):
         states = dict(self._with_status(status))
         for task_id, result in self._results(list(states.items())):
             state = states[task_id]
-            yield TaskRecord(task_id, state.status, result, state.error)
+            yield TaskRecord(task_id, state.status, result, state.error, state.attempts)
 
     def flush(self) -> None:
         """Compact after a run, so that the next one resumes from a handful of requests."""

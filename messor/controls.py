@@ -1,0 +1,86 @@
+"""Pacing a run: a rate limit shared by every worker, and backoff between retries.
+
+Both only say *when* something may start; the run loop asks them before each
+start and sleeps no longer than they say (see ``Harvest.wait_hint``).
+"""
+
+from __future__ import annotations
+
+import random
+import re
+import time
+
+from messor.errors import ConfigurationError
+
+__all__ = ["Backoff", "RateLimiter", "parse_rate"]
+
+_UNITS = {"s": 1.0, "sec": 1.0, "second": 1.0, "m": 60.0, "min": 60.0, "minute": 60.0}
+_UNITS |= {"h": 3600.0, "hour": 3600.0}
+_RATE = re.compile(r"\s*(\d+(?:\.\d*)?|\.\d+)\s*(?:/\s*([a-z]+?)s?)?\s*")
+
+
+def parse_rate(rate: str | float) -> float:
+    """Tasks per second from ``"10/s"``, ``"600/m"``, ``"1000/h"`` or a number (per second)."""
+    if isinstance(rate, bool) or not isinstance(rate, int | float | str):
+        raise ConfigurationError(
+            f"rate_limit is a number per second or a string like '10/s', got {rate!r}"
+        )
+    if isinstance(rate, str):
+        match = _RATE.fullmatch(rate.lower())
+        unit = match and (match[2] or "s")
+        if match is None or unit not in _UNITS:
+            raise ConfigurationError(
+                f"rate_limit {rate!r} is not a rate: write '10/s', '600/m', '1000/h' or a number"
+            )
+        per_second = float(match[1]) / _UNITS[str(unit)]
+    else:
+        per_second = float(rate)
+    if not 0 < per_second < float("inf"):
+        raise ConfigurationError(f"rate_limit must be more than 0 tasks per second, got {rate!r}")
+    return per_second
+
+
+class RateLimiter:
+    """A token bucket (as GCRA): ``rate`` starts per second, at most ``burst`` at once.
+
+    With ``burst=1`` starts are evenly spaced; a larger burst lets a run catch
+    up after a pause, never by more than ``burst`` starts.
+    """
+
+    def __init__(self, rate: str | float, burst: int = 1) -> None:
+        self.rate = parse_rate(rate)
+        if isinstance(burst, bool) or not isinstance(burst, int) or burst < 1:
+            raise ConfigurationError(f"rate_burst must be an int >= 1, got {burst!r}")
+        self._interval = 1.0 / self.rate
+        self._tolerance = (burst - 1) * self._interval
+        self._theoretical = 0.0  # when the next start would be due at the exact rate
+
+    def try_acquire(self, now: float | None = None) -> float:
+        """Take a token and return 0, or return how many seconds until one is free."""
+        now = time.monotonic() if now is None else now
+        wait = self._theoretical - self._tolerance - now
+        if wait > 0:
+            return wait
+        self._theoretical = max(self._theoretical, now) + self._interval
+        return 0.0
+
+
+class Backoff:
+    """Exponential backoff with full jitter: a random delay up to ``base * 2**(n-1)``, capped."""
+
+    def __init__(self, base: float = 0.0, cap: float = 60.0) -> None:
+        for name, value in (("backoff", base), ("backoff_max", cap)):
+            if (
+                isinstance(value, bool)
+                or not isinstance(value, int | float)
+                or not 0 <= value < float("inf")
+            ):
+                raise ConfigurationError(f"{name} must be a number of seconds >= 0, got {value!r}")
+        self.base = float(base)
+        self.cap = float(cap)
+
+    def delay(self, failures: int) -> float:
+        """Seconds to wait before the attempt that follows the ``failures``-th failure."""
+        if self.base == 0:
+            return 0.0
+        return random.uniform(0, min(self.cap, self.base * 2 ** (failures - 1)))

@@ -1,0 +1,95 @@
+"""Stop conditions for the common cases, composable with your own ``stop_all_when``.
+
+    LocalThreadedExecutor(
+        tasks,
+        stop_all_when=[stop_after_consecutive_failures(10), stop_on(BannedError), quota_used_up],
+    )
+
+A run stops when any condition of the list returns True; the helpers learn of
+every finished attempt through ``observe``. Once stopped, no task starts, the
+running ones finish and are recorded, the others stay pending.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+__all__ = [
+    "AttemptOutcome",
+    "ConsecutiveFailures",
+    "StopCondition",
+    "StopOnException",
+    "stop_after_consecutive_failures",
+    "stop_on",
+]
+
+
+@dataclass(frozen=True, slots=True)
+class AttemptOutcome:
+    """What a stop condition learns of each finished attempt."""
+
+    task_id: str
+    ok: bool
+    error: str | None = None
+    error_type: type[BaseException] | None = None
+
+
+class StopCondition:
+    """A stop condition that watches outcomes: ``observe`` each one, then say whether to stop."""
+
+    #: Why it asked to stop, for the run's report and log.
+    reason = ""
+
+    def observe(self, outcome: AttemptOutcome) -> None:
+        """Learn of one finished attempt (called before ``__call__``)."""
+
+    def __call__(self) -> bool:
+        raise NotImplementedError
+
+
+class ConsecutiveFailures(StopCondition):
+    """Stop once ``count`` attempts in a row failed: the service is down, or has banned us."""
+
+    def __init__(self, count: int) -> None:
+        if isinstance(count, bool) or not isinstance(count, int) or count < 1:
+            raise ValueError(f"stop_after_consecutive_failures needs an int >= 1, got {count!r}")
+        self.count = count
+        self._streak = 0
+
+    def observe(self, outcome: AttemptOutcome) -> None:
+        self._streak = 0 if outcome.ok else self._streak + 1
+        if self._streak >= self.count:
+            self.reason = f"{self._streak} attempts failed in a row (the last: {outcome.error})"
+
+    def __call__(self) -> bool:
+        return self._streak >= self.count
+
+
+class StopOnException(StopCondition):
+    """Stop as soon as a task raises one of ``exception_types`` (an API's ban, say)."""
+
+    def __init__(self, *exception_types: type[BaseException]) -> None:
+        if not exception_types or not all(
+            isinstance(t, type) and issubclass(t, BaseException) for t in exception_types
+        ):
+            raise ValueError(f"stop_on needs exception classes, got {exception_types!r}")
+        self.exception_types = exception_types
+        self._hit = False
+
+    def observe(self, outcome: AttemptOutcome) -> None:
+        if outcome.error_type is not None and issubclass(outcome.error_type, self.exception_types):
+            self._hit = True
+            self.reason = f"task {outcome.task_id!r} raised {outcome.error}"
+
+    def __call__(self) -> bool:
+        return self._hit
+
+
+def stop_after_consecutive_failures(count: int) -> ConsecutiveFailures:
+    """A stop condition: ``count`` failed attempts in a row."""
+    return ConsecutiveFailures(count)
+
+
+def stop_on(*exception_types: type[BaseException]) -> StopOnException:
+    """A stop condition: any task raising one of ``exception_types``."""
+    return StopOnException(*exception_types)
