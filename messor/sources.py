@@ -119,8 +119,7 @@ class TaskSource:
         self._listed: Iterator[Attempt] | None = None
         self._reader: StreamReader | None = None
         self._runnable: deque[Attempt] = deque()
-        #: Every task has been handed out (or the source failed).
-        self.exhausted = False
+        self._ended = False  # nothing more will arrive in _runnable
         #: What ended a generator early (a duplicate id, a bad task, the generator raising).
         self.error: BaseException | None = None
 
@@ -142,13 +141,18 @@ class TaskSource:
         return None
 
     @property
+    def exhausted(self) -> bool:
+        """Every task has been handed out (or the source failed after handing out the rest)."""
+        return self._ended and not self._runnable
+
+    @property
     def streaming(self) -> bool:
         """More tasks may arrive at any moment (a generator still being read)."""
-        return self._reader is not None and not self.exhausted
+        return self._reader is not None and not self._ended
 
     def peek(self) -> Attempt | None:
         """The next attempt to start, left in place; None if none is there right now."""
-        if not self._runnable and not self.exhausted:
+        if not self._runnable and not self._ended:
             self._refill()
         return self._runnable[0] if self._runnable else None
 
@@ -166,7 +170,7 @@ class TaskSource:
                 self._runnable.append(attempt)
                 if len(self._runnable) >= REGISTRATION_CHUNK:
                     return
-            self.exhausted = True
+            self._ended = True
             return
         assert self._reader is not None
         pairs = self._reader.take(REGISTRATION_CHUNK)
@@ -180,7 +184,7 @@ class TaskSource:
         if self._reader.ended and not self._runnable:
             # Every task read before a bad one has been handed out: now the
             # run stops, with that error.
-            self.exhausted = True
+            self._ended = True
             self.error = self._reader.error
 
     def _register(self, ids: list[str], tasks: list[Task]) -> list[bool]:
