@@ -32,8 +32,9 @@ class LocalThreadedExecutor(Executor):
 
     def run(self) -> RunReport:
         harvest = self._harvest()
+        workers = _Workers(self.max_concurrency)
+        harvest.wake = workers.wake
         with harvest:
-            workers = _Workers(self.max_concurrency)
             try:
                 _drive(harvest, workers)
             finally:
@@ -70,7 +71,7 @@ class _Workers:
         self.in_flight = 0
         self.stuck = 0
         self._inbox: queue.SimpleQueue[Attempt | None] = queue.SimpleQueue()
-        self._outbox: queue.SimpleQueue[Outcome] = queue.SimpleQueue()
+        self._outbox: queue.SimpleQueue[Outcome | None] = queue.SimpleQueue()
         self._threads: list[threading.Thread] = []
 
     def submit(self, attempt: Attempt) -> None:
@@ -89,17 +90,23 @@ class _Workers:
         self._inbox.put(attempt)
 
     def next_outcome(self, timeout: float | None) -> Outcome | None:
-        """The next finished attempt, or None if none finished within ``timeout`` seconds."""
+        """The next finished attempt; None after ``timeout`` seconds, or when woken."""
         try:
             return self._outbox.get(timeout=timeout)
         except queue.Empty:
             return None
+
+    def wake(self) -> None:
+        """End a wait in :meth:`next_outcome` now (callable from any thread)."""
+        self._outbox.put(None)
 
     def shutdown(self) -> None:
         for _ in self._threads:
             self._inbox.put(None)
 
 
-def _work(inbox: queue.SimpleQueue[Attempt | None], outbox: queue.SimpleQueue[Outcome]) -> None:
+def _work(
+    inbox: queue.SimpleQueue[Attempt | None], outbox: queue.SimpleQueue[Outcome | None]
+) -> None:
     while (attempt := inbox.get()) is not None:
         outbox.put(perform(attempt))

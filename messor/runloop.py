@@ -17,7 +17,9 @@ somewhere (threads, coroutines, a cluster) and drives the harvest::
 
 ``next_attempt`` never waits: None means "nothing to start now" (a rate
 limit, a retry's backoff, a slow generator), and ``done`` tells whether
-anything ever will start again. Registration and resume (through
+anything ever will start again. An executor sets ``harvest.wake`` to a
+function that ends its wait early: a generator's reader calls it (from its
+own thread) when tasks arrive while the executor waits. Registration and resume (through
 :class:`~messor.sources.TaskSource`), retries with backoff, stop conditions,
 rate limit, timeouts, Ctrl-C and SIGTERM, batched writes (through
 :class:`~messor.writer.RecordWriter`), the progress bar and the run's report
@@ -121,7 +123,9 @@ class Harvest:
         self._limiter = RateLimiter(rate_limit, rate_burst) if rate_limit is not None else None
         self._backoff = Backoff(backoff, backoff_max)
         self._progress = progress
-        self._source = TaskSource(tasks, memory, self._skipped)
+        #: Ends the executor's wait from another thread; the executor sets it.
+        self.wake: Callable[[], None] = _nothing
+        self._source = TaskSource(tasks, memory, self._skipped, lambda: self.wake())
         self._writer = RecordWriter(memory)
         self._interrupts = InterruptGuard(self._interrupted, lambda: self._writer.backlog)
         self._order = itertools.count()  # ties in the heaps below
@@ -385,6 +389,10 @@ class Harvest:
             *(r.stopped_because or "finished", r.elapsed, r.completed, r.failed, r.retried),
             r.skipped,
         )
+
+
+def _nothing() -> None:
+    pass
 
 
 def _conditions(stop_all_when: StopConditions) -> list[Callable[[], bool]]:

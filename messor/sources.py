@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import queue
 import threading
+import time
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Sized
 from dataclasses import dataclass
@@ -24,6 +25,9 @@ __all__ = ["REGISTRATION_CHUNK", "StreamReader", "TaskSource", "duplicate_task"]
 
 #: Tasks registered per round trip to the memory (one look-up, one store).
 REGISTRATION_CHUNK = 1000
+#: A waiting run is woken when this many tasks were read, or after WAKE_AFTER seconds.
+WAKE_BATCH = 256
+WAKE_AFTER = 0.005
 
 
 @dataclass(frozen=True, slots=True)
@@ -43,9 +47,13 @@ def duplicate_task(task_id: str) -> DuplicateTaskError:
 class StreamReader:
     """Turns the items of an iterator into ``(task_id, task)`` pairs, on a thread of its own."""
 
-    def __init__(self, items: Iterator[object], *, max_ahead: int) -> None:
+    def __init__(
+        self, items: Iterator[object], *, max_ahead: int, wake: Callable[[], None]
+    ) -> None:
         self._items = items
         self._max_ahead = max_ahead
+        self._wake = wake
+        self._hungry_since: float | None = None  # the run found too little to take, and waits
         self._queue: queue.SimpleQueue[tuple[str, Task] | _End] = queue.SimpleQueue()
         self._room = threading.Event()
         self._closed = False
@@ -76,6 +84,8 @@ class StreamReader:
                 self.error = item.error
                 break
             pairs.append(item)
+        # Took what there was: wake the run when a batch is ready, or soon.
+        self._hungry_since = time.monotonic() if len(pairs) < limit and not self.ended else None
         self._room.set()
         return pairs
 
@@ -91,13 +101,22 @@ class StreamReader:
                     raise duplicate_task(task_id)
                 seen.add(task_id)
                 self._queue.put((task_id, task))
+                hungry_since = self._hungry_since
+                if hungry_since is not None and (
+                    self._queue.qsize() >= WAKE_BATCH
+                    or time.monotonic() - hungry_since > WAKE_AFTER
+                ):
+                    self._hungry_since = None
+                    self._wake()
                 while self._queue.qsize() >= self._max_ahead and not self._closed:
                     self._room.wait(0.1)
                     self._room.clear()
         except BaseException as exc:
             self._queue.put(_End(exc))
+            self._wake()
             return
         self._queue.put(_End())
+        self._wake()
 
 
 class TaskSource:
@@ -111,11 +130,16 @@ class TaskSource:
     """
 
     def __init__(
-        self, tasks: Iterable[object], memory: Memory, on_skipped: Callable[[int], None]
+        self,
+        tasks: Iterable[object],
+        memory: Memory,
+        on_skipped: Callable[[int], None],
+        wake: Callable[[], None],
     ) -> None:
         self._tasks = tasks
         self._memory = memory
         self._on_skipped = on_skipped
+        self._wake = wake
         self._listed: Iterator[Attempt] | None = None
         self._reader: StreamReader | None = None
         self._runnable: deque[Attempt] = deque()
@@ -136,7 +160,9 @@ class TaskSource:
                 runnable.extend(self._register(ids[start:end], tasks[start:end]))
             self._listed = (Attempt(ids[k], tasks[k]) for k, run in enumerate(runnable) if run)
             return len(items)
-        self._reader = StreamReader(iter(self._tasks), max_ahead=REGISTRATION_CHUNK)
+        self._reader = StreamReader(
+            iter(self._tasks), max_ahead=REGISTRATION_CHUNK, wake=self._wake
+        )
         self._reader.start()
         return None
 
@@ -152,8 +178,11 @@ class TaskSource:
 
     def peek(self) -> Attempt | None:
         """The next attempt to start, left in place; None if none is there right now."""
-        if not self._runnable and not self._ended:
-            self._refill()
+        # Chunks whose tasks were all completed before (a resume) give nothing
+        # to start: keep taking while the reader has more, rather than sleep
+        # between chunks (each wake-up waits for the reader to let go of the GIL).
+        while not self._runnable and not self._ended and self._refill():
+            pass
         return self._runnable[0] if self._runnable else None
 
     def take(self) -> Attempt:
@@ -164,14 +193,15 @@ class TaskSource:
         if self._reader is not None:
             self._reader.close()
 
-    def _refill(self) -> None:
+    def _refill(self) -> int:
+        """Move the next tasks into ``_runnable``; how many the source gave (0: none now)."""
         if self._listed is not None:
             for attempt in self._listed:
                 self._runnable.append(attempt)
                 if len(self._runnable) >= REGISTRATION_CHUNK:
-                    return
+                    return len(self._runnable)
             self._ended = True
-            return
+            return len(self._runnable)
         assert self._reader is not None
         pairs = self._reader.take(REGISTRATION_CHUNK)
         if pairs:
@@ -186,6 +216,7 @@ class TaskSource:
             # run stops, with that error.
             self._ended = True
             self.error = self._reader.error
+        return len(pairs)
 
     def _register(self, ids: list[str], tasks: list[Task]) -> list[bool]:
         """Store the unknown tasks among ``ids``; return, per id, whether it still has to run."""
