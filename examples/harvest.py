@@ -49,7 +49,14 @@ class FetchPage:
 
 def main(memory: str | None) -> None:
     pages = [FetchPage(n) for n in range(1, 401)]
-    executor = LocalThreadedExecutor(tasks=pages, memory=memory, max_concurrency=16, retry=2)
+    executor = LocalThreadedExecutor(
+        tasks=pages,
+        memory=memory,
+        max_concurrency=16,
+        retry=2,
+        backoff=0.05,  # wait a little before each retry: a struggling server gets air
+        retry_on=TimeoutError,  # a 404 will not go away by asking again
+    )
     print(f"Harvesting {len(pages)} pages into {executor.memory!r}")
     try:
         report = executor.run()
@@ -61,9 +68,7 @@ def main(memory: str | None) -> None:
         f"{report.retried} retries, {report.skipped} already done in an earlier run "
         f"({report.elapsed:.1f} s)"
     )
-    executor.status_summary()
-    for url, error in executor.memory.get_failed_tasks()[:3]:
-        print(f"  failed: {url}: {error}")
+    executor.status_summary(failures=3)
     print("Run it again: completed pages are skipped, failed ones are retried.")
 
 
