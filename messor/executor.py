@@ -131,7 +131,8 @@ class Executor(ABC):
                 if index == failures:
                     print(f"  ... and {counts[FAILED] - failures} more")
                     break
-                tries = f" after {record.attempts} attempts" if record.attempts else ""
+                plural = "" if record.attempts == 1 else "s"
+                tries = f" after {record.attempts} attempt{plural}" if record.attempts else ""
                 print(f"  {record.task_id}{tries}: {record.error}")
         return counts
 
