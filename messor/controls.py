@@ -61,7 +61,12 @@ class RateLimiter:
         wait = self._theoretical - self._tolerance - now
         if wait > 0:
             return wait
-        self._theoretical = max(self._theoretical, now) + self._interval
+        # A start less than one interval late (the run woke a little after
+        # the token was due) keeps the schedule, so that small delays do not
+        # add up to a slower rate; after a longer pause it starts afresh.
+        late = now - self._theoretical
+        base = self._theoretical if late < self._interval else now
+        self._theoretical = base + self._interval
         return 0.0
 
 

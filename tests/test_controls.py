@@ -326,3 +326,17 @@ def test_a_function_tasks_arguments_are_stored_as_its_definition() -> None:
     LocalThreadedExecutor([messor.task(fetch, "https://example.org/1")], memory=memory).run()
     [definition] = memory.dump_all()["task_definitions"].values()
     assert definition == {"function": f"{__name__}.fetch", "args": ["https://example.org/1"]}
+
+
+def test_a_start_woken_a_little_late_keeps_the_schedule() -> None:
+    limiter = RateLimiter("10/s")
+    assert limiter.try_acquire(now=0.0) == 0.0
+    assert limiter.try_acquire(now=0.13) == 0.0  # 30 ms late
+    assert limiter.try_acquire(now=0.13) == pytest.approx(0.07)  # due at 0.2, not 0.23
+
+
+def test_after_a_pause_starts_are_spaced_again_not_bunched() -> None:
+    limiter = RateLimiter("10/s")
+    assert limiter.try_acquire(now=0.0) == 0.0
+    assert limiter.try_acquire(now=5.0) == 0.0
+    assert limiter.try_acquire(now=5.0) == pytest.approx(0.1)
