@@ -14,9 +14,10 @@ from messor.errors import ConfigurationError
 
 __all__ = ["Backoff", "RateLimiter", "parse_rate"]
 
-_UNITS = {"s": 1.0, "sec": 1.0, "second": 1.0, "m": 60.0, "min": 60.0, "minute": 60.0}
-_UNITS |= {"h": 3600.0, "hour": 3600.0}
-_RATE = re.compile(r"\s*(\d+(?:\.\d*)?|\.\d+)\s*(?:/\s*([a-z]+?)s?)?\s*")
+_UNITS = dict.fromkeys(("s", "sec", "secs", "second", "seconds"), 1.0)
+_UNITS |= dict.fromkeys(("m", "min", "mins", "minute", "minutes"), 60.0)
+_UNITS |= dict.fromkeys(("h", "hr", "hrs", "hour", "hours"), 3600.0)
+_RATE = re.compile(r"\s*(\d+(?:\.\d*)?|\.\d+)\s*(?:/\s*([a-z]+))?\s*")
 
 
 def parse_rate(rate: str | float) -> float:
@@ -88,4 +89,5 @@ class Backoff:
         """Seconds to wait before the attempt that follows the ``failures``-th failure."""
         if self.base == 0:
             return 0.0
-        return random.uniform(0, min(self.cap, self.base * 2 ** (failures - 1)))
+        # The exponent stops growing long before the cap matters (2**64 overflows nothing).
+        return random.uniform(0, min(self.cap, self.base * 2.0 ** min(failures - 1, 64)))

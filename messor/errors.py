@@ -48,5 +48,9 @@ class MemoryUnavailableError(MessorError, ConnectionError):
     """A memory's store cannot be reached (connection refused, lost for too long)."""
 
 
+class TaskTimeoutError(MessorError, TimeoutError):
+    """A task ran longer than the executor's ``timeout``: recorded failed, retried like any."""
+
+
 class RecordingError(MessorError, RuntimeError):
     """Outcomes could not be recorded; the run stopped to avoid losing more."""

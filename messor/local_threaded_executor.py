@@ -38,7 +38,10 @@ class LocalThreadedExecutor(Executor):
             try:
                 _drive(harvest, workers)
             finally:
+                # Abandoned or not: what finished is recorded, what waits never starts.
                 workers.shutdown()
+                for outcome in workers.outcomes(0):
+                    harvest.on_outcome(outcome)
         return harvest.report
 
 
@@ -52,8 +55,9 @@ def _drive(harvest: Harvest, workers: _Workers) -> None:
             workers.submit(attempt)
         if workers.in_flight == 0 and harvest.done:
             return
-        outcome = workers.next_outcome(harvest.wait_hint())
-        if outcome is not None:
+        # Every outcome already there counts before any deadline is judged:
+        # a result that came back in time is never taken for a timeout.
+        for outcome in workers.outcomes(harvest.wait_hint(room=workers.in_flight < workers.size)):
             if harvest.on_outcome(outcome):
                 workers.in_flight -= 1
             else:
@@ -89,18 +93,29 @@ class _Workers:
             self._threads.append(thread)
         self._inbox.put(attempt)
 
-    def next_outcome(self, timeout: float | None) -> Outcome | None:
-        """The next finished attempt; None after ``timeout`` seconds, or when woken."""
+    def outcomes(self, timeout: float | None) -> list[Outcome]:
+        """The finished attempts: waits up to ``timeout`` seconds for one (or a wake-up)."""
+        found: list[Outcome] = []
         try:
-            return self._outbox.get(timeout=timeout)
+            item = self._outbox.get(timeout=timeout) if timeout != 0 else self._outbox.get_nowait()
+            while True:
+                if item is not None:
+                    found.append(item)
+                item = self._outbox.get_nowait()
         except queue.Empty:
-            return None
+            return found
 
     def wake(self) -> None:
         """End a wait in :meth:`next_outcome` now (callable from any thread)."""
         self._outbox.put(None)
 
     def shutdown(self) -> None:
+        """Let every thread end once its call returns; attempts not started yet never start."""
+        try:
+            while True:
+                self._inbox.get_nowait()
+        except queue.Empty:
+            pass
         for _ in self._threads:
             self._inbox.put(None)
 

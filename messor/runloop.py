@@ -43,7 +43,7 @@ from tqdm import tqdm
 
 from messor.attempt import Attempt, Outcome, describe_error, failure, perform
 from messor.controls import Backoff, RateLimiter
-from messor.errors import RecordingError
+from messor.errors import RecordingError, TaskTimeoutError
 from messor.interrupts import InterruptGuard
 from messor.memory import COMPLETED, FAILED, PENDING, EncodedUpdate, Memory
 from messor.sources import REGISTRATION_CHUNK, TaskSource
@@ -131,6 +131,7 @@ class Harvest:
         self._order = itertools.count()  # ties in the heaps below
         self._retries: list[tuple[float, int, Attempt]] = []  # by when they may start
         self._deadlines: list[tuple[float, int, Attempt]] = []  # running, by deadline
+        self._settled_deadlines = 0  # entries of _deadlines whose attempt has ended
         self._rate_wait = 0.0  # when the rate limit lets the next attempt start
         self._recorded: Counter[str] = Counter()  # outcomes handed to the writer, by status
         self._stopping = False
@@ -142,7 +143,17 @@ class Harvest:
 
     def __enter__(self) -> Harvest:
         self._started = time.perf_counter()
-        total = self._source.open()
+        for condition in self._conditions:
+            reset = getattr(condition, "reset", None)
+            if reset is not None:
+                reset()  # a helper reused by a second run() starts afresh
+        # Signals are handled from the start: registering a big list takes a while.
+        self._interrupts.install()
+        try:
+            total = self._source.open(lambda: self._stopping)
+        except BaseException:
+            self._interrupts.restore()
+            raise
         self._bar = tqdm(
             total=total,
             initial=self.report.skipped,
@@ -152,7 +163,6 @@ class Harvest:
             dynamic_ncols=True,
         )
         self._writer.start()
-        self._interrupts.install()
         logger.info(
             "Harvest started on %r (%s tasks)", self.memory, "streamed" if total is None else total
         )
@@ -165,6 +175,8 @@ class Harvest:
         traceback: TracebackType | None,
     ) -> bool:
         self._interrupts.flushing()
+        left_undone = bool(self._retries) or not self._source.exhausted
+        abandoned = False
         try:
             self._source.close()
             # A retry the run did not get to: the task goes back to pending,
@@ -174,17 +186,26 @@ class Harvest:
             self._retries.clear()
             self._writer.close()
             self._tidy_memory()
+        except KeyboardInterrupt:
+            # A second signal while the last outcomes were written: give up on
+            # those (they run again next time), report what was stored.
+            self._writer.abandon()
+            abandoned = True
         finally:
             self._interrupts.restore()
             if self._bar is not None:
                 self._bar.close()
-        self._settle_report(exc_type)
+        self._settle_report(exc_type if not abandoned else KeyboardInterrupt, left_undone)
         first_signal = self._interrupts.first_signal
-        if first_signal is not None:
+        if first_signal is not None and not abandoned:
             self._print_summary()
-        if exc_type is not None:
+        if exc_type is not None or abandoned:
             # A second signal abandoned the run; after a SIGTERM, run() returns.
-            return exc_type is KeyboardInterrupt and first_signal == signal.SIGTERM
+            if first_signal == signal.SIGTERM:
+                return True
+            if abandoned:
+                raise KeyboardInterrupt
+            return False
         if self._writer.error is not None:
             raise RecordingError(
                 f"The run stopped because outcomes could not be recorded in {self.memory!r}: "
@@ -200,8 +221,12 @@ class Harvest:
     # -- what the executor calls ---------------------------------------------------
 
     def next_attempt(self) -> Attempt | None:
-        """The next attempt to start, or None if there is none right now (see :attr:`done`)."""
-        if self._should_stop():
+        """The next attempt to start, or None if there is none right now (see :attr:`done`).
+
+        The stop conditions are asked only when an attempt could start: before
+        each start, not on every idle pass of the executor.
+        """
+        if self._stopping:
             return None
         now = time.monotonic()
         retry_due = bool(self._retries) and self._retries[0][0] <= now
@@ -214,12 +239,19 @@ class Harvest:
             except Exception as exc:  # the memory failed while registering tasks
                 self._fail(exc)
                 return None
+        if self._should_stop():
+            return None
         if self._limiter is not None:
             wait = self._limiter.try_acquire(now)
             if wait > 0:
                 self._rate_wait = now + wait
                 return None
-        attempt = heapq.heappop(self._retries)[2] if retry_due else self._source.take()
+        self._rate_wait = 0.0
+        if retry_due:
+            attempt = heapq.heappop(self._retries)[2]
+            self.report.retried += 1
+        else:
+            attempt = self._source.take()
         if self.timeout is not None:
             attempt.deadline = now + self.timeout
             heapq.heappush(self._deadlines, (attempt.deadline, next(self._order), attempt))
@@ -230,18 +262,25 @@ class Harvest:
         """True once nothing will start any more: stopped, or every task started, no retry due."""
         return self._stopping or (self._source.exhausted and not self._retries)
 
-    def wait_hint(self) -> float | None:
-        """How long an executor may wait for an outcome before asking again (None: no limit)."""
+    def wait_hint(self, *, room: bool = True) -> float | None:
+        """How long an executor may wait for an outcome before asking again (None: no limit).
+
+        ``room``: whether the executor could start an attempt now. Without
+        room only deadlines matter: a due retry waits for a free slot, which
+        only an outcome (or a timeout) brings.
+        """
         now = time.monotonic()
         times = []
         if self._deadlines:
             times.append(self._deadlines[0][0])
-        if not self._stopping:
+        if room and not self._stopping:
             if self._retries:
                 times.append(self._retries[0][0])
-            if self._rate_wait > now:
+            if self._rate_wait:
                 times.append(self._rate_wait)
-            if self._source.streaming:
+            if self._source.ready:
+                times.append(now)
+            elif self._source.streaming:
                 times.append(now + SOURCE_POLL)
         return max(0.0, min(times) - now) if times else None
 
@@ -255,15 +294,11 @@ class Harvest:
         if attempt.settled:
             return False
         attempt.settled = True
-        seen = AttemptOutcome(attempt.task_id, outcome.ok, outcome.error, outcome.error_type)
-        for condition in self._conditions:
-            observe = getattr(condition, "observe", None)
-            if observe is not None:
-                observe(seen)
+        if attempt.deadline is not None:
+            self._forget_deadline()
         if outcome.ok:
             self._record(attempt, COMPLETED, outcome.result_json, None, attempt.number)
         elif self._retryable(outcome):
-            self.report.retried += 1
             ready = time.monotonic() + self._backoff.delay(attempt.number)
             retry = Attempt(attempt.task_id, attempt.task, attempt.number + 1, outcome.error)
             heapq.heappush(self._retries, (ready, next(self._order), retry))
@@ -273,6 +308,9 @@ class Harvest:
         self._update_bar()
         if self._writer.error is not None:
             self._stop("outcomes could not be recorded")
+        self._observe(
+            AttemptOutcome(attempt.task_id, outcome.ok, outcome.error, outcome.error_type)
+        )
         self._should_stop()
         return True
 
@@ -285,7 +323,7 @@ class Harvest:
             if attempt.settled:
                 continue
             self.report.timed_out += 1
-            error = TimeoutError(
+            error = TaskTimeoutError(
                 f"no result after {self.timeout:g} s; the call was abandoned (a thread cannot "
                 "be killed: it runs on, and its result will be ignored)"
             )
@@ -302,6 +340,7 @@ class Harvest:
     def _interrupted(self, name: str) -> None:
         self._stop(f"interrupted by {name}")
         self.report.interrupted = True
+        self.wake()  # end a long wait (a backoff, a slow rate) now
 
     def _stop(self, reason: str) -> None:
         if not self._stopping:
@@ -325,6 +364,25 @@ class Harvest:
                 return True
         return False
 
+    def _observe(self, outcome: AttemptOutcome) -> None:
+        """Tell the stop conditions that watch outcomes; one that raises stops the run."""
+        for condition in self._conditions:
+            observe = getattr(condition, "observe", None)
+            if observe is None:
+                continue
+            try:
+                observe(outcome)
+            except Exception as exc:
+                self._fail(exc)
+
+    def _forget_deadline(self) -> None:
+        """Count a settled attempt in the deadline heap; rebuild the heap when they dominate."""
+        self._settled_deadlines += 1
+        if self._settled_deadlines > len(self._deadlines) // 2 + 64:
+            self._deadlines = [entry for entry in self._deadlines if not entry[2].settled]
+            heapq.heapify(self._deadlines)
+            self._settled_deadlines = 0
+
     def _fail(self, exc: BaseException) -> None:
         logger.error("The run stops: %s", describe_error(exc))
         self._stop(f"error: {describe_error(exc)}")
@@ -334,8 +392,8 @@ class Harvest:
     def _retryable(self, outcome: Outcome) -> bool:
         if not outcome.retryable or outcome.attempt.number > self.retry:
             return False
-        if self.retry_on is None:
-            return True
+        if self.retry_on is None or outcome.error_type is TaskTimeoutError:
+            return True  # running out of time is retried whatever retry_on says
         return outcome.error_type is not None and issubclass(outcome.error_type, self.retry_on)
 
     def _record(
@@ -373,14 +431,17 @@ class Harvest:
         except Exception as exc:
             logger.warning("Could not read the summary from %r: %s", self.memory, exc)
 
-    def _settle_report(self, exc_type: type[BaseException] | None) -> None:
+    def _settle_report(self, exc_type: type[BaseException] | None, left_undone: bool) -> None:
         r = self.report
+        if r.stopped and not left_undone:
+            # The condition tripped on the last outcome: nothing was cut short.
+            r.stopped, r.stopped_because = False, None
         # Only what the memory confirmed counts: a result it refused was
         # recorded failed, and after a store failure the rest was not recorded.
         r.completed = self._writer.stored[COMPLETED]
         r.failed = self._writer.stored[FAILED]
         r.refused_results = list(self._writer.refused)
-        if exc_type is KeyboardInterrupt:
+        if exc_type is KeyboardInterrupt or self._interrupts.first_signal is not None:
             r.interrupted = True
             r.stopped_because = r.stopped_because or "interrupted"
         r.elapsed = time.perf_counter() - self._started

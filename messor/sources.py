@@ -28,6 +28,8 @@ REGISTRATION_CHUNK = 1000
 #: A waiting run is woken when this many tasks were read, or after WAKE_AFTER seconds.
 WAKE_BATCH = 256
 WAKE_AFTER = 0.005
+#: Longest a run spends taking chunks of already-completed tasks in one go (seconds).
+PEEK_BUDGET = 0.02
 
 
 @dataclass(frozen=True, slots=True)
@@ -66,8 +68,15 @@ class StreamReader:
     def start(self) -> None:
         self._thread.start()
 
+    @property
+    def has_tasks(self) -> bool:
+        return self._queue.qsize() > 0
+
     def close(self) -> None:
-        """Stop reading ahead (a generator blocked in its own code stays so: it is a daemon)."""
+        """Stop reading; the generator is closed (its ``finally`` runs) on the reader's thread.
+
+        A generator blocked in its own code stays so: the reader is a daemon thread.
+        """
         self._closed = True
         self._room.set()
 
@@ -92,9 +101,11 @@ class StreamReader:
     def _read(self) -> None:
         seen: set[str] = set()
         try:
-            for item in self._items:
-                if self._closed:
-                    return
+            while not self._closed:
+                try:
+                    item = next(self._items)
+                except StopIteration:
+                    break
                 task = as_task(item)
                 task_id = task_id_of(task)
                 if task_id in seen:
@@ -115,6 +126,10 @@ class StreamReader:
             self._queue.put(_End(exc))
             self._wake()
             return
+        finally:
+            close = getattr(self._items, "close", None)
+            if self._closed and close is not None:
+                close()  # a generator's finally (closing files, sessions) runs now
         self._queue.put(_End())
         self._wake()
 
@@ -147,8 +162,12 @@ class TaskSource:
         #: What ended a generator early (a duplicate id, a bad task, the generator raising).
         self.error: BaseException | None = None
 
-    def open(self) -> int | None:
-        """Register a list (returns its length), or start reading a generator (returns None)."""
+    def open(self, stopping: Callable[[], bool]) -> int | None:
+        """Register a list (returns its length), or start reading a generator (returns None).
+
+        A list stops being registered once ``stopping()`` is True (a Ctrl-C):
+        the tasks not registered yet are simply not in the memory.
+        """
         if isinstance(self._tasks, Sized):
             items = list(self._tasks)
             tasks = [as_task(item) for item in items]
@@ -156,6 +175,8 @@ class TaskSource:
             _refuse_duplicates(ids)
             runnable = bytearray()
             for start in range(0, len(ids), REGISTRATION_CHUNK):
+                if stopping():
+                    break
                 end = start + REGISTRATION_CHUNK
                 runnable.extend(self._register(ids[start:end], tasks[start:end]))
             self._listed = (Attempt(ids[k], tasks[k]) for k, run in enumerate(runnable) if run)
@@ -176,12 +197,21 @@ class TaskSource:
         """More tasks may arrive at any moment (a generator still being read)."""
         return self._reader is not None and not self._ended
 
+    @property
+    def ready(self) -> bool:
+        """Tasks are waiting to be taken right now (ask again without waiting)."""
+        return bool(self._runnable) or (self._reader is not None and self._reader.has_tasks)
+
     def peek(self) -> Attempt | None:
         """The next attempt to start, left in place; None if none is there right now."""
         # Chunks whose tasks were all completed before (a resume) give nothing
         # to start: keep taking while the reader has more, rather than sleep
-        # between chunks (each wake-up waits for the reader to let go of the GIL).
-        while not self._runnable and not self._ended and self._refill():
+        # between chunks (each wake-up waits for the reader to let go of the
+        # GIL), but only briefly, so that outcomes and stops are not held up.
+        budget = time.monotonic() + PEEK_BUDGET
+        while (
+            not self._runnable and not self._ended and self._refill() and time.monotonic() < budget
+        ):
             pass
         return self._runnable[0] if self._runnable else None
 

@@ -43,6 +43,9 @@ class StopCondition:
     def observe(self, outcome: AttemptOutcome) -> None:
         """Learn of one finished attempt (called before ``__call__``)."""
 
+    def reset(self) -> None:
+        """Forget what was observed: called when a run starts (an executor may run twice)."""
+
     def __call__(self) -> bool:
         raise NotImplementedError
 
@@ -55,6 +58,9 @@ class ConsecutiveFailures(StopCondition):
             raise ValueError(f"stop_after_consecutive_failures needs an int >= 1, got {count!r}")
         self.count = count
         self._streak = 0
+
+    def reset(self) -> None:
+        self._streak, self.reason = 0, ""
 
     def observe(self, outcome: AttemptOutcome) -> None:
         self._streak = 0 if outcome.ok else self._streak + 1
@@ -75,6 +81,9 @@ class StopOnException(StopCondition):
             raise ValueError(f"stop_on needs exception classes, got {exception_types!r}")
         self.exception_types = exception_types
         self._hit = False
+
+    def reset(self) -> None:
+        self._hit, self.reason = False, ""
 
     def observe(self, outcome: AttemptOutcome) -> None:
         if outcome.error_type is not None and issubclass(outcome.error_type, self.exception_types):

@@ -68,6 +68,10 @@ class RecordWriter:
             self._room.wait(0.1)
             self._room.clear()
 
+    def abandon(self) -> None:
+        """Write nothing more: rows still queued stay unrecorded (their tasks run again)."""
+        self.error = self.error or RuntimeError("abandoned")
+
     def close(self) -> None:
         """Write everything queued so far, then stop the thread."""
         if self._thread.is_alive():

@@ -240,7 +240,7 @@ def test_a_task_past_its_timeout_fails_and_frees_its_slot() -> None:
     [(task_id, error)] = memory.get_failed_tasks()
     assert task_id == "hangs"
     assert error is not None
-    assert error.startswith("TimeoutError: no result after 0.2 s")
+    assert error.startswith("messor.errors.TaskTimeoutError: no result after 0.2 s")
     assert len(memory.get_completed_tasks()) == 5
     release.set()
     time.sleep(0.2)  # the abandoned call returns: its result is ignored
@@ -340,3 +340,191 @@ def test_after_a_pause_starts_are_spaced_again_not_bunched() -> None:
     assert limiter.try_acquire(now=0.0) == 0.0
     assert limiter.try_acquire(now=5.0) == 0.0
     assert limiter.try_acquire(now=5.0) == pytest.approx(0.1)
+
+
+# -- found in review ----------------------------------------------------------------------------
+
+
+def test_a_passed_rate_wait_never_leaves_an_idle_run_waiting_forever() -> None:
+    from messor.runloop import Harvest
+
+    tasks = [FunctionTask(f"t{n}", lambda: None) for n in range(2)]
+    with Harvest(tasks, messor.InProcessMemory(), rate_limit="10/s") as harvest:
+        assert harvest.next_attempt() is not None
+        assert harvest.next_attempt() is None  # the rate limit says: in 0.1 s
+        time.sleep(0.15)  # the executor was slow to ask again
+        assert harvest.wait_hint() == 0.0
+
+
+def test_results_that_came_back_in_time_are_not_taken_for_timeouts() -> None:
+    def slow_condition() -> bool:
+        time.sleep(0.02)  # asks a quota API, say
+        return False
+
+    tasks = [FunctionTask(f"t{n}", time.sleep, 0.05) for n in range(200)]
+    report = LocalThreadedExecutor(
+        tasks, memory="memory://", max_concurrency=16, timeout=0.5, stop_all_when=slow_condition
+    ).run()
+    assert report.timed_out == 0
+    assert report.completed == 200
+
+
+def test_a_retry_waiting_for_a_busy_slot_does_not_spin() -> None:
+    starts = Starts()
+    tasks = [FunctionTask("long", time.sleep, 1.0), starts.task("flaky", fail_with=OSError)]
+    cpu, wall = time.process_time(), time.monotonic()
+    LocalThreadedExecutor(tasks, memory="memory://", max_concurrency=1, retry=1).run()
+    assert time.process_time() - cpu < 0.5 * (time.monotonic() - wall)
+
+
+def test_stop_helpers_start_afresh_on_a_second_run() -> None:
+    down = [True]
+
+    def call() -> None:
+        if down[0]:
+            raise ConnectionError("down")
+
+    tasks = [FunctionTask(f"t{n}", call) for n in range(10)]
+    executor = LocalThreadedExecutor(
+        tasks,
+        memory="memory://",
+        max_concurrency=1,
+        retry=0,
+        stop_all_when=stop_after_consecutive_failures(3),
+    )
+    assert executor.run().stopped
+    down[0] = False
+    second = executor.run()
+    assert not second.stopped
+    assert second.completed == 10
+
+
+def test_sigterm_ends_a_long_wait_at_once() -> None:
+    import os
+    import signal
+
+    tasks = [FunctionTask(f"t{n}", lambda: None) for n in range(5)]
+    threading.Timer(0.3, os.kill, args=(os.getpid(), signal.SIGTERM)).start()
+    began = time.monotonic()
+    report = LocalThreadedExecutor(tasks, memory="memory://", rate_limit="3/m").run()
+    assert time.monotonic() - began < 2  # not the 20 s the next start was due in
+    assert report.stopped_because == "interrupted by SIGTERM"
+    assert report.completed == 1
+
+
+def test_a_stop_condition_whose_observe_raises_stops_the_run_and_loses_nothing() -> None:
+    class Broken(messor.stops.StopCondition):
+        def observe(self, outcome: Any) -> None:
+            raise RuntimeError("bug in observe")
+
+        def __call__(self) -> bool:
+            return False
+
+    memory = SQLiteMemory(":memory:")
+    tasks = [FunctionTask(f"t{n}", lambda: None) for n in range(5)]
+    with pytest.raises(RuntimeError, match="bug in observe"):
+        LocalThreadedExecutor(tasks, memory=memory, max_concurrency=1, stop_all_when=Broken()).run()
+    assert memory.get_completed_tasks() == ["t0"]
+
+
+def test_finished_attempts_do_not_linger_in_the_deadlines() -> None:
+    from messor.runloop import Harvest
+
+    tasks = [FunctionTask(f"t{n}", lambda: None) for n in range(3000)]
+    with Harvest(tasks, messor.InProcessMemory(), timeout=3600) as harvest:
+        while (attempt := harvest.next_attempt()) is not None:
+            harvest.on_outcome(messor.attempt.perform(attempt))
+        assert len(harvest._deadlines) < 200
+
+
+def test_backoff_after_thousands_of_failures_stays_at_its_cap() -> None:
+    assert 0 <= Backoff(0.001, cap=1.0).delay(5000) <= 1.0
+
+
+def test_a_timeout_is_retried_even_when_retry_on_names_other_errors() -> None:
+    calls = Counter[str]()
+
+    def slow() -> None:
+        calls["slow"] += 1
+        time.sleep(0.3)
+
+    LocalThreadedExecutor(
+        [FunctionTask("slow", slow)], memory="memory://", retry=1, retry_on=KeyError, timeout=0.1
+    ).run()
+    assert calls["slow"] == 2
+
+
+def test_a_retry_cancelled_by_a_stop_is_not_counted_as_retried() -> None:
+    starts = Starts()
+    report = LocalThreadedExecutor(
+        [starts.task("flaky", fail_with=OSError)],
+        memory="memory://",
+        retry=3,
+        stop_all_when=lambda: len(starts.times) >= 1,
+    ).run()
+    assert report.retried == 0
+
+
+def test_a_condition_tripping_on_the_last_outcome_stops_nothing() -> None:
+    starts = Starts()
+    report = LocalThreadedExecutor(
+        [starts.task("only")], memory="memory://", stop_all_when=lambda: len(starts.times) >= 1
+    ).run()
+    assert (report.stopped, report.stopped_because) == (False, None)
+
+
+def test_stop_conditions_are_asked_before_starts_and_after_ends_not_while_idle() -> None:
+    asked = [0]
+
+    def condition() -> bool:
+        asked[0] += 1
+        return False
+
+    def slow_source() -> Any:
+        for n in range(3):
+            time.sleep(0.3)
+            yield FunctionTask(f"t{n}", lambda: None)
+
+    LocalThreadedExecutor(slow_source(), memory="memory://", stop_all_when=condition).run()
+    assert asked[0] <= 2 * 3
+
+
+def test_a_stopped_run_closes_its_generator() -> None:
+    closed = threading.Event()
+
+    def source() -> Any:
+        try:
+            for n in range(10_000):
+                yield FunctionTask(f"t{n}", lambda: None)
+        finally:
+            closed.set()  # a file or a session the generator holds
+
+    LocalThreadedExecutor(source(), memory="memory://", stop_all_when=lambda: True).run()
+    assert closed.wait(2)
+
+
+@pytest.mark.parametrize("rate", ["10/ms", "10/hs", "10/days"])
+def test_rate_units_are_read_exactly(rate: str) -> None:
+    with pytest.raises(ConfigurationError, match="rate_limit"):
+        parse_rate(rate)
+
+
+def test_ctrl_c_while_a_big_list_registers_stops_the_registration() -> None:
+    import os
+    import signal
+
+    class SlowMemory(SQLiteMemory):
+        def get_statuses(self, task_ids: Any) -> dict[str, str]:
+            time.sleep(0.05)
+            return super().get_statuses(task_ids)
+
+    memory = SlowMemory(":memory:")
+    tasks = [FunctionTask(f"t{n}", lambda: None) for n in range(100_000)]
+    threading.Timer(0.3, os.kill, args=(os.getpid(), signal.SIGINT)).start()
+    executor = LocalThreadedExecutor(tasks, memory=memory)
+    began = time.monotonic()
+    with pytest.raises(KeyboardInterrupt):
+        executor.run()
+    assert time.monotonic() - began < 3  # not the 5 s that registering everything takes
+    assert executor.report.interrupted
+    assert memory.count_by_status()[COMPLETED] == 0
