@@ -21,6 +21,7 @@ from messor.errors import (
     RecordingError,
     TaskDataError,
     TaskNotFoundError,
+    TaskTimeoutError,
     UnknownBackendError,
 )
 from messor.executor import Executor
@@ -61,6 +62,7 @@ __all__ = [
     "TaskDataError",
     "TaskNotFoundError",
     "TaskRecord",
+    "TaskTimeoutError",
     "UnknownBackendError",
     "__version__",
     "hookimpl",
