@@ -1,16 +1,23 @@
-"""Throughput of no-op tasks: Messor on each memory against a bare ThreadPoolExecutor.
+"""Messor's benchmark suite: every memory against a bare ThreadPoolExecutor, in one process.
 
-    .venv/bin/python benchmarks/throughput.py                 # N=20,000, 8 threads, 3 repeats
-    .venv/bin/python benchmarks/throughput.py -n 100000 --repeats 5
-    .venv/bin/python benchmarks/throughput.py --memories sqlite redis
+    python3 dev.py bench                                   # everything (about 10 minutes)
+    .venv/bin/python benchmarks/throughput.py --quick      # smaller N, 2 repeats
+    .venv/bin/python benchmarks/throughput.py --scenarios noop io --memories sqlite
 
-Every figure is the median wall time of ``run()`` (registration, execution,
-recording) over the repeats, each on a fresh, empty memory, measured in this
-one process next to a bare ``concurrent.futures.ThreadPoolExecutor`` running
-the same tasks with no persistence. The Redis memory runs on a real
-redis-server started on a free loopback port (skipped if none is installed),
-the S3 memory on moto's S3 server (skipped if moto is not installed).
-Not part of the test suite: speed is measured here, never asserted.
+Scenarios (each figure the median of --repeats runs, interleaved with the
+bare executor's so that a slow moment of the machine hits every contender):
+
+* noop:   N = 20,000 and 100,000 no-op tasks on 8 threads;
+* io:     N = 2,000 tasks of time.sleep(0.005) on 64 threads;
+* resume: run() over N = 100,000 (and, for SQLite, 1,000,000) tasks all
+          completed before: the time from run() to its return;
+* naive:  N = 20,000 no-op tasks through a per-task-commit SQLite baseline,
+          written the way a script does it, next to Messor on SQLite;
+* rss:    peak RSS of 1,000,000 generated tasks (benchmarks/memory_use.py).
+
+The Redis memory runs on a real redis-server started on a free loopback
+port, the S3 memory on moto's S3 server; each is left out, with a note, if
+not installed. Speed is measured here, never asserted in the tests.
 """
 
 from __future__ import annotations
@@ -21,40 +28,102 @@ import logging
 import os
 import shutil
 import socket
+import sqlite3
 import statistics
 import subprocess
+import sys
 import tempfile
+import threading
 import time
 import uuid
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from pathlib import Path
 
 import messor
 from messor import FunctionTask, LocalThreadedExecutor, Memory
+from messor.memory import COMPLETED, EncodedUpdate
 
 MEMORIES = ("sqlite", "memory", "redis", "s3")
+SCENARIOS = ("noop", "io", "resume", "naive", "rss")
 
 
 def noop() -> None:
     return None
 
 
-def bare_executor(count: int, threads: int) -> float:
+def io_task() -> None:
+    time.sleep(0.005)
+
+
+# -- contenders ----------------------------------------------------------------------------
+
+
+def bare(count: int, threads: int, work: Callable[[], None]) -> float:
+    """A bare ThreadPoolExecutor, no persistence: the reference."""
     started = time.perf_counter()
     with concurrent.futures.ThreadPoolExecutor(threads) as pool:
-        for future in [pool.submit(noop) for _ in range(count)]:
+        for future in [pool.submit(work) for _ in range(count)]:
             future.result()
     return time.perf_counter() - started
 
 
-def messor_run(memory: Memory, count: int, threads: int) -> float:
-    tasks = [FunctionTask(f"task-{n}", noop) for n in range(count)]
+def messor_run(memory: Memory, count: int, threads: int, work: Callable[[], None]) -> float:
+    tasks = [FunctionTask(f"task-{n}", work) for n in range(count)]
     started = time.perf_counter()
     LocalThreadedExecutor(tasks, memory=memory, max_concurrency=threads, progress=False).run()
     elapsed = time.perf_counter() - started
-    assert memory.count_by_status()["completed"] == count
+    assert memory.count_by_status()[COMPLETED] == count
     return elapsed
+
+
+def naive_sqlite(path: Path, count: int, threads: int) -> float:
+    """What a script does by hand: one connection, one row and one commit per task."""
+    conn = sqlite3.connect(path, check_same_thread=False)
+    conn.execute("CREATE TABLE tasks (id TEXT PRIMARY KEY, status TEXT, result TEXT)")
+    conn.executemany(
+        "INSERT INTO tasks VALUES (?, 'pending', NULL)", ((f"t{n}",) for n in range(count))
+    )
+    conn.commit()
+    lock = threading.Lock()
+
+    def task(n: int) -> None:
+        noop()
+        with lock:
+            conn.execute(
+                "UPDATE tasks SET status = 'completed', result = 'null' WHERE id = ?", (f"t{n}",)
+            )
+            conn.commit()
+
+    started = time.perf_counter()
+    with concurrent.futures.ThreadPoolExecutor(threads) as pool:
+        list(pool.map(task, range(count)))
+    elapsed = time.perf_counter() - started
+    conn.close()
+    return elapsed
+
+
+def completed_store(memory: Memory, count: int) -> Memory:
+    """Fill ``memory`` with ``count`` completed tasks, the way a finished run leaves it."""
+    for start in range(0, count, 10_000):
+        ids = [f"task-{n}" for n in range(start, min(start + 10_000, count))]
+        memory.store_tasks([(i, {}) for i in ids])
+        memory.record_outcomes([EncodedUpdate(i, COMPLETED, "null", None, 1) for i in ids])
+    memory.flush()
+    return memory
+
+
+def resume(memory: Memory, count: int) -> float:
+    tasks = [FunctionTask(f"task-{n}", noop) for n in range(count)]
+    executor = LocalThreadedExecutor(tasks, memory=memory, max_concurrency=8, progress=False)
+    started = time.perf_counter()
+    report = executor.run()
+    elapsed = time.perf_counter() - started
+    assert (report.skipped, report.completed) == (count, 0)
+    return elapsed
+
+
+# -- servers -------------------------------------------------------------------------------
 
 
 @contextmanager
@@ -106,71 +175,120 @@ def moto_server() -> Iterator[str | None]:
         server.stop()
 
 
-def s3_memory(endpoint: str) -> Memory:
-    import boto3
-
-    bucket = f"bench-{uuid.uuid4().hex[:12]}"
-    boto3.client("s3", endpoint_url=endpoint).create_bucket(Bucket=bucket)
-    return messor.open_memory(f"s3://{bucket}/harvest?endpoint_url={endpoint}")
-
-
-def memory_factories(
+def factories(
     names: list[str], directory: Path, redis_url: str | None, s3_endpoint: str | None
 ) -> dict[str, Callable[[], Memory]]:
     """A fresh, empty memory per call, for each memory measured."""
-    factories: dict[str, Callable[[], Memory]] = {}
+    made: dict[str, Callable[[], Memory]] = {}
     if "sqlite" in names:
-        factories["sqlite file"] = lambda: messor.SQLiteMemory(directory / f"{uuid.uuid4()}.db")
+        made["sqlite file"] = lambda: messor.SQLiteMemory(directory / f"{uuid.uuid4()}.db")
     if "memory" in names:
-        factories["in-process"] = messor.InProcessMemory
+        made["in-process"] = messor.InProcessMemory
     if "redis" in names and redis_url is not None:
-        factories["redis-server"] = lambda: messor.open_memory(
+        made["redis-server"] = lambda: messor.open_memory(
             f"{redis_url}?namespace={uuid.uuid4().hex}"
         )
     if "s3" in names and s3_endpoint is not None:
-        factories["s3 (moto server)"] = lambda: s3_memory(s3_endpoint)
-    return factories
+
+        def s3() -> Memory:
+            import boto3
+
+            bucket = f"bench-{uuid.uuid4().hex[:12]}"
+            boto3.client("s3", endpoint_url=s3_endpoint).create_bucket(Bucket=bucket)
+            return messor.open_memory(f"s3://{bucket}/harvest?endpoint_url={s3_endpoint}")
+
+        made["s3 (moto server)"] = s3
+    return made
+
+
+# -- the table -----------------------------------------------------------------------------
+
+
+class Table:
+    def __init__(self) -> None:
+        self.rows: list[tuple[str, str, float, int, float | None]] = []
+
+    def add(
+        self, scenario: str, name: str, samples: list[float], count: int, reference: float | None
+    ) -> None:
+        median = statistics.median(samples)
+        self.rows.append(
+            (scenario, name, median, count, None if reference is None else median / reference)
+        )
+        ratio = "" if reference is None else f"{median / reference:6.2f}x"
+        print(
+            f"  {scenario:24} {name:26} {median:9.3f} s {count / median:12,.0f}/s {ratio}",
+            flush=True,
+        )
+
+
+def run_speed(
+    table: Table, scenario: str, count: int, threads: int, work: Callable[[], None],
+    made: dict[str, Callable[[], Memory]], repeats: int,
+) -> None:  # fmt: skip
+    times: dict[str, list[float]] = {"bare ThreadPoolExecutor": []}
+    times.update({name: [] for name in made})
+    for _ in range(repeats):
+        times["bare ThreadPoolExecutor"].append(bare(count, threads, work))
+        for name, factory in made.items():
+            memory = factory()
+            times[name].append(messor_run(memory, count, threads, work))
+            memory.close()
+    reference = statistics.median(times["bare ThreadPoolExecutor"])
+    for name, samples in times.items():
+        table.add(scenario, name, samples, count, reference)
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawTextHelpFormatter
     )
-    parser.add_argument("-n", "--tasks", type=int, default=20_000, help="tasks per run (20000)")
-    parser.add_argument("--threads", type=int, default=8, help="threads of every executor (8)")
+    parser.add_argument("--scenarios", nargs="+", choices=SCENARIOS, default=list(SCENARIOS))
+    parser.add_argument("--memories", nargs="+", choices=MEMORIES, default=list(MEMORIES))
     parser.add_argument(
         "--repeats", type=int, default=3, help="runs per figure; the median counts (3)"
     )
-    parser.add_argument("--memories", nargs="+", choices=MEMORIES, default=list(MEMORIES))
+    parser.add_argument("--quick", action="store_true", help="a tenth of the tasks, 2 repeats")
     options = parser.parse_args()
-    count, threads = options.tasks, options.threads
-
-    with (
-        tempfile.TemporaryDirectory() as directory,
-        redis_server() as redis_url,
-        moto_server() as s3_endpoint,
-    ):
-        if "redis" in options.memories and redis_url is None:
-            print("redis-server is not installed: the Redis memory is not measured")
-        if "s3" in options.memories and s3_endpoint is None:
-            print("moto is not installed: the S3 memory is not measured")
-        factories = memory_factories(options.memories, Path(directory), redis_url, s3_endpoint)
-        times: dict[str, list[float]] = {"bare ThreadPoolExecutor": []}
-        times.update({name: [] for name in factories})
-        # Interleaved, so that a slow moment of the machine hits every contender.
-        for _ in range(options.repeats):
-            times["bare ThreadPoolExecutor"].append(bare_executor(count, threads))
-            for name, factory in factories.items():
-                memory = factory()
-                times[name].append(messor_run(memory, count, threads))
-                memory.close()
-
-    bare = statistics.median(times["bare ThreadPoolExecutor"])
-    print(f"\n{count:,} no-op tasks, {threads} threads, median of {options.repeats} runs\n")
-    print(f"{'':28} {'wall s':>8} {'tasks/s':>10} {'vs bare time':>12}")
-    for name, samples in times.items():
-        median = statistics.median(samples)
-        print(f"{name:28} {median:8.3f} {count / median:10,.0f} {median / bare:12.2f}")
+    scale = 10 if options.quick else 1
+    repeats = 2 if options.quick else options.repeats
+    table = Table()
+    with ExitStack() as stack:
+        directory = Path(stack.enter_context(tempfile.TemporaryDirectory()))
+        redis_url = stack.enter_context(redis_server()) if "redis" in options.memories else None
+        s3_endpoint = stack.enter_context(moto_server()) if "s3" in options.memories else None
+        for name, missing in (("redis", redis_url), ("s3", s3_endpoint)):
+            if name in options.memories and missing is None:
+                print(f"({name} is not available here: its memory is not measured)")
+        made = factories(options.memories, directory, redis_url, s3_endpoint)
+        print(
+            f"\n  {'scenario':24} {'contender':26} {'median':>11} {'throughput':>14} {'vs bare':>7}"
+        )
+        if "noop" in options.scenarios:
+            for count in (20_000 // scale, 100_000 // scale):
+                run_speed(table, f"no-op N={count:,}", count, 8, noop, made, repeats)
+        if "io" in options.scenarios:
+            run_speed(table, "sleep 5 ms N=2,000", 2_000, 64, io_task, made, repeats)
+        if "resume" in options.scenarios:
+            for count in (100_000 // scale, 1_000_000 // scale):
+                for name, factory in made.items():
+                    if count > 100_000 // scale and name != "sqlite file":
+                        continue
+                    memory = completed_store(factory(), count)
+                    samples = [resume(memory, count) for _ in range(repeats)]
+                    table.add(f"resume N={count:,}", name, samples, count, None)
+                    memory.close()
+        if "naive" in options.scenarios and "sqlite" in options.memories:
+            count = 20_000 // scale
+            naive = [naive_sqlite(directory / f"naive-{k}.db", count, 8) for k in range(repeats)]
+            table.add(f"naive N={count:,}", "per-task commit SQLite", naive, count, None)
+            ours = [messor_run(made["sqlite file"](), count, 8, noop) for _ in range(repeats)]
+            table.add(f"naive N={count:,}", "sqlite file", ours, count, statistics.median(naive))
+    if "rss" in options.scenarios:
+        script = Path(__file__).with_name("memory_use.py")
+        count = 1_000_000 // scale
+        print(f"\n  peak RSS, {count:,} generated tasks (benchmarks/memory_use.py):", flush=True)
+        subprocess.run([sys.executable, str(script), "-n", str(count)], check=True)
 
 
 if __name__ == "__main__":

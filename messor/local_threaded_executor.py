@@ -16,6 +16,9 @@ from messor.runloop import Harvest, RunReport
 
 __all__ = ["LocalThreadedExecutor"]
 
+#: How long the driver waits when nothing runs and the harvest names no time.
+IDLE_POLL = 0.05
+
 
 class LocalThreadedExecutor(Executor):
     """Runs tasks on up to ``max_concurrency`` threads; see :class:`~messor.executor.Executor`.
@@ -55,9 +58,12 @@ def _drive(harvest: Harvest, workers: _Workers) -> None:
             workers.submit(attempt)
         if workers.in_flight == 0 and harvest.done:
             return
+        wait = harvest.wait_hint(room=workers.in_flight < workers.size)
+        if wait is None and workers.in_flight == 0:
+            wait = IDLE_POLL  # a safety net: never wait forever with nothing running
         # Every outcome already there counts before any deadline is judged:
         # a result that came back in time is never taken for a timeout.
-        for outcome in workers.outcomes(harvest.wait_hint(room=workers.in_flight < workers.size)):
+        for outcome in workers.outcomes(wait):
             if harvest.on_outcome(outcome):
                 workers.in_flight -= 1
             else:

@@ -33,7 +33,6 @@ import itertools
 import logging
 import signal
 import time
-from collections import Counter
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from types import TracebackType
@@ -120,6 +119,7 @@ class Harvest:
         self.timeout = timeout
         self.report = RunReport()
         self._conditions = _conditions(stop_all_when)
+        self._observers = [c for c in self._conditions if hasattr(c, "observe")]
         self._limiter = RateLimiter(rate_limit, rate_burst) if rate_limit is not None else None
         self._backoff = Backoff(backoff, backoff_max)
         self._progress = progress
@@ -133,7 +133,7 @@ class Harvest:
         self._deadlines: list[tuple[float, int, Attempt]] = []  # running, by deadline
         self._settled_deadlines = 0  # entries of _deadlines whose attempt has ended
         self._rate_wait = 0.0  # when the rate limit lets the next attempt start
-        self._recorded: Counter[str] = Counter()  # outcomes handed to the writer, by status
+        self._failures = 0  # failures handed to the writer
         self._stopping = False
         self._failure: BaseException | None = None
         self._bar: tqdm[Any] | None = None
@@ -150,11 +150,11 @@ class Harvest:
         # Signals are handled from the start: registering a big list takes a while.
         self._interrupts.install()
         try:
-            total = self._source.open(lambda: self._stopping)
+            total = self._source.open()
         except BaseException:
             self._interrupts.restore()
             raise
-        self._bar = tqdm(
+        bar = tqdm(
             total=total,
             initial=self.report.skipped,
             unit="task",
@@ -162,6 +162,7 @@ class Harvest:
             disable=None if self._progress is None else not self._progress,
             dynamic_ncols=True,
         )
+        self._bar = None if bar.disable else bar
         self._writer.start()
         logger.info(
             "Harvest started on %r (%s tasks)", self.memory, "streamed" if total is None else total
@@ -178,7 +179,7 @@ class Harvest:
         left_undone = bool(self._retries) or not self._source.exhausted
         abandoned = False
         try:
-            self._source.close()
+            self._close_source()
             # A retry the run did not get to: the task goes back to pending,
             # with its last error, and its retries start afresh next run.
             for _, _, attempt in self._retries:
@@ -250,6 +251,7 @@ class Harvest:
         if retry_due:
             attempt = heapq.heappop(self._retries)[2]
             self.report.retried += 1
+            self._show_failures()
         else:
             attempt = self._source.take()
         if self.timeout is not None:
@@ -305,13 +307,15 @@ class Harvest:
             logger.debug("Task %r failed, will retry: %s", attempt.task_id, outcome.error)
         else:
             self._record(attempt, FAILED, None, outcome.error, attempt.number)
-        self._update_bar()
+            logger.debug("Task %r failed: %s", attempt.task_id, outcome.error)
         if self._writer.error is not None:
             self._stop("outcomes could not be recorded")
-        self._observe(
-            AttemptOutcome(attempt.task_id, outcome.ok, outcome.error, outcome.error_type)
-        )
-        self._should_stop()
+        if self._observers:
+            self._observe(
+                AttemptOutcome(attempt.task_id, outcome.ok, outcome.error, outcome.error_type)
+            )
+        if self._conditions:
+            self._should_stop()
         return True
 
     def expire(self) -> list[Attempt]:
@@ -366,12 +370,9 @@ class Harvest:
 
     def _observe(self, outcome: AttemptOutcome) -> None:
         """Tell the stop conditions that watch outcomes; one that raises stops the run."""
-        for condition in self._conditions:
-            observe = getattr(condition, "observe", None)
-            if observe is None:
-                continue
+        for condition in self._observers:
             try:
-                observe(outcome)
+                condition.observe(outcome)
             except Exception as exc:
                 self._fail(exc)
 
@@ -399,22 +400,31 @@ class Harvest:
     def _record(
         self, attempt: Attempt, status: str, result: str | None, error: str | None, attempts: int
     ) -> None:
+        # The hot path: no logging, and the bar only when it is shown.
         self._writer.put(EncodedUpdate(attempt.task_id, status, result, error, attempts))
-        self._recorded[status] += 1
-        if status != PENDING:
-            logger.debug("Task %r %s after %d attempts", attempt.task_id, status, attempts)
-            if self._bar is not None:
-                self._bar.update()
+        if status != COMPLETED:
+            self._failures += status == FAILED
+            self._show_failures()
+        if self._bar is not None and status != PENDING:
+            self._bar.update()
 
     def _skipped(self, count: int) -> None:
         self.report.skipped += count
         if self._bar is not None and count:
             self._bar.update(count)
 
-    def _update_bar(self) -> None:
+    def _show_failures(self) -> None:
+        """Failures and retries on the bar: redrawn only when one of them changes."""
         if self._bar is not None:
-            failed, retries = self._recorded[FAILED], self.report.retried
-            self._bar.set_postfix(failed=failed, retries=retries, refresh=False)
+            self._bar.set_postfix(failed=self._failures, retries=self.report.retried, refresh=False)
+
+    def _close_source(self) -> None:
+        # Registering the rest of a list may fail (the memory is gone): the
+        # run's own outcome and error matter more than that.
+        try:
+            self._source.close(register_rest=not self.report.interrupted)
+        except Exception as exc:
+            logger.warning("Could not register the tasks not started: %s", exc)
 
     def _tidy_memory(self) -> None:
         """Let the memory tidy up after the run; its records are safe, so a failure only warns."""

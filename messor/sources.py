@@ -137,11 +137,12 @@ class StreamReader:
 class TaskSource:
     """The tasks of one run, registered in the memory as the run needs them.
 
-    A list is registered whole when the source opens: duplicates are refused
-    before anything is written, and after a stop every unstarted task is
-    visibly pending. A generator is read by a :class:`StreamReader` and
-    registered a chunk at a time. Either way, ids the memory already has as
-    completed are skipped, decided with one look-up per chunk.
+    A list's ids are checked when the source opens (a duplicate is refused
+    before anything is written); its chunks are registered as the run reaches
+    them, and after a stop every unstarted task is registered, pending. A
+    generator is read by a :class:`StreamReader` and registered a chunk at a
+    time. Either way, ids the memory already has as completed are skipped,
+    decided with one look-up per chunk.
     """
 
     def __init__(
@@ -155,32 +156,29 @@ class TaskSource:
         self._memory = memory
         self._on_skipped = on_skipped
         self._wake = wake
-        self._listed: Iterator[Attempt] | None = None
+        self._listed: tuple[list[str], list[Task]] | None = None  # a list's ids and tasks
+        self._registered = 0  # how many of a list's tasks are registered
         self._reader: StreamReader | None = None
         self._runnable: deque[Attempt] = deque()
         self._ended = False  # nothing more will arrive in _runnable
         #: What ended a generator early (a duplicate id, a bad task, the generator raising).
         self.error: BaseException | None = None
 
-    def open(self, stopping: Callable[[], bool]) -> int | None:
-        """Register a list (returns its length), or start reading a generator (returns None).
+    def open(self) -> int | None:
+        """Check a list (returns its length), or start reading a generator (returns None).
 
-        A list stops being registered once ``stopping()`` is True (a Ctrl-C):
-        the tasks not registered yet are simply not in the memory.
+        A list's ids are all checked now, so that a duplicate is refused before
+        anything is written; its tasks are registered a chunk at a time as the
+        run needs them, while earlier chunks run, and whatever is left when
+        the run ends early is registered then (see :meth:`close`).
         """
         if isinstance(self._tasks, Sized):
-            items = list(self._tasks)
-            tasks = [as_task(item) for item in items]
+            tasks = [as_task(item) for item in self._tasks]
             ids = [task_id_of(task) for task in tasks]
             _refuse_duplicates(ids)
-            runnable = bytearray()
-            for start in range(0, len(ids), REGISTRATION_CHUNK):
-                if stopping():
-                    break
-                end = start + REGISTRATION_CHUNK
-                runnable.extend(self._register(ids[start:end], tasks[start:end]))
-            self._listed = (Attempt(ids[k], tasks[k]) for k, run in enumerate(runnable) if run)
-            return len(items)
+            self._listed = (ids, tasks)
+            self._refill()  # the first chunk now: the progress bar starts with what is done
+            return len(ids)
         self._reader = StreamReader(
             iter(self._tasks), max_ahead=REGISTRATION_CHUNK, wake=self._wake
         )
@@ -200,7 +198,11 @@ class TaskSource:
     @property
     def ready(self) -> bool:
         """Tasks are waiting to be taken right now (ask again without waiting)."""
-        return bool(self._runnable) or (self._reader is not None and self._reader.has_tasks)
+        if self._runnable:
+            return True
+        if self._listed is not None:
+            return not self._ended  # chunks of the list not registered yet
+        return self._reader is not None and self._reader.has_tasks
 
     def peek(self) -> Attempt | None:
         """The next attempt to start, left in place; None if none is there right now."""
@@ -219,19 +221,37 @@ class TaskSource:
         """Hand out the attempt :meth:`peek` returned."""
         return self._runnable.popleft()
 
-    def close(self) -> None:
+    def close(self, *, register_rest: bool = True) -> None:
+        """Stop reading a generator; register what is left of a list, as pending.
+
+        After a stop every unstarted task of a list is in the memory, pending,
+        as if the list had been registered whole at the start. After Ctrl-C
+        (``register_rest=False``) the run ends at once instead: the next run
+        registers them.
+        """
         if self._reader is not None:
             self._reader.close()
+        if self._listed is not None and register_rest:
+            ids, tasks = self._listed
+            while self._registered < len(ids):
+                start, self._registered = self._registered, self._registered + REGISTRATION_CHUNK
+                self._register(ids[start : self._registered], tasks[start : self._registered])
 
     def _refill(self) -> int:
         """Move the next tasks into ``_runnable``; how many the source gave (0: none now)."""
         if self._listed is not None:
-            for attempt in self._listed:
-                self._runnable.append(attempt)
-                if len(self._runnable) >= REGISTRATION_CHUNK:
-                    return len(self._runnable)
-            self._ended = True
-            return len(self._runnable)
+            ids, tasks = self._listed
+            start = self._registered
+            self._registered = min(start + REGISTRATION_CHUNK, len(ids))
+            chunk_ids, chunk_tasks = ids[start : self._registered], tasks[start : self._registered]
+            runnable = self._register(chunk_ids, chunk_tasks) if chunk_ids else []
+            self._runnable.extend(
+                Attempt(i, t)
+                for i, t, run in zip(chunk_ids, chunk_tasks, runnable, strict=True)
+                if run
+            )
+            self._ended = self._registered == len(ids)
+            return len(chunk_ids)
         assert self._reader is not None
         pairs = self._reader.take(REGISTRATION_CHUNK)
         if pairs:

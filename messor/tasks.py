@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 from collections.abc import Callable
 from typing import Any, Protocol, runtime_checkable
 
@@ -53,14 +54,13 @@ class FunctionTask:
         return self.task_id
 
     def get_data(self) -> dict[str, Any]:
-        """The function's name and, when they are JSON, its arguments."""
+        """The function's name and its arguments, when they are plain JSON; ``{}`` without any."""
+        if not self.args and not self.kwargs:
+            return {}  # stored as "{}" without encoding: most tasks of big runs look so
         data: dict[str, Any] = {"function": _name(self.function)}
-        try:
-            json.dumps([self.args, self.kwargs], allow_nan=False)
-        except (TypeError, ValueError):
-            return data
-        data["args"] = list(self.args)
-        if self.kwargs:
+        if self.args and _plain(self.args):
+            data["args"] = list(self.args)
+        if self.kwargs and _plain(self.kwargs):
             data["kwargs"] = self.kwargs
         return data
 
@@ -105,6 +105,21 @@ def task(function: Callable[..., Any], /, *args: Any, **kwargs: Any) -> Function
         digest = hashlib.sha256(task_id.encode("utf-8", "surrogatepass")).hexdigest()[:16]
         task_id = f"{name}#{digest}"
     return FunctionTask(task_id, function, *args, **kwargs)
+
+
+def _plain(value: Any, depth: int = 0) -> bool:
+    """Is ``value`` made of JSON types only? (Cheaper than encoding it to find out.)"""
+    if isinstance(value, str | bool | int | None):
+        return True
+    if isinstance(value, float):
+        return math.isfinite(value)
+    if depth > 16:
+        return False
+    if isinstance(value, list | tuple):
+        return all(_plain(item, depth + 1) for item in value)
+    if isinstance(value, dict):
+        return all(isinstance(k, str) and _plain(v, depth + 1) for k, v in value.items())
+    return False
 
 
 def _name(function: Callable[..., Any]) -> str:

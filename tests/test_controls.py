@@ -509,7 +509,7 @@ def test_rate_units_are_read_exactly(rate: str) -> None:
         parse_rate(rate)
 
 
-def test_ctrl_c_while_a_big_list_registers_stops_the_registration() -> None:
+def test_ctrl_c_during_a_big_lists_run_ends_it_without_registering_the_rest() -> None:
     import os
     import signal
 
@@ -527,4 +527,14 @@ def test_ctrl_c_while_a_big_list_registers_stops_the_registration() -> None:
         executor.run()
     assert time.monotonic() - began < 3  # not the 5 s that registering everything takes
     assert executor.report.interrupted
-    assert memory.count_by_status()[COMPLETED] == 0
+    assert sum(memory.count_by_status().values()) < 100_000
+
+
+def test_a_stop_leaves_every_unstarted_task_of_a_long_list_pending() -> None:
+    starts = Starts()
+    tasks = [starts.task(f"t{n}") for n in range(5000)]
+    memory = SQLiteMemory(":memory:")
+    LocalThreadedExecutor(
+        tasks, memory=memory, max_concurrency=1, stop_all_when=lambda: len(starts.times) >= 10
+    ).run()
+    assert memory.count_by_status() == {PENDING: 4990, COMPLETED: 10, FAILED: 0}
