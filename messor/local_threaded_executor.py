@@ -2,7 +2,12 @@
 
 The calling thread drives the shared run loop; worker threads take attempts
 from one queue and put outcomes on another. No ``Future`` per task: two queue
-operations each way is all a task costs here.
+operations each way is all a task costs here. A few attempts wait in the
+queue beyond those running, so that a worker finishing one starts the next at
+once instead of waiting for the driver; still only ``max_concurrency`` run at
+once (one per worker thread), and on Ctrl-C the waiting ones are taken back.
+With a rate limit, a timeout or stop conditions nothing waits: a start must
+happen when the run decides it.
 """
 
 from __future__ import annotations
@@ -18,6 +23,8 @@ __all__ = ["LocalThreadedExecutor"]
 
 #: How long the driver waits when nothing runs and the harvest names no time.
 IDLE_POLL = 0.05
+#: Attempts queued beyond the running ones, when nothing paces the starts.
+PREFETCH = 64
 
 
 class LocalThreadedExecutor(Executor):
@@ -35,7 +42,9 @@ class LocalThreadedExecutor(Executor):
 
     def run(self) -> RunReport:
         harvest = self._harvest()
-        workers = _Workers(self.max_concurrency)
+        # Attempts may wait for a thread only when nothing decides when they start.
+        exact = any(x is not None for x in (self.rate_limit, self.timeout, self.stop_all_when))
+        workers = _Workers(self.max_concurrency, queued=0 if exact else PREFETCH)
         harvest.wake = workers.wake
         with harvest:
             try:
@@ -51,14 +60,17 @@ class LocalThreadedExecutor(Executor):
 def _drive(harvest: Harvest, workers: _Workers) -> None:
     """Keep the workers busy until the harvest has nothing left to start and nothing runs."""
     while True:
-        while workers.in_flight < workers.size:
+        while workers.in_flight < workers.window:
             attempt = harvest.next_attempt()
             if attempt is None:
                 break
             workers.submit(attempt)
+        if harvest.halting:
+            for attempt in workers.recall():
+                harvest.give_back(attempt)
         if workers.in_flight == 0 and harvest.done:
             return
-        wait = harvest.wait_hint(room=workers.in_flight < workers.size)
+        wait = harvest.wait_hint(room=workers.in_flight < workers.window)
         if wait is None and workers.in_flight == 0:
             wait = IDLE_POLL  # a safety net: never wait forever with nothing running
         # Every outcome already there counts before any deadline is judged:
@@ -76,8 +88,10 @@ def _drive(harvest: Harvest, workers: _Workers) -> None:
 class _Workers:
     """Threads started as needed, fed through a queue; ``stuck`` ones run abandoned calls."""
 
-    def __init__(self, size: int) -> None:
+    def __init__(self, size: int, queued: int) -> None:
         self.size = size
+        #: Attempts handed out at most: running ones plus those waiting for a thread.
+        self.window = size + queued
         self.in_flight = 0
         self.stuck = 0
         self._inbox: queue.SimpleQueue[Attempt | None] = queue.SimpleQueue()
@@ -86,7 +100,9 @@ class _Workers:
 
     def submit(self, attempt: Attempt) -> None:
         self.in_flight += 1
-        if self.in_flight + self.stuck > len(self._threads):
+        if len(self._threads) < self.size + self.stuck and self.in_flight + self.stuck > len(
+            self._threads
+        ):
             # Daemon threads: a task abandoned by a second Ctrl-C, or past its
             # timeout, must not keep the interpreter from exiting.
             thread = threading.Thread(
@@ -115,13 +131,21 @@ class _Workers:
         """End a wait in :meth:`next_outcome` now (callable from any thread)."""
         self._outbox.put(None)
 
-    def shutdown(self) -> None:
-        """Let every thread end once its call returns; attempts not started yet never start."""
+    def recall(self) -> list[Attempt]:
+        """Take back the attempts no thread has started yet."""
+        recalled: list[Attempt] = []
         try:
             while True:
-                self._inbox.get_nowait()
+                attempt = self._inbox.get_nowait()
+                if attempt is not None:
+                    recalled.append(attempt)
         except queue.Empty:
-            pass
+            self.in_flight -= len(recalled)
+            return recalled
+
+    def shutdown(self) -> None:
+        """Let every thread end once its call returns; attempts not started yet never start."""
+        self.recall()
         for _ in self._threads:
             self._inbox.put(None)
 

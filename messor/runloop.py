@@ -135,6 +135,7 @@ class Harvest:
         self._rate_wait = 0.0  # when the rate limit lets the next attempt start
         self._failures = 0  # failures handed to the writer
         self._stopping = False
+        self._halting = False
         self._failure: BaseException | None = None
         self._bar: tqdm[Any] | None = None
         self._started = 0.0
@@ -235,7 +236,8 @@ class Harvest:
             try:
                 if self._source.peek() is None:
                     if self._source.exhausted and self._source.error is not None:
-                        self._fail(self._source.error)  # the tasks before it have all started
+                        # The tasks read before it were all handed out: let them run.
+                        self._fail(self._source.error, halt=False)
                     return None
             except Exception as exc:  # the memory failed while registering tasks
                 self._fail(exc)
@@ -339,6 +341,24 @@ class Harvest:
         """Start no more attempts; running ones still get recorded."""
         self._stop("asked to stop")
 
+    @property
+    def halting(self) -> bool:
+        """Nothing may start any more, not even what waits for a thread: take it back.
+
+        False after a generator's bad item: what was read before it still runs.
+        """
+        return self._halting
+
+    def give_back(self, attempt: Attempt) -> None:
+        """An attempt handed out but never started (the run stopped first)."""
+        attempt.settled = True
+        if attempt.number > 1:
+            # A retry that did not happen: the task goes back to pending with
+            # its error, like the retries still waiting when the run ends.
+            retry = Attempt(attempt.task_id, attempt.task, attempt.number, attempt.last_error)
+            heapq.heappush(self._retries, (0.0, next(self._order), retry))
+            self.report.retried -= 1
+
     # -- inside -------------------------------------------------------------------
 
     def _interrupted(self, name: str) -> None:
@@ -346,7 +366,8 @@ class Harvest:
         self.report.interrupted = True
         self.wake()  # end a long wait (a backoff, a slow rate) now
 
-    def _stop(self, reason: str) -> None:
+    def _stop(self, reason: str, *, halt: bool = True) -> None:
+        self._halting = self._halting or halt
         if not self._stopping:
             self._stopping = True
             self.report.stopped_because = reason
@@ -384,9 +405,9 @@ class Harvest:
             heapq.heapify(self._deadlines)
             self._settled_deadlines = 0
 
-    def _fail(self, exc: BaseException) -> None:
+    def _fail(self, exc: BaseException, *, halt: bool = True) -> None:
         logger.error("The run stops: %s", describe_error(exc))
-        self._stop(f"error: {describe_error(exc)}")
+        self._stop(f"error: {describe_error(exc)}", halt=halt)
         if self._failure is None:
             self._failure = exc
 
