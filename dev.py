@@ -4,6 +4,8 @@
     python3 dev.py example [MEMORY]   run examples/harvest.py (default memory: ./messor.db)
     python3 dev.py test [PYTEST ARGS] ruff, mypy and the whole pytest suite
                                       (with PYTEST ARGS: only pytest, with those)
+    python3 dev.py bench [OPTIONS]    the benchmark suite, benchmarks/throughput.py
+                                      (--quick for a short run, --help for the rest)
 
 Needs nothing but python3 (3.11 or newer) with pip and venv. The first call
 creates .venv/ and installs there, in editable mode, the core distribution
@@ -70,14 +72,18 @@ def run_tests(pytest_args: list[str]) -> int:
 
 
 def main(argv: list[str]) -> int:
-    if not argv or argv[0] not in ("example", "test"):
+    scripts = {
+        "example": ROOT / "examples" / "harvest.py",
+        "bench": ROOT / "benchmarks" / "throughput.py",
+    }
+    if not argv or argv[0] not in (*scripts, "test"):
         print(__doc__, file=sys.stderr)
         return 2
     ensure_environment()
-    if argv[0] == "example":
-        # Replace this process, so that Ctrl-C reaches the harvest alone and
-        # it can finish its running tasks gracefully.
-        os.execv(PYTHON, [str(PYTHON), str(ROOT / "examples" / "harvest.py"), *argv[1:]])
+    if argv[0] in scripts:
+        # Replace this process, so that Ctrl-C reaches the script alone (a
+        # harvest then finishes its running tasks gracefully).
+        os.execv(PYTHON, [str(PYTHON), str(scripts[argv[0]]), *argv[1:]])
     return run_tests(argv[1:])
 
 
