@@ -8,6 +8,7 @@ round-trip semantics of a persistent store.
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -36,6 +37,7 @@ class _Entry:
     result: str | None = None
     error: str | None = None
     attempts: int = 0
+    updated: float = 0.0
 
 
 class InProcessMemory(Memory):
@@ -50,9 +52,10 @@ class InProcessMemory(Memory):
 
     def store_tasks(self, tasks: Sequence[tuple[str, dict[str, Any]]]) -> None:
         rows = encode_tasks(tasks)
+        now = time.time()
         with self._lock:
             for task_id, data in rows:
-                self._entries.setdefault(task_id, _Entry(data))
+                self._entries.setdefault(task_id, _Entry(data, updated=now))
 
     def update_task_statuses(self, statuses: Sequence[StatusUpdate]) -> None:
         self._update([encode_update(update) for update in statuses], keep_completed=False)
@@ -61,6 +64,7 @@ class InProcessMemory(Memory):
         self._update(outcomes, keep_completed=True)
 
     def _update(self, rows: Sequence[EncodedUpdate], *, keep_completed: bool) -> None:
+        now = time.time()
         with self._lock:
             for row in rows:
                 if row.task_id not in self._entries:
@@ -70,7 +74,7 @@ class InProcessMemory(Memory):
                 if keep_completed and entry.status == COMPLETED and status != COMPLETED:
                     continue
                 entry.status, entry.result, entry.error = status, result, error
-                entry.attempts = attempts
+                entry.attempts, entry.updated = attempts, now
 
     def get_task_status(self, task_id: str) -> str:
         return self._entry(task_id).status
@@ -124,7 +128,17 @@ class InProcessMemory(Memory):
     def iter_records(self, status: str | None = None) -> Iterator[TaskRecord]:
         for task_id, entry in self._with_status(status):
             result = None if entry.result is None else decode_json(entry.result)
-            yield TaskRecord(task_id, entry.status, result, entry.error, entry.attempts)
+            yield TaskRecord(
+                task_id, entry.status, result, entry.error, entry.attempts, entry.updated
+            )
+
+    def count_since(self, since: float) -> dict[str, int]:
+        counts: dict[str, int] = {}
+        with self._lock:
+            for entry in self._entries.values():
+                if entry.updated >= since:
+                    counts[entry.status] = counts.get(entry.status, 0) + 1
+        return counts
 
     def _entry(self, task_id: str) -> _Entry:
         with self._lock:
@@ -144,4 +158,6 @@ class InProcessMemory(Memory):
 
 
 def _copy(entry: _Entry) -> _Entry:
-    return _Entry(entry.data, entry.status, entry.result, entry.error, entry.attempts)
+    return _Entry(
+        entry.data, entry.status, entry.result, entry.error, entry.attempts, entry.updated
+    )

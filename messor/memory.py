@@ -78,6 +78,8 @@ class TaskRecord(NamedTuple):
     error: str | None
     #: Attempts the run that recorded the task's state made (0: not known).
     attempts: int = 0
+    #: When that state was recorded (seconds since the epoch); None if the memory keeps no times.
+    updated_at: float | None = None
 
 
 def encode_json(value: Any, *, task_id: str, what: str = "result") -> str:
@@ -257,6 +259,15 @@ class Memory(ABC):
         for task_id, task_status in dump["task_statuses"].items():
             if status is None or task_status == status:
                 yield TaskRecord(task_id, task_status, results.get(task_id), errors.get(task_id))
+
+    def count_since(self, since: float) -> dict[str, int] | None:
+        """Tasks per status whose state was recorded at ``since`` (epoch seconds) or later.
+
+        What ``messor status`` shows as the recent rate of a running harvest.
+        None (the default) means this memory keeps no times; a memory that
+        keeps them also returns them as :attr:`TaskRecord.updated_at`.
+        """
+        return None
 
     def flush(self) -> None:  # noqa: B027 (a no-op unless the memory keeps something to tidy)
         """Called at the end of every run, after its last outcome: tidy up (compact, say)."""

@@ -14,6 +14,7 @@ import logging
 import os
 import sqlite3
 import threading
+import time
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from itertools import islice
@@ -41,7 +42,7 @@ logger = logging.getLogger("messor")
 #: The file a harvest uses when nothing else is configured.
 DEFAULT_FILE = "messor.db"
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 # Host parameters per statement stay well under SQLite's limit (32766).
 _IDS_PER_QUERY = 500
 _ROWS_PER_PAGE = 1000
@@ -53,10 +54,17 @@ CREATE TABLE IF NOT EXISTS messor_tasks (
     status   TEXT NOT NULL,
     result   TEXT,
     error    TEXT,
-    attempts INTEGER NOT NULL DEFAULT 0
+    attempts INTEGER NOT NULL DEFAULT 0,
+    updated  REAL
 );
 CREATE INDEX IF NOT EXISTS messor_tasks_by_status ON messor_tasks (status);
 """
+_ADD_UPDATED = "ALTER TABLE messor_tasks ADD COLUMN updated REAL;"
+#: What brings a file of each older schema version up to date.
+_UPGRADES = {
+    1: "ALTER TABLE messor_tasks ADD COLUMN attempts INTEGER NOT NULL DEFAULT 0;" + _ADD_UPDATED,
+    2: _ADD_UPDATED,
+}
 
 
 class SQLiteMemory(Memory):
@@ -97,11 +105,11 @@ class SQLiteMemory(Memory):
                         "%s: SQLite kept journal mode %r instead of WAL", self.path, mode
                     )
                 conn.execute("PRAGMA synchronous=NORMAL")
-            # Version 1 had no attempts column; nothing else changed.
-            upgrade = "ALTER TABLE messor_tasks ADD COLUMN attempts INTEGER NOT NULL DEFAULT 0;"
+            # Version 1 had no attempts column, version 2 no time of the last
+            # change; a new file gets both from _SCHEMA.
+            upgrade = _UPGRADES[version] if 0 < version < SCHEMA_VERSION else ""
             conn.executescript(
-                f"BEGIN;{_SCHEMA}{upgrade if version == 1 else ''}"
-                f"PRAGMA user_version={SCHEMA_VERSION};COMMIT;"
+                f"BEGIN;{_SCHEMA}{upgrade}PRAGMA user_version={SCHEMA_VERSION};COMMIT;"
             )
         except sqlite3.DatabaseError as exc:
             conn.close()
@@ -141,10 +149,12 @@ class SQLiteMemory(Memory):
     # -- the seed's methods ---------------------------------------------------
 
     def store_tasks(self, tasks: Sequence[tuple[str, dict[str, Any]]]) -> None:
-        rows = encode_tasks(tasks)
+        now = time.time()
+        rows = [(task_id, data, now) for task_id, data in encode_tasks(tasks)]
         with self._transaction() as conn:
             conn.executemany(
-                "INSERT OR IGNORE INTO messor_tasks (id, data, status) VALUES (?, ?, 'pending')",
+                "INSERT OR IGNORE INTO messor_tasks (id, data, status, updated) "
+                "VALUES (?, ?, 'pending', ?)",
                 rows,
             )
 
@@ -158,14 +168,19 @@ class SQLiteMemory(Memory):
         """Apply status rows in one transaction; with ``keep_completed``, never over a success."""
         overwrite = [r for r in rows if not keep_completed or r.status == COMPLETED]
         guarded = [r for r in rows if keep_completed and r.status != COMPLETED]
-        sql = "UPDATE messor_tasks SET status = ?, result = ?, error = ?, attempts = ? WHERE id = ?"
+        sql = (
+            "UPDATE messor_tasks SET status = ?, result = ?, error = ?, attempts = ?, updated = ? "
+            "WHERE id = ?"
+        )
+        now = time.time()
         with self._transaction() as conn:
             try:
                 changed = 0
                 for batch, where in ((overwrite, ""), (guarded, " AND status != 'completed'")):
                     if batch:
                         params = [
-                            (r.status, r.result_json, r.error, r.attempts, r.task_id) for r in batch
+                            (r.status, r.result_json, r.error, r.attempts, now, r.task_id)
+                            for r in batch
                         ]
                         changed += conn.executemany(sql + where, params).rowcount
             except sqlite3.DataError as exc:
@@ -254,16 +269,26 @@ class SQLiteMemory(Memory):
         while True:
             params: list[Any] = [last_rowid] if status is None else [last_rowid, status]
             page = self._fetchall(
-                f"SELECT rowid, id, status, result, error, attempts FROM messor_tasks "
+                f"SELECT rowid, id, status, result, error, attempts, updated FROM messor_tasks "
                 f"WHERE rowid > ? {where} ORDER BY rowid LIMIT {_ROWS_PER_PAGE}",
                 params,
             )
-            for _, task_id, task_status, result, error, attempts in page:
+            for _, task_id, task_status, result, error, attempts, updated in page:
                 value = None if result is None else decode_json(result)
-                yield TaskRecord(task_id, task_status, value, error, attempts)
+                yield TaskRecord(task_id, task_status, value, error, attempts, updated)
             if len(page) < _ROWS_PER_PAGE:
                 return
             last_rowid = page[-1][0]
+
+    def count_since(self, since: float) -> dict[str, int]:
+        # A scan (no index on the time: it would slow every write for a
+        # query that only the command line makes); about 0.1 s per million rows.
+        return dict(
+            self._fetchall(
+                "SELECT status, count(*) FROM messor_tasks WHERE updated >= ? GROUP BY status",
+                (since,),
+            )
+        )
 
     def close(self) -> None:
         with self._lock:

@@ -23,6 +23,7 @@ at once, and harvests run by the executor. Needs pytest.
 from __future__ import annotations
 
 import threading
+import time
 from typing import Any
 
 import pytest
@@ -245,12 +246,33 @@ class MemoryContract:
         memory.store_tasks([(i, {}) for i in ids])
         memory.update_task_statuses([(i, COMPLETED, {"i": i}, None) for i in ids[:2000]])
         memory.update_task_statuses([(ids[2001], FAILED, None, "boom")])
-        records = list(memory.iter_records())
+        # When each state was recorded is the memory's own business here.
+        records = [r._replace(updated_at=None) for r in memory.iter_records()]
         assert sorted(r.task_id for r in records) == ids
         assert TaskRecord(ids[5], COMPLETED, {"i": ids[5]}, None) in records
-        failed = list(memory.iter_records(FAILED))
+        failed = [r._replace(updated_at=None) for r in memory.iter_records(FAILED)]
         assert failed == [TaskRecord(ids[2001], FAILED, None, "boom")]
         assert len(list(memory.iter_records(PENDING))) == 499
+
+    def test_times_of_changes_when_the_memory_keeps_them(self, memory: Memory) -> None:
+        before = time.time()
+        memory.store_tasks([("old", {}), ("a", {}), ("b", {})])
+        memory.record_outcomes([EncodedUpdate("old", COMPLETED, "1", None)])
+        if memory.count_since(before) is None:
+            # A memory that keeps no times says so, and gives none.
+            assert {r.updated_at for r in memory.iter_records()} == {None}
+            return
+        time.sleep(0.01)
+        middle = time.time()
+        memory.record_outcomes(
+            [EncodedUpdate("a", COMPLETED, "2", None), EncodedUpdate("b", FAILED, None, "e")]
+        )
+        after = time.time()
+        assert memory.count_since(middle) == {COMPLETED: 1, FAILED: 1}
+        assert memory.count_since(before) == {COMPLETED: 2, FAILED: 1}
+        assert sum(memory.count_since(after + 1).values()) == 0  # type: ignore[union-attr]
+        times = {r.task_id: r.updated_at for r in memory.iter_records()}
+        assert before <= times["old"] <= middle <= times["a"] <= after  # type: ignore[operator]
 
     # -- clearing ------------------------------------------------------------------------
 

@@ -94,6 +94,41 @@ def test_a_database_from_a_newer_messor_is_refused_naming_its_path(tmp_path: Pat
         SQLiteMemory(path)
 
 
+@pytest.mark.parametrize(
+    ("version", "columns"),
+    [
+        (
+            1,
+            "id TEXT PRIMARY KEY NOT NULL, data TEXT NOT NULL, status TEXT NOT NULL, "
+            "result TEXT, error TEXT",
+        ),
+        (
+            2,
+            "id TEXT PRIMARY KEY NOT NULL, data TEXT NOT NULL, status TEXT NOT NULL, "
+            "result TEXT, error TEXT, attempts INTEGER NOT NULL DEFAULT 0",
+        ),
+    ],
+)
+def test_a_file_of_an_older_messor_is_upgraded_keeping_every_record(
+    tmp_path: Path, version: int, columns: str
+) -> None:
+    path = tmp_path / "old.db"
+    with closing(sqlite3.connect(path)) as conn, conn:
+        conn.execute(f"CREATE TABLE messor_tasks ({columns})")
+        conn.execute("""INSERT INTO messor_tasks (id, data, status, result, error) VALUES
+            ('done', '{}', 'completed', '[1,2]', NULL), ('bad', '{}', 'failed', NULL, 'E: x')""")
+        conn.execute(f"PRAGMA user_version = {version}")
+    memory = SQLiteMemory(path)
+    assert memory.get_task_result("done") == [1, 2]
+    assert memory.get_failed_tasks() == [("bad", "E: x")]
+    assert {r.updated_at for r in memory.iter_records()} == {None}  # not known for old rows
+    memory.update_task_statuses([("bad", COMPLETED, 3, None)])
+    assert memory.count_since(0) == {COMPLETED: 1}
+    memory.close()
+    with closing(sqlite3.connect(path)) as conn:
+        assert conn.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION
+
+
 # -- connections -------------------------------------------------------------------------
 
 
