@@ -10,7 +10,9 @@
 Needs nothing but python3 (3.11 or newer) with pip and venv. The first call
 creates .venv/ and installs there, in editable mode, the core distribution
 ``messor``, every plugin distribution of this repository (``messor_*/``) and
-the test tools; later calls reinstall only when a pyproject.toml changed.
+the test tools; then the example plugin ``examples/messor-jsonl`` as a user
+installs a third-party plugin (not editable). Later calls reinstall only when a
+pyproject.toml or the example plugin changed.
 """
 
 from __future__ import annotations
@@ -26,6 +28,8 @@ VENV = ROOT / ".venv"
 BIN = VENV / ("Scripts" if os.name == "nt" else "bin")
 PYTHON = BIN / ("python.exe" if os.name == "nt" else "python")
 STAMP = VENV / "messor-dev.stamp"
+#: A third-party memory plugin, kept here as the worked example of docs/plugins.md.
+EXAMPLE_PLUGIN = ROOT / "examples" / "messor-jsonl"
 
 
 def projects() -> list[Path]:
@@ -38,11 +42,17 @@ def ensure_environment() -> None:
     digest = hashlib.sha256(sys.version.encode())
     for project in projects():
         digest.update((project / "pyproject.toml").read_bytes())
+    example = [EXAMPLE_PLUGIN / "pyproject.toml", *sorted(EXAMPLE_PLUGIN.glob("src/**/*.py"))]
+    for file in example:
+        digest.update(file.read_bytes())
     if PYTHON.exists() and STAMP.exists() and STAMP.read_text() == digest.hexdigest():
         return
     if sys.version_info < (3, 11):  # noqa: UP036 (dev.py runs on any python3)
         sys.exit(f"Messor needs Python 3.11 or newer; this is {sys.version.split()[0]}")
-    print("Setting up .venv (only when a pyproject.toml changed) ...", flush=True)
+    print(
+        "Setting up .venv (only when a pyproject.toml or the example plugin changed) ...",
+        flush=True,
+    )
     if not PYTHON.exists():
         subprocess.run([sys.executable, "-m", "venv", str(VENV)], check=True)
     pip = [str(PYTHON), "-m", "pip", "--disable-pip-version-check", "--quiet"]
@@ -50,6 +60,9 @@ def ensure_environment() -> None:
     subprocess.run([*pip, "install", "--upgrade", "pip>=25.1"], check=True)
     editable = [arg for project in projects() for arg in ("-e", str(project))]
     subprocess.run([*pip, "install", *editable, "--group", "test"], check=True, cwd=ROOT)
+    subprocess.run(
+        [*pip, "install", "--force-reinstall", "--no-deps", str(EXAMPLE_PLUGIN)], check=True
+    )
     STAMP.write_text(digest.hexdigest())
 
 

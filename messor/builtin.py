@@ -12,16 +12,17 @@ from messor.memory import Memory
 from messor.url import MemoryURL
 
 
-def open_sqlite(url: MemoryURL | None, *, path: str | None = None) -> Memory:
+def open_sqlite(url: MemoryURL | None, *, path: str | None = None, create: bool = True) -> Memory:
     """Open ``sqlite:///relative.db``, ``sqlite:////absolute.db``, ``sqlite:///:memory:``.
 
     By bare name (``open_memory("sqlite", path="harvest.db")``) the file is
-    ``path``, by default ``./messor.db``.
+    ``path``, by default ``./messor.db``. With ``create=False`` a missing file
+    is an error rather than a new, empty memory.
     """
     from messor.sqlite_memory import DEFAULT_FILE, SQLiteMemory
 
     if url is None:
-        return SQLiteMemory(path or DEFAULT_FILE)
+        return SQLiteMemory(path or DEFAULT_FILE, create=create)
     if path is not None:
         raise ConfigurationError(f"Give the SQLite file in the URL {url} or as path=, not both")
     if url.host or url.port or url.username:
@@ -39,7 +40,7 @@ def open_sqlite(url: MemoryURL | None, *, path: str | None = None) -> Memory:
             f"{url} names no file: write sqlite:///harvest.db (relative), "
             "sqlite:////var/data/harvest.db (absolute) or sqlite:///:memory: (in RAM)"
         )
-    return SQLiteMemory(file)
+    return SQLiteMemory(file, create=create)
 
 
 def open_in_process(url: MemoryURL | None) -> Memory:

@@ -40,8 +40,11 @@ __all__ = [
     "SQLiteMemory",
     "StatusUpdate",
     "TaskRecord",
+    "check_task_id",
     "decode_json",
     "encode_json",
+    "encode_tasks",
+    "encode_update",
 ]
 
 PENDING = "pending"

@@ -20,12 +20,12 @@ from dataclasses import dataclass, field
 import pluggy
 
 from messor import hookspecs
-from messor.errors import UnknownBackendError
+from messor.errors import ConfigurationError, UnknownBackendError
 from messor.hookspecs import MemoryFactory
 
 __all__ = ["Backend", "Catalog", "PluginFailure", "get_catalog", "load_catalog"]
 
-logger = logging.getLogger("messor")
+logger = logging.getLogger("messor.plugins")
 
 GROUP = "messor"
 _SCHEME = re.compile(r"[a-z][a-z0-9+.-]*")
@@ -69,6 +69,8 @@ class Catalog:
     backends: dict[str, Backend] = field(default_factory=dict)
     schemes: dict[str, Backend] = field(default_factory=dict)
     failures: list[PluginFailure] = field(default_factory=list)
+    #: Names and schemes two plugins both offer: choosing them is refused, with this reason.
+    clashes: dict[str, str] = field(default_factory=dict)
 
     def find(self, key: str, *, source: str = "") -> Backend:
         """Return the backend named ``key`` or serving URL scheme ``key``.
@@ -77,6 +79,9 @@ class Catalog:
         match, the extra to install for Messor's own backends, and any plugin
         that failed to load.
         """
+        clash = self.clashes.get(key) or self.clashes.get(key.lower())
+        if clash is not None:
+            raise ConfigurationError(f"Cannot choose the memory {key!r}: {clash}")
         backend = self.backends.get(key) or self.schemes.get(key.lower())
         if backend is not None:
             return backend
@@ -202,19 +207,26 @@ def _add_plugin(
             (catalog.schemes[s] for s in backend.schemes if s in catalog.schemes), None
         )
         if clash is not None:
-            _fail(
-                catalog,
-                name,
-                target,
-                dist,
-                ValueError(
-                    f"memory {backend.name!r} {backend.schemes} clashes with "
-                    f"{clash.name!r} of plugin {clash.plugin!r}; it was not registered"
-                ),
+            message = (
+                f"memory {backend.name!r} (schemes {', '.join(backend.schemes)}) of "
+                f"{_origin(backend)} clashes with memory {clash.name!r} of {_origin(clash)}"
             )
+            if clash.plugin != "builtin":
+                # Which one a user gets must not depend on install order:
+                # selecting either name is refused until one is uninstalled.
+                for taken in {backend.name, *backend.schemes} & {clash.name, *clash.schemes}:
+                    catalog.clashes[taken] = f"{message}; uninstall one of the two"
+            _fail(catalog, name, target, dist, ValueError(f"{message}; it was not registered"))
             continue
         catalog.backends[backend.name] = backend
         catalog.schemes.update(dict.fromkeys(backend.schemes, backend))
+
+
+def _origin(backend: Backend) -> str:
+    """Where a backend comes from, for messages: its distribution, or its plugin."""
+    if backend.distribution:
+        return f"{backend.distribution} {backend.version} (plugin {backend.plugin!r})"
+    return f"plugin {backend.plugin!r}"
 
 
 def _hooks(manager: pluggy.PluginManager) -> list[str]:

@@ -18,16 +18,17 @@ import logging
 import os
 import re
 import tomllib
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from messor.errors import ConfigurationError
 from messor.memory import Memory
-from messor.plugins import get_catalog
+from messor.plugins import Backend, get_catalog
 from messor.sqlite_memory import DEFAULT_FILE
 from messor.url import MemoryURL
 
-__all__ = ["ENV_VAR", "open_memory", "resolve_spec"]
+__all__ = ["ENV_VAR", "MemoryChoice", "choose_memory", "open_memory", "resolve_spec"]
 
 logger = logging.getLogger("messor")
 
@@ -72,13 +73,34 @@ def _spec_from_toml(path: Path, table: tuple[str, ...]) -> tuple[str, str] | Non
     return value.strip(), where
 
 
-def open_memory(spec: str | None = None, **options: Any) -> Memory:
-    """Open the memory that ``spec`` names (or the configured one); ``options`` go to its factory.
+@dataclass(frozen=True)
+class MemoryChoice:
+    """Which memory a spec names, before it is opened (what the command line shows)."""
 
-    Raises :class:`~messor.errors.UnknownBackendError` for a backend that is
-    not installed, :class:`~messor.errors.ConfigurationError` for a spec or
-    option it cannot use.
-    """
+    backend: Backend
+    url: MemoryURL | None
+    options: dict[str, Any] = field(repr=False)
+    #: Where the spec came from: "argument", "environment variable MESSOR_MEMORY", ...
+    source: str
+    #: The spec as it may be shown: a URL with its secrets hidden, or a name or path.
+    shown: str
+
+    def open(self) -> Memory:
+        """Build the memory; options the backend does not take are a ConfigurationError."""
+        try:
+            inspect.signature(self.backend.factory).bind(self.url, **self.options)
+        except TypeError as exc:
+            raise ConfigurationError(
+                f"The {self.backend.name!r} memory does not take these options ({exc}); "
+                f"given: {', '.join(sorted(self.options)) or 'none'}"
+            ) from None
+        memory = self.backend.factory(self.url, **self.options)
+        logger.debug("Opened %r for %s (from %s)", memory, self.shown, self.source)
+        return memory
+
+
+def choose_memory(spec: str | None = None, **options: Any) -> MemoryChoice:
+    """Find the backend for ``spec`` (or the configured one), as :func:`open_memory` does."""
     if isinstance(spec, Memory):
         raise ConfigurationError(f"{spec!r} is already a memory: use it directly")
     if spec is not None and not isinstance(spec, str):
@@ -107,16 +129,17 @@ def open_memory(spec: str | None = None, **options: Any) -> Memory:
     else:
         key = text
     backend = get_catalog().find(key, source=source)
-    try:
-        inspect.signature(backend.factory).bind(url, **options)
-    except TypeError as exc:
-        raise ConfigurationError(
-            f"The {backend.name!r} memory does not take these options ({exc}); "
-            f"given: {', '.join(sorted(options)) or 'none'}"
-        ) from None
-    memory = backend.factory(url, **options)
-    logger.debug("Opened %r for %s (from %s)", memory, url or text, source)
-    return memory
+    return MemoryChoice(backend, url, options, source, str(url) if url is not None else text)
+
+
+def open_memory(spec: str | None = None, **options: Any) -> Memory:
+    """Open the memory that ``spec`` names (or the configured one); ``options`` go to its factory.
+
+    Raises :class:`~messor.errors.UnknownBackendError` for a backend that is
+    not installed, :class:`~messor.errors.ConfigurationError` for a spec or
+    option it cannot use.
+    """
+    return choose_memory(spec, **options).open()
 
 
 def _looks_like_sqlite_file(text: str) -> bool:

@@ -68,15 +68,24 @@ _UPGRADES = {
 
 
 class SQLiteMemory(Memory):
-    """A memory in a SQLite file, or in RAM with ``":memory:"``."""
+    """A memory in a SQLite file, or in RAM with ``":memory:"``.
 
-    def __init__(self, path: str | os.PathLike[str]) -> None:
+    The file and its directory are created unless ``create`` is False, when a
+    missing file is a :class:`~messor.errors.ConfigurationError` (for tools
+    that inspect a harvest, where a new empty file would only hide a typo).
+    """
+
+    def __init__(self, path: str | os.PathLike[str], *, create: bool = True) -> None:
         self.path = os.fspath(path)
         self._lock = threading.Lock()
-        self._conn = self._connect()
+        self._conn = self._connect(create)
 
-    def _connect(self) -> sqlite3.Connection:
+    def _connect(self, create: bool) -> sqlite3.Connection:
         in_ram = self.path == ":memory:"
+        if not (create or in_ram or Path(self.path).is_file()):
+            raise ConfigurationError(
+                f"There is no SQLite memory at {self.path}: no harvest has run with it"
+            )
         try:
             if not in_ram:
                 Path(self.path).parent.mkdir(parents=True, exist_ok=True)

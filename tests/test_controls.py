@@ -169,8 +169,14 @@ def test_a_success_resets_the_count_of_consecutive_failures() -> None:
     tasks = [
         starts.task(f"t{n}", fail_with=None if n % 3 == 2 else ConnectionError) for n in range(12)
     ]
+    # One at a time: with more, two groups' failures may finish before the
+    # success between them, and that is three in a row.
     report = LocalThreadedExecutor(
-        tasks, memory="memory://", retry=0, stop_all_when=stop_after_consecutive_failures(3)
+        tasks,
+        memory="memory://",
+        max_concurrency=1,
+        retry=0,
+        stop_all_when=stop_after_consecutive_failures(3),
     ).run()
     assert len(starts.times) == 12
     assert report.stopped_because is None

@@ -318,8 +318,22 @@ def test_a_plugin_memory_named_sqlite_is_refused_and_the_builtin_sqlite_stays(
     [failure] = catalog.failures
     assert failure.plugin == "clash"
     assert failure.error.startswith("ValueError: memory 'sqlite'")
-    assert "clashes with 'sqlite' of plugin 'builtin'" in failure.error
+    assert "of plugin 'clash' clashes with memory 'sqlite' of messor" in failure.error
     assert_good_plugin_and_builtins_work(catalog)
+
+
+def test_two_plugins_offering_one_name_make_it_refused_naming_both(
+    write_plugin: PluginWriter,
+) -> None:
+    second = GOOD_PLUGIN.replace('schemes=["fakes"]', 'schemes=["fakes2"]')
+    catalog = load_with(write_plugin("good", GOOD_PLUGIN), write_plugin("twin", second))
+    [failure] = catalog.failures
+    assert failure.plugin == "twin"
+    # Which of the two a user gets must not depend on the order of installation.
+    with pytest.raises(messor.ConfigurationError, match=r"plugin 'twin'.*plugin 'good'"):
+        catalog.find("fake")
+    assert catalog.find("fakes").plugin == "good"  # a scheme only one of them offers
+    assert catalog.find("sqlite").plugin == "builtin"
 
 
 def test_a_plugin_that_fails_to_load_is_logged_as_a_warning_naming_it(
@@ -327,7 +341,7 @@ def test_a_plugin_that_fails_to_load_is_logged_as_a_warning_naming_it(
 ) -> None:
     with caplog.at_level(logging.WARNING, logger="messor"):
         load_with(write_plugin("noimport", IMPORT_ERROR_PLUGIN))
-    [record] = [r for r in caplog.records if r.name == "messor"]
+    [record] = [r for r in caplog.records if r.name == "messor.plugins"]
     assert record.levelno == logging.WARNING
     assert "'noimport'" in record.getMessage()
     assert "ImportError: the fake client library is not installed" in record.getMessage()

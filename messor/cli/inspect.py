@@ -1,0 +1,330 @@
+"""``messor backends``, ``status``, ``failed`` and ``retry``: what a harvest's memory holds."""
+
+from __future__ import annotations
+
+import argparse
+import heapq
+import json
+import sys
+import time
+from collections.abc import Iterable
+from typing import Any
+
+from messor.cli.common import (
+    CommandError,
+    Formatter,
+    add_memory_argument,
+    open_chosen_memory,
+    utf8_stdout,
+)
+from messor.cli.export import add_command as add_results_command
+from messor.cli.export import iso_time
+from messor.memory import COMPLETED, FAILED, PENDING, Memory, TaskRecord
+from messor.plugins import get_catalog
+from messor.runloop import summary_text
+
+__all__ = ["add_commands"]
+
+#: Failures ``messor status`` shows; the windows of its recent rate (seconds).
+STATUS_FAILURES = 5
+WINDOWS = {"last_minute": 60, "last_5_minutes": 300}
+#: Rows per call when ``messor retry`` resets many tasks.
+RETRY_BATCH = 1000
+
+
+def add_commands(commands: Any) -> None:
+    """Add this module's commands to the ``messor`` parser's subcommands."""
+    parser = commands.add_parser(
+        "backends",
+        help="list the installed memories and plugins that failed to load",
+        description="List every installed memory with its distribution, version and URL "
+        "schemes, and every plugin that failed to load, with the reason.",
+        epilog="examples:\n  messor backends\n  messor backends --json",
+        formatter_class=Formatter,
+    )
+    parser.add_argument("--json", action="store_true", help="print JSON")
+    parser.set_defaults(handler=backends)
+
+    parser = commands.add_parser(
+        "status",
+        help="counts per status, the recent rate, the latest failures",
+        description="Show how many tasks are pending, completed and failed, how many were "
+        "recorded in the last minutes (when a run is going on) and the latest failures.",
+        epilog="examples:\n  messor status\n  messor status --memory sqlite:///crawl.db --json\n"
+        "  messor status --watch 5          refresh every 5 s, with the rate; Ctrl-C ends",
+        formatter_class=Formatter,
+    )
+    add_memory_argument(parser)
+    parser.add_argument("--json", action="store_true", help="print JSON (one line per refresh)")
+    parser.add_argument(
+        "--watch", type=_positive_float, metavar="SECONDS", help="refresh every SECONDS"
+    )
+    parser.set_defaults(handler=status)
+
+    parser = commands.add_parser(
+        "failed",
+        help="list failed tasks with their errors",
+        description="List failed tasks with their last error and the attempts the run made.",
+        epilog="examples:\n  messor failed\n  messor failed --limit 0 --json > failures.json",
+        formatter_class=Formatter,
+    )
+    add_memory_argument(parser)
+    parser.add_argument(
+        "--limit", type=_count, default=100, metavar="N", help="list at most N (0: all; 100)"
+    )
+    parser.add_argument("--json", action="store_true", help="print a JSON array")
+    parser.set_defaults(handler=failed)
+
+    add_results_command(commands)
+
+    parser = commands.add_parser(
+        "retry",
+        help="make tasks pending again, so that the next run runs them",
+        description="Mark failed tasks (or the tasks named) pending again, with no error; "
+        "the next run of the harvest runs them. A completed task keeps its result unless "
+        "--force is given.",
+        epilog="examples:\n  messor retry --failed\n"
+        "  messor retry https://example.org/page/7 https://example.org/page/9",
+        formatter_class=Formatter,
+    )
+    add_memory_argument(parser)
+    parser.add_argument("ids", nargs="*", metavar="ID", help="ids of the tasks to retry")
+    parser.add_argument("--failed", action="store_true", help="every failed task")
+    parser.add_argument(
+        "--force", action="store_true", help="also reset completed tasks, discarding their result"
+    )
+    parser.set_defaults(handler=retry)
+
+
+# -- backends ---------------------------------------------------------------------------
+
+
+def backends(arguments: argparse.Namespace) -> int:
+    catalog = get_catalog()
+    rows = [
+        {
+            "name": b.name,
+            "schemes": [f"{s}://" for s in b.schemes],
+            "distribution": b.distribution,
+            "version": b.version,
+            "plugin": b.plugin,
+            "description": b.description,
+        }
+        for b in catalog.backends.values()
+    ]
+    failures = [
+        {
+            "plugin": f.plugin,
+            "target": f.target,
+            "distribution": f.distribution,
+            "version": f.version,
+            "error": f.error,
+        }
+        for f in catalog.failures
+    ]
+    if arguments.json:
+        print(json.dumps({"backends": rows, "failed_plugins": failures}, indent=2))
+        return 0
+    header = ("NAME", "SCHEMES", "DISTRIBUTION", "DESCRIPTION")
+    lines = [header] + [
+        (
+            b.name,
+            " ".join(f"{s}://" for s in b.schemes),
+            f"{b.distribution or '(source tree)'} {b.version or ''}".strip(),
+            b.description,
+        )
+        for b in catalog.backends.values()
+    ]
+    widths = [max(len(line[column]) for line in lines) for column in range(3)]
+    for line in lines:
+        cells = [cell.ljust(width) for cell, width in zip(line, widths, strict=False)]
+        print("  ".join([*cells, line[3]]).rstrip())
+    for failure in catalog.failures:
+        print(f"\ncould not load {failure}")
+    return 0
+
+
+# -- status -----------------------------------------------------------------------------
+
+
+def status(arguments: argparse.Namespace) -> int:
+    memory, choice = open_chosen_memory(arguments.memory)
+    where = choice.shown + ("" if choice.source == "argument" else f" (from {choice.source})")
+    with memory:
+        if arguments.watch is None:
+            _print_status(_snapshot(memory), where, arguments.json)
+            return 0
+        previous: tuple[float, int] | None = None
+        try:
+            while True:
+                now = time.monotonic()
+                snapshot = _snapshot(memory)
+                done = snapshot["counts"].get(COMPLETED, 0) + snapshot["counts"].get(FAILED, 0)
+                if previous is not None:
+                    seconds = now - previous[0]
+                    snapshot["rate_per_second"] = round((done - previous[1]) / seconds, 2)
+                previous = (now, done)
+                if not arguments.json and sys.stdout.isatty():
+                    print("\x1b[H\x1b[2J", end="")  # a fresh screen, as `watch` does
+                _print_status(snapshot, where, arguments.json)
+                if not arguments.json:
+                    print(f"(every {arguments.watch:g} s; Ctrl-C ends)\n", flush=True)
+                time.sleep(arguments.watch)
+        except KeyboardInterrupt:
+            return 0
+
+
+def _snapshot(memory: Memory) -> dict[str, Any]:
+    """What ``messor status`` shows, as data (its ``--json``)."""
+    now = time.time()
+    counts = memory.count_by_status()
+    recent = {name: memory.count_since(now - seconds) for name, seconds in WINDOWS.items()}
+    latest = heapq.nlargest(
+        STATUS_FAILURES, memory.iter_records(FAILED), key=lambda r: r.updated_at or 0.0
+    )
+    return {
+        "time": iso_time(now),
+        "counts": counts,
+        "total": sum(counts.values()),
+        "recent": None if None in recent.values() else recent,
+        "rate_per_second": None,
+        "latest_failures": [_failure_row(record) for record in latest],
+    }
+
+
+def _print_status(snapshot: dict[str, Any], where: str, as_json: bool) -> None:
+    if as_json:
+        print(json.dumps({"memory": where, **snapshot}), flush=True)
+        return
+    counts = snapshot["counts"]
+    print(f"Memory: {where}")
+    print(summary_text(counts))
+    recent = snapshot["recent"]
+    if recent is not None:
+        done = {name: c.get(COMPLETED, 0) + c.get(FAILED, 0) for name, c in recent.items()}
+        if any(done.values()):
+            print(
+                "Recorded in the "
+                + "; ".join(
+                    f"{name.replace('_', ' ')}: {n} ({n / WINDOWS[name]:.1f}/s on average)"
+                    for name, n in done.items()
+                )
+            )
+        else:
+            print("Nothing recorded in the last 5 minutes: no run is going on.")
+    elif snapshot["rate_per_second"] is None:
+        print("This memory keeps no times: --watch SECONDS shows the rate.")
+    if snapshot["rate_per_second"] is not None:
+        print(f"Rate since the last refresh: {snapshot['rate_per_second']:.1f} tasks/s")
+    failures = snapshot["latest_failures"]
+    if failures:
+        shown = len(failures)
+        total = counts.get(FAILED, 0)
+        print(f"Latest failures ({shown} of {total}; `messor failed` lists them):")
+        for row in failures:
+            print(f"  {_failure_line(row)}")
+
+
+# -- failed -----------------------------------------------------------------------------
+
+
+def failed(arguments: argparse.Namespace) -> int:
+    memory, _ = open_chosen_memory(arguments.memory)
+    with memory:
+        rows = _first(memory.iter_records(FAILED), arguments.limit)
+        if arguments.json:
+            with utf8_stdout() as out:
+                json.dump([_failure_row(record) for record in rows], out, ensure_ascii=False)
+                out.write("\n")
+            return 0
+        shown = 0
+        for record in rows:
+            print(_failure_line(_failure_row(record)))
+            shown += 1
+        total = memory.count_by_status().get(FAILED, 0)
+    if total > shown:
+        print(f"... and {total - shown} more (--limit 0 lists all)")
+    elif total == 0:
+        print("No failed tasks.")
+    return 0
+
+
+def _first(records: Iterable[TaskRecord], limit: int) -> Iterable[TaskRecord]:
+    for index, record in enumerate(records):
+        if limit and index >= limit:
+            return
+        yield record
+
+
+def _failure_row(record: TaskRecord) -> dict[str, Any]:
+    return {
+        "id": record.task_id,
+        "error": record.error,
+        "attempts": record.attempts,
+        "updated_at": iso_time(record.updated_at),
+    }
+
+
+def _failure_line(row: dict[str, Any]) -> str:
+    error = str(row["error"] or "(no error recorded)")
+    first, *rest = error.splitlines() or [""]
+    attempts = row["attempts"]
+    tries = f" ({attempts} attempt{'' if attempts == 1 else 's'})" if attempts else ""
+    return f"{row['id']}: {first}{' ...' if rest else ''}{tries}"
+
+
+# -- retry ------------------------------------------------------------------------------
+
+
+def retry(arguments: argparse.Namespace) -> int:
+    if arguments.failed == bool(arguments.ids):
+        raise CommandError("give either --failed or the ids of the tasks to retry (see --help)")
+    memory, _ = open_chosen_memory(arguments.memory)
+    with memory:
+        if arguments.failed:
+            ids = [task_id for task_id, _ in memory.get_failed_tasks()]
+        else:
+            ids = list(dict.fromkeys(arguments.ids))
+            statuses = memory.get_statuses(ids)
+            unknown = [i for i in ids if i not in statuses]
+            if unknown:
+                raise CommandError(f"{_some(unknown)} not in the memory; nothing was changed")
+            completed = [i for i in ids if statuses[i] == COMPLETED]
+            if completed and not arguments.force:
+                raise CommandError(
+                    f"{_some(completed)} completed: retrying discards the result. "
+                    "Add --force to do that; nothing was changed"
+                )
+        for start in range(0, len(ids), RETRY_BATCH):
+            memory.update_task_statuses(
+                [(i, PENDING, None, None) for i in ids[start : start + RETRY_BATCH]]
+            )
+    noun = "task is" if len(ids) == 1 else "tasks are"
+    print(f"{len(ids)} {noun} pending again: the next run of the harvest runs them.")
+    return 0
+
+
+def _some(ids: list[str]) -> str:
+    """``'a' is`` or ``3 tasks, such as 'a', are``."""
+    if len(ids) == 1:
+        return f"{ids[0]!r} is"
+    return f"{len(ids)} tasks, such as {ids[0]!r}, are"
+
+
+# -- argument types ---------------------------------------------------------------------
+
+
+def _positive_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        value = 0.0
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"expected a number of seconds > 0, got {text!r}")
+    return value
+
+
+def _count(text: str) -> int:
+    if not text.isdigit():
+        raise argparse.ArgumentTypeError(f"expected a whole number >= 0, got {text!r}")
+    return int(text)
