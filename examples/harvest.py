@@ -47,8 +47,13 @@ class FetchPage:
         }
 
 
+def catalogue() -> list[FetchPage]:
+    """The 400 pages; also what ``messor run examples/harvest.py:catalogue`` runs."""
+    return [FetchPage(n) for n in range(1, 401)]
+
+
 def main(memory: str | None) -> None:
-    pages = [FetchPage(n) for n in range(1, 401)]
+    pages = catalogue()
     executor = LocalThreadedExecutor(
         tasks=pages,
         memory=memory,

@@ -83,3 +83,39 @@ def test_the_example_harvest_stops_on_ctrl_c_and_the_next_run_resumes(tmp_path: 
     assert final["pending"] == 0
     assert final["completed"] + final["failed"] == 400
     assert final["completed"] > 350
+
+
+@pytest.mark.slow
+def test_the_terminal_session_of_the_readme_runs_and_prints_what_it_shows(tmp_path: Path) -> None:
+    session = code_block_after("## From the terminal", "console")
+    (tmp_path / "examples").mkdir()
+    (tmp_path / "examples" / "harvest.py").write_bytes(EXAMPLE.read_bytes())
+    env = {k: v for k, v in os.environ.items() if k != "MESSOR_MEMORY"}
+    env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env['PATH']}"
+    commands = re.findall(r"^\$ (.*)\n((?:(?!\$ ).*\n)*)", session, re.M)
+    assert len(commands) == 6
+    for command, shown in commands:
+        done = subprocess.run(
+            command, shell=True, cwd=tmp_path, env=env, capture_output=True, text=True, check=False
+        )
+        assert done.returncode == (1 if command.startswith("messor run") else 0), done.stderr
+        assert re.fullmatch(shown_as_pattern(shown), done.stdout), (command, done.stdout)
+
+
+def shown_as_pattern(shown: str) -> str:
+    """A regular expression for output the README shows with its numbers and "..." elided.
+
+    Numbers vary with the fake site's random timeouts; "..." stands for any
+    text, and a line of "  ..." alone for any number of lines. Which pages
+    failed, and how, varies too: a line naming a page stands for any page.
+    """
+    lines = []
+    for line in shown.splitlines():
+        if line.strip() == "...":
+            lines.append(r"(?:.*\n)*?")
+            continue
+        if "/page/" in line:
+            line = line[: line.index("/page/")] + "/page/..."
+        pattern = re.escape(line).replace(re.escape("..."), ".*")
+        lines.append(re.sub(r"\d+(?:\\\.\d+)?", r"\\d+(?:\\.\\d+)?", pattern) + r"\n")
+    return "".join(lines)
