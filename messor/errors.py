@@ -52,5 +52,9 @@ class TaskTimeoutError(MessorError, TimeoutError):
     """A task ran longer than the executor's ``timeout``: recorded failed, retried like any."""
 
 
+class RunInProgressError(MessorError, RuntimeError):
+    """Another run holds the memory: two would run the same tasks twice."""
+
+
 class RecordingError(MessorError, RuntimeError):
     """Outcomes could not be recorded; the run stopped to avoid losing more."""

@@ -13,6 +13,7 @@ from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from messor.claims import LocalClaim, Release, RunOwner
 from messor.errors import TaskNotFoundError
 from messor.memory import (
     COMPLETED,
@@ -46,6 +47,7 @@ class InProcessMemory(Memory):
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._entries: dict[str, _Entry] = {}
+        self._claim = LocalClaim()
 
     def __repr__(self) -> str:
         return "InProcessMemory()"
@@ -131,6 +133,9 @@ class InProcessMemory(Memory):
             yield TaskRecord(
                 task_id, entry.status, result, entry.error, entry.attempts, entry.updated
             )
+
+    def claim_run(self, owner: RunOwner) -> Release:
+        return self._claim.acquire(self, owner)
 
     def count_since(self, since: float) -> dict[str, int]:
         counts: dict[str, int] = {}

@@ -25,6 +25,7 @@ from collections.abc import Iterable, Iterator, Sequence
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, NamedTuple
 
+from messor.claims import Release, RunOwner, release_nothing
 from messor.errors import TaskDataError
 
 if TYPE_CHECKING:
@@ -271,6 +272,18 @@ class Memory(ABC):
         keeps them also returns them as :attr:`TaskRecord.updated_at`.
         """
         return None
+
+    def claim_run(self, owner: RunOwner) -> Release:
+        """Claim this memory for one run; return what ends the claim.
+
+        A run claims its memory before it starts, so that a second run on the
+        same store is refused (:class:`~messor.errors.RunInProgressError`,
+        naming ``owner`` of the first) instead of running the same tasks
+        twice. The claim must end when its holder dies, however it dies.
+        The default claims nothing: runs on a memory that does not override
+        this are not kept apart.
+        """
+        return release_nothing
 
     def flush(self) -> None:  # noqa: B027 (a no-op unless the memory keeps something to tidy)
         """Called at the end of every run, after its last outcome: tidy up (compact, say)."""

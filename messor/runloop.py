@@ -41,6 +41,7 @@ from typing import Any
 from tqdm import tqdm
 
 from messor.attempt import Attempt, Outcome, describe_error, failure, perform
+from messor.claims import RunOwner, release_nothing
 from messor.controls import Backoff, RateLimiter
 from messor.errors import RecordingError, TaskTimeoutError
 from messor.interrupts import InterruptGuard
@@ -127,6 +128,7 @@ class Harvest:
         self.wake: Callable[[], None] = _nothing
         self._source = TaskSource(tasks, memory, self._skipped, lambda: self.wake())
         self._writer = RecordWriter(memory)
+        self._release_claim = release_nothing
         self._interrupts = InterruptGuard(self._interrupted, lambda: self._writer.backlog)
         self._order = itertools.count()  # ties in the heaps below
         self._retries: list[tuple[float, int, Attempt]] = []  # by when they may start
@@ -148,12 +150,15 @@ class Harvest:
             reset = getattr(condition, "reset", None)
             if reset is not None:
                 reset()  # a helper reused by a second run() starts afresh
+        # Before anything is registered: a second run on this memory is refused.
+        self._release_claim = self.memory.claim_run(RunOwner())
         # Signals are handled from the start: registering a big list takes a while.
         self._interrupts.install()
         try:
             total = self._source.open()
         except BaseException:
             self._interrupts.restore()
+            self._release_claim()
             raise
         bar = tqdm(
             total=total,
@@ -194,6 +199,7 @@ class Harvest:
             self._writer.abandon()
             abandoned = True
         finally:
+            self._release_claim()  # after the last write: the next run sees all of it
             self._interrupts.restore()
             if self._bar is not None:
                 self._bar.close()

@@ -21,6 +21,7 @@ from itertools import islice
 from pathlib import Path
 from typing import Any
 
+from messor.claims import FileClaim, LocalClaim, Release, RunOwner
 from messor.errors import ConfigurationError, TaskDataError, TaskNotFoundError
 from messor.memory import (
     COMPLETED,
@@ -78,6 +79,7 @@ class SQLiteMemory(Memory):
     def __init__(self, path: str | os.PathLike[str], *, create: bool = True) -> None:
         self.path = os.fspath(path)
         self._lock = threading.Lock()
+        self._local_claim = LocalClaim()
         self._conn = self._connect(create)
 
     def _connect(self, create: bool) -> sqlite3.Connection:
@@ -288,6 +290,13 @@ class SQLiteMemory(Memory):
             if len(page) < _ROWS_PER_PAGE:
                 return
             last_rowid = page[-1][0]
+
+    def claim_run(self, owner: RunOwner) -> Release:
+        # A lock on a file beside the database: the kernel drops it with the
+        # process, so a run restarted after a crash is never refused.
+        if self.path == ":memory:":
+            return self._local_claim.acquire(self, owner)
+        return FileClaim(f"{self.path}-run").acquire(self, owner)
 
     def count_since(self, since: float) -> dict[str, int]:
         # A scan (no index on the time: it would slow every write for a

@@ -28,6 +28,8 @@ from typing import Any
 
 import pytest
 
+from messor.claims import RunOwner, release_nothing
+from messor.errors import RunInProgressError
 from messor.local_threaded_executor import LocalThreadedExecutor
 from messor.memory import COMPLETED, FAILED, PENDING, EncodedUpdate, Memory, TaskRecord
 from messor.tasks import FunctionTask
@@ -313,6 +315,72 @@ class MemoryContract:
         assert errors == []
         assert memory.count_by_status()[COMPLETED] == 16 * 30
         assert memory.get_task_result("w7-21") == {"id": "w7-21"}
+
+    def test_64_threads_of_mixed_operations_keep_every_record_consistent(
+        self, memory: Memory
+    ) -> None:
+        # Every thread registers its own tasks and also races the others on
+        # shared ones: successes, failures and reads all at once.
+        shared = [f"shared-{i}" for i in range(8)]
+        memory.store_tasks([(i, {}) for i in shared])
+        errors: list[BaseException] = []
+        start = threading.Barrier(64, timeout=60)
+
+        def worker(n: int) -> None:
+            try:
+                own = [f"t{n}-{i}" for i in range(4)]
+                start.wait()
+                memory.store_tasks([(i, {"n": n}) for i in [*own, *shared]])
+                memory.record_outcomes(
+                    [EncodedUpdate(own[0], COMPLETED, f'{{"by":{n}}}', None, 1)]
+                    + [EncodedUpdate(own[1], FAILED, None, f"E{n}", 2)]
+                    + [
+                        EncodedUpdate(i, COMPLETED, f'{{"by":{n}}}', None, 1)
+                        if n % 2
+                        else EncodedUpdate(i, FAILED, None, f"late {n}", 1)
+                        for i in shared
+                    ]
+                )
+                memory.update_task_statuses([(own[2], COMPLETED, [n], None)])
+                memory.get_statuses([*own, *shared])
+                memory.count_by_status()
+                for _ in memory.iter_records(FAILED):
+                    pass
+                assert memory.get_task_result(own[0]) == {"by": n}
+            except BaseException as exc:
+                errors.append(exc)
+
+        threads = [threading.Thread(target=worker, args=(n,)) for n in range(64)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        assert errors == []
+        records = {r.task_id: r for r in memory.iter_records()}
+        assert len(records) == 64 * 4 + len(shared)
+        # Odd threads completed every shared task; no failure replaced that.
+        assert {records[i].status for i in shared} == {COMPLETED}
+        assert all(records[i].result["by"] % 2 == 1 for i in shared)
+        counts = memory.count_by_status()
+        assert counts == {PENDING: 64, COMPLETED: 64 * 2 + len(shared), FAILED: 64}
+        assert memory.get_statuses(["t5-1", "t5-3"]) == {"t5-1": FAILED, "t5-3": PENDING}
+        assert memory.get_task_result("t9-2") == [9]
+
+    # -- keeping runs apart ---------------------------------------------------------------
+
+    def test_a_claimed_memory_refuses_a_second_claim_naming_the_first(self, memory: Memory) -> None:
+        first = RunOwner()
+        release = memory.claim_run(first)
+        if release is release_nothing:
+            return  # this memory does not keep runs apart (documented)
+        try:
+            with pytest.raises(RunInProgressError, match=f"process {first.pid} on"):
+                memory.claim_run(RunOwner())
+        finally:
+            release()
+        release_again = memory.claim_run(RunOwner())  # free once released
+        release_again()
+        release_again()  # a second release is harmless
 
     # -- harvests on this memory ------------------------------------------------------------
 

@@ -21,6 +21,7 @@ from typing import Any, TypeVar
 import redis
 
 from messor import Memory, MemoryUnavailableError, TaskNotFoundError
+from messor.claims import Release, RunOwner
 from messor.errors import ConfigurationError, TaskDataError
 from messor.memory import (
     COMPLETED,
@@ -34,6 +35,7 @@ from messor.memory import (
     encode_update,
 )
 from messor_redis import scripts
+from messor_redis.claim import CLAIM_SECONDS, claim_namespace
 
 __all__ = ["RedisMemory"]
 
@@ -66,6 +68,9 @@ class RedisMemory(Memory):
     ``client`` must decode responses (``decode_responses=True``); most users
     open one with ``messor.open_memory("redis://host:6379/0?namespace=name")``.
     """
+
+    #: How long a run's claim on the namespace outlives the run if it dies elsewhere.
+    claim_seconds: float = CLAIM_SECONDS
 
     def __init__(
         self,
@@ -102,6 +107,13 @@ class RedisMemory(Memory):
     def location(self) -> str:
         """Where the server is: the URL without its password, for messages."""
         return self._display
+
+    def claim_run(self, owner: RunOwner) -> Release:
+        # messor:{ns}:run is not among the keys clear() removes: clearing
+        # the namespace during a run leaves the run's claim in place.
+        return claim_namespace(
+            self, self._key("run"), owner, self._call, seconds=self.claim_seconds
+        )
 
     def _key(self, name: str) -> str:
         return self._prefix + name

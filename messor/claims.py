@@ -1,0 +1,151 @@
+"""One run at a time per memory: the claim a harvest holds on its memory while it runs.
+
+Two harvests on one SQLite file or one Redis namespace would run the same
+pending tasks twice and race to record them. So a run claims its memory
+first (:meth:`messor.Memory.claim_run`), and a second run is refused with a
+:class:`~messor.errors.RunInProgressError` naming the first: its process, its
+host and when it started. A claim must end with its holder, however that
+ends: a file claim is an OS lock, which the kernel drops when the process
+dies, even by SIGKILL; a remote store's claim (Redis) lapses unless renewed,
+and a claim left by a dead process on the same host is taken over at once.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import json
+import os
+import socket
+import threading
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import IO
+
+from messor.errors import RunInProgressError
+
+__all__ = ["FileClaim", "LocalClaim", "Release", "RunOwner", "refuse", "release_nothing"]
+
+#: Ends a claim; calling it twice is harmless.
+Release = Callable[[], None]
+
+
+def release_nothing() -> None:
+    """The release of a memory that does not keep runs apart."""
+
+
+@dataclass(frozen=True)
+class RunOwner:
+    """Who holds a claim: enough to tell a user which run it is, and whether it still lives."""
+
+    pid: int = field(default_factory=os.getpid)
+    host: str = field(default_factory=socket.gethostname)
+    started: float = field(default_factory=time.time)
+    token: str = field(default_factory=lambda: uuid.uuid4().hex)
+
+    def to_json(self) -> str:
+        return json.dumps(asdict(self), sort_keys=True)
+
+    @classmethod
+    def from_json(cls, text: str | bytes | None) -> RunOwner | None:
+        """The owner written by :meth:`to_json`; None for anything else (an empty file, say)."""
+        try:
+            data = json.loads(text or "")
+            return cls(
+                int(data["pid"]), str(data["host"]), float(data["started"]), str(data["token"])
+            )
+        except (ValueError, TypeError, KeyError):
+            return None
+
+    def describe(self) -> str:
+        since = datetime.fromtimestamp(self.started).strftime("%Y-%m-%d %H:%M:%S")
+        return f"process {self.pid} on {self.host}, started {since}"
+
+    def is_dead_here(self) -> bool:
+        """True if this owner ran on this host and its process is gone (its claim is stale)."""
+        if self.host != socket.gethostname():
+            return False
+        try:
+            os.kill(self.pid, 0)
+        except ProcessLookupError:
+            return True
+        except PermissionError:  # alive, another user's
+            return False
+        return False
+
+
+def refuse(memory: object, holder: RunOwner | None, *, lapses: str = "") -> RunInProgressError:
+    """The error for a run that finds ``memory`` claimed by ``holder``."""
+    who = f" ({holder.describe()})" if holder is not None else ""
+    return RunInProgressError(
+        f"Another run is using {memory!r}{who}. Two runs on one memory would run the same "
+        f"tasks twice: wait for it to end{lapses}, or give this run a memory of its own."
+    )
+
+
+class FileClaim:
+    """A claim held as an exclusive ``flock`` on a file beside the store (``harvest.db-run``).
+
+    The file stays when the claim ends: removing it would let a process that
+    opened it just before lock an orphaned inode while a third one creates a
+    new file. It holds the owner's description, for the message of a refused run.
+    """
+
+    def __init__(self, path: str | os.PathLike[str]) -> None:
+        self.path = Path(path)
+        self._lock = threading.Lock()
+        self._file: IO[str] | None = None
+
+    def acquire(self, memory: object, owner: RunOwner) -> Release:
+        file = self.path.open("a+", encoding="utf-8")
+        try:
+            fcntl.flock(file.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            file.seek(0)
+            holder = RunOwner.from_json(file.read())
+            file.close()
+            raise refuse(memory, holder) from None
+        except BaseException:
+            file.close()
+            raise
+        file.seek(0)
+        file.truncate()
+        file.write(owner.to_json())
+        file.flush()
+        with self._lock:
+            self._file = file
+        return self.release
+
+    def release(self) -> None:
+        with self._lock:
+            file, self._file = self._file, None
+        if file is None:
+            return
+        try:
+            file.truncate(0)
+        finally:
+            file.close()  # closing drops the lock
+
+
+class LocalClaim:
+    """A claim on a memory that lives in this process (``:memory:``, ``memory://``)."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._holder: RunOwner | None = None
+
+    def acquire(self, memory: object, owner: RunOwner) -> Release:
+        with self._lock:
+            if self._holder is not None:
+                raise refuse(memory, self._holder)
+            self._holder = owner
+
+        def release() -> None:
+            with self._lock:
+                if self._holder is owner:
+                    self._holder = None
+
+        return release
