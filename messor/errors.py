@@ -45,7 +45,7 @@ class UnknownBackendError(MessorError, LookupError):
 
 
 class MemoryUnavailableError(MessorError, ConnectionError):
-    """A memory's store cannot be reached (connection refused, lost for too long)."""
+    """A memory's store cannot be reached or written (connection lost for too long, file locked)."""
 
 
 class TaskTimeoutError(MessorError, TimeoutError):

@@ -22,7 +22,13 @@ from pathlib import Path
 from typing import Any
 
 from messor.claims import FileClaim, LocalClaim, Release, RunOwner
-from messor.errors import ConfigurationError, TaskDataError, TaskNotFoundError
+from messor.errors import (
+    ConfigurationError,
+    MemoryUnavailableError,
+    MessorError,
+    TaskDataError,
+    TaskNotFoundError,
+)
 from messor.memory import (
     COMPLETED,
     FAILED,
@@ -44,6 +50,8 @@ logger = logging.getLogger("messor")
 DEFAULT_FILE = "messor.db"
 
 SCHEMA_VERSION = 3
+#: Seconds a write waits for another connection's write lock before it fails.
+BUSY_TIMEOUT = 30.0
 # Host parameters per statement stay well under SQLite's limit (32766).
 _IDS_PER_QUERY = 500
 _ROWS_PER_PAGE = 1000
@@ -92,7 +100,7 @@ class SQLiteMemory(Memory):
             if not in_ram:
                 Path(self.path).parent.mkdir(parents=True, exist_ok=True)
             conn = sqlite3.connect(
-                self.path, check_same_thread=False, isolation_level=None, timeout=30.0
+                self.path, check_same_thread=False, isolation_level=None, timeout=BUSY_TIMEOUT
             )
         except (OSError, sqlite3.Error) as exc:
             raise ConfigurationError(
@@ -117,14 +125,16 @@ class SQLiteMemory(Memory):
                     )
                 conn.execute("PRAGMA synchronous=NORMAL")
             # Version 1 had no attempts column, version 2 no time of the last
-            # change; a new file gets both from _SCHEMA.
+            # change; a new file gets both from _SCHEMA. IMMEDIATE, as in
+            # _transaction: a read transaction upgraded to a write fails at
+            # once, without waiting, while another process writes.
             upgrade = _UPGRADES[version] if 0 < version < SCHEMA_VERSION else ""
             conn.executescript(
-                f"BEGIN;{_SCHEMA}{upgrade}PRAGMA user_version={SCHEMA_VERSION};COMMIT;"
+                f"BEGIN IMMEDIATE;{_SCHEMA}{upgrade}PRAGMA user_version={SCHEMA_VERSION};COMMIT;"
             )
         except sqlite3.DatabaseError as exc:
             conn.close()
-            raise ConfigurationError(
+            raise self._file_error(exc, opening=True) or ConfigurationError(
                 f"{self.path} cannot be used as a Messor SQLite memory ({exc}); "
                 "point the memory at a new file or at a database Messor created"
             ) from exc
@@ -138,20 +148,64 @@ class SQLiteMemory(Memory):
 
     @contextmanager
     def _transaction(self) -> Iterator[sqlite3.Connection]:
-        """Hold the lock and one write transaction; roll back on any error, COMMIT's included."""
+        """Hold the lock and one write transaction; roll back on any error, COMMIT's included.
+
+        A failure of the file itself (locked, full, read-only) is a
+        :class:`~messor.errors.MemoryUnavailableError` naming the file.
+        """
         with self._lock:
             conn = self._conn
-            # IMMEDIATE takes the write lock up front, so two processes never
-            # deadlock upgrading a read transaction.
-            conn.execute("BEGIN IMMEDIATE")
             try:
-                yield conn
-                conn.execute("COMMIT")
-            except BaseException:
-                # SQLite may have rolled back already (disk full, I/O error).
-                if conn.in_transaction:
-                    conn.execute("ROLLBACK")
-                raise
+                # IMMEDIATE takes the write lock up front, so two processes
+                # never deadlock upgrading a read transaction.
+                conn.execute("BEGIN IMMEDIATE")
+                try:
+                    yield conn
+                    conn.execute("COMMIT")
+                except BaseException:
+                    # SQLite may have rolled back already (disk full, I/O error).
+                    if conn.in_transaction:
+                        conn.execute("ROLLBACK")
+                    raise
+            except sqlite3.OperationalError as exc:
+                error = self._file_error(exc, opening=False)
+                if error is None:
+                    raise
+                raise error from exc
+
+    def _file_error(self, exc: sqlite3.Error, *, opening: bool) -> MessorError | None:
+        """What ``exc`` means if the file cannot be used (not the data): an error naming it.
+
+        Mid-run it is always a :class:`~messor.errors.MemoryUnavailableError`:
+        a ``ValueError`` would read as a result the memory refused.
+        """
+        code = getattr(exc, "sqlite_errorcode", 0) & 0xFF
+        name = Path(self.path).name
+        if code in (sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED):
+            return MemoryUnavailableError(
+                f"The SQLite file {self.path} is locked: another process (or another connection "
+                f"to it) has held its write lock for more than {BUSY_TIMEOUT:g} s. Let it "
+                "finish or stop it, then run again"
+            )
+        if code == sqlite3.SQLITE_FULL:
+            return MemoryUnavailableError(
+                f"The disk holding the SQLite file {self.path} is full ({exc}); "
+                "free some space, then run again"
+            )
+        if code == sqlite3.SQLITE_IOERR:
+            detail = getattr(exc, "sqlite_errorname", "")
+            return MemoryUnavailableError(
+                f"SQLite could not write the file {self.path} ({exc}, {detail}): "
+                "is the disk full, over a quota or a file-size limit, or failing?"
+            )
+        if code in (sqlite3.SQLITE_READONLY, sqlite3.SQLITE_CANTOPEN, sqlite3.SQLITE_PERM):
+            error = ConfigurationError if opening else MemoryUnavailableError
+            return error(
+                f"The SQLite file {self.path} cannot be written ({exc}): the file or its "
+                f"directory is read-only (SQLite writes {name}-wal and {name}-shm beside "
+                "it). Make both writable, or point the memory at another file"
+            )
+        return None
 
     def _fetchall(self, sql: str, params: Sequence[Any] = ()) -> list[Any]:
         with self._lock:
