@@ -43,7 +43,7 @@ from tqdm import tqdm
 from messor.attempt import Attempt, Outcome, describe_error, failure, perform
 from messor.claims import RunOwner, release_nothing
 from messor.controls import Backoff, RateLimiter
-from messor.errors import RecordingError, TaskTimeoutError
+from messor.errors import TaskTimeoutError
 from messor.interrupts import InterruptGuard
 from messor.memory import COMPLETED, FAILED, PENDING, EncodedUpdate, Memory
 from messor.sources import REGISTRATION_CHUNK, TaskSource
@@ -215,11 +215,7 @@ class Harvest:
                 raise KeyboardInterrupt
             return False
         if self._writer.error is not None:
-            raise RecordingError(
-                f"The run stopped because outcomes could not be recorded in {self.memory!r}: "
-                f"{describe_error(self._writer.error)}. Everything recorded before is intact; "
-                "fix the memory and run again to resume."
-            ) from self._writer.error
+            raise self._writer.failure() from self._writer.error
         if self._failure is not None:
             raise self._failure
         if first_signal == signal.SIGINT:

@@ -18,6 +18,8 @@ import time
 from collections import Counter
 from typing import Final
 
+from messor.attempt import describe_error
+from messor.errors import RecordingError
 from messor.memory import FAILED, EncodedUpdate, Memory
 
 __all__ = ["RecordWriter"]
@@ -79,6 +81,27 @@ class RecordWriter:
             self._thread.join()
         elif self.error is None and self._queue.qsize():
             self.error = RuntimeError("the writer thread stopped before writing everything")
+
+    def failure(self) -> RecordingError:
+        """The error a run ends with once :attr:`error` is set: what happened, what to do."""
+        error = self.error
+        assert error is not None, "the writer has not failed"
+        if isinstance(error, KeyError):
+            # Every row written is of a task this run found or registered in
+            # the memory: an unknown one means the store lost it.
+            task_id = getattr(error, "task_id", error.args[0] if error.args else "?")
+            return RecordingError(
+                f"The run stopped: {self._memory!r} no longer knows task {task_id!r}, which "
+                "this run found or registered there. The store lost data (a Redis server restarted "
+                "without persistence, say) or another process deleted tasks from it: results "
+                "recorded before may be gone too. Check the store, then run again: every task "
+                "it does not hold as completed runs again."
+            )
+        return RecordingError(
+            f"The run stopped because outcomes could not be recorded in {self._memory!r}: "
+            f"{describe_error(error)}. Everything recorded before is intact; "
+            "fix the memory and run again to resume."
+        )
 
     def _run(self) -> None:
         try:
