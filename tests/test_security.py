@@ -97,7 +97,7 @@ def test_no_task_id_or_status_reaches_outside_its_redis_namespace() -> None:
     memory.update_task_statuses([(ids[0], "failed", None, "x")])
     created = set(client.keys("*")) - before
     assert created
-    assert all(key.startswith(f"messor:{{{mine}}}:") for key in created), created
+    assert all(str(key).startswith(f"messor:{{{mine}}}:") for key in created), created
     assert client.get("victim") == "untouched"
     assert neighbour.get_task_status("n") == "pending"
     memory.clear()

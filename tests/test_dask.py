@@ -1,0 +1,243 @@
+"""messor-dask: a harvest on a real Dask cluster of worker processes, with workers, the driver
+and the scheduler killed mid-run."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import textwrap
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import dask
+import pytest
+from distributed import Client, LocalCluster
+
+from messor import FunctionTask, SQLiteMemory
+from messor.errors import ConfigurationError
+from messor_dask import DaskExecutor, SchedulerLostError
+from tests.dask_tasks import executions, kill_my_worker, squares
+
+pytestmark = pytest.mark.slow
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+@pytest.fixture(scope="module")
+def cluster() -> Iterator[LocalCluster]:
+    """Two worker processes of two threads each, kept by nannies (a killed one restarts)."""
+    with LocalCluster(
+        n_workers=2, threads_per_worker=2, processes=True, dashboard_address=":0"
+    ) as cluster:
+        yield cluster
+
+
+@pytest.fixture
+def client(cluster: LocalCluster) -> Iterator[Client]:
+    with Client(cluster, set_as_default=False) as client:
+        yield client
+
+
+def test_5000_tasks_complete_with_their_results_and_resume_runs_none(
+    client: Client, tmp_path: Path
+) -> None:
+    log, memory = tmp_path / "runs.log", SQLiteMemory(tmp_path / "harvest.db")
+    report = DaskExecutor(squares(5000, log, "1"), memory=memory, client=client).run()
+    assert report.completed == 5000
+    assert memory.count_by_status() == {"pending": 0, "completed": 5000, "failed": 0}
+    assert memory.get_task_result("sq-4321") == {"n": 4321, "square": 4321**2}
+    assert set(executions(log).values()) == {1}
+    again = DaskExecutor(squares(5000, log, "2"), memory=memory, client=client).run()
+    assert (again.completed, again.skipped) == (0, 5000)
+    assert executions(log, "2") == {}
+    assert client.who_has() == {}  # every future was released
+
+
+def test_failures_retries_and_stop_conditions_work_as_with_threads(
+    client: Client, tmp_path: Path
+) -> None:
+    memory = SQLiteMemory(tmp_path / "harvest.db")
+    tasks = [FunctionTask(f"div-{n}", divmod, 10, n) for n in range(-3, 4)]
+    report = DaskExecutor(tasks, memory=memory, client=client, retry=2, max_concurrency=3).run()
+    assert (report.completed, report.failed, report.retried) == (6, 1, 2)
+    [(task_id, error)] = memory.get_failed_tasks()
+    assert task_id == "div-0"
+    assert error == "ZeroDivisionError: integer division or modulo by zero"
+    assert memory.get_task_result("div-3") == [3, 1]
+
+
+def test_at_most_max_concurrency_attempts_are_on_the_cluster(
+    client: Client, tmp_path: Path
+) -> None:
+    seen: list[int] = []
+    stop = threading.Event()
+
+    def watch() -> None:
+        while not stop.is_set():
+            seen.append(sum(len(keys) for keys in client.processing().values()))
+            time.sleep(0.01)
+
+    watcher = threading.Thread(target=watch)
+    watcher.start()
+    try:
+        DaskExecutor(
+            squares(60, tmp_path / "log", "1", 0.02), memory="memory://", client=client,
+            max_concurrency=3,
+        ).run()  # fmt: skip
+    finally:
+        stop.set()
+        watcher.join()
+    assert max(seen) == 3
+
+
+def test_a_worker_killed_mid_run_costs_at_most_a_rerun_of_what_it_held(
+    client: Client, tmp_path: Path
+) -> None:
+    log, memory = tmp_path / "runs.log", SQLiteMemory(tmp_path / "harvest.db")
+    pids = client.run(os.getpid)
+    victim = next(iter(pids.values()))
+    executor = DaskExecutor(squares(400, log, "1", 0.01), memory=memory, client=client)
+    run = threading.Thread(target=executor.run)
+    run.start()
+    while sum(executions(log).values()) < 100:
+        time.sleep(0.01)
+    os.kill(victim, signal.SIGKILL)
+    run.join(timeout=120)
+    assert not run.is_alive()
+    assert memory.count_by_status() == {"pending": 0, "completed": 400, "failed": 0}
+    runs = executions(log)
+    assert set(runs) == {f"sq-{n}" for n in range(400)}
+    # Only the attempts on the killed worker ran twice: at most the run's window.
+    twice = [task for task, count in runs.items() if count > 1]
+    assert len(twice) <= executor.max_concurrency
+    assert max(runs.values()) <= 2
+
+
+def test_a_task_that_kills_its_worker_becomes_a_recorded_failure_messor_retries(
+    tmp_path: Path,
+) -> None:
+    # With allowed-failures 0, Dask gives up on the first death: Messor's retry decides.
+    with (
+        dask.config.set({"distributed.scheduler.allowed-failures": 0}),
+        LocalCluster(n_workers=2, threads_per_worker=1, dashboard_address=":0") as cluster,
+        Client(cluster, set_as_default=False) as client,
+    ):
+        log, memory = tmp_path / "runs.log", SQLiteMemory(tmp_path / "harvest.db")
+        tasks = [FunctionTask("killer", kill_my_worker, str(log)), *squares(20, log, "1")]
+        # One at a time: no other attempt shares the killer's worker (and its fate).
+        report = DaskExecutor(tasks, memory=memory, client=client, retry=1, max_concurrency=1).run()
+    assert (report.completed, report.failed, report.retried) == (20, 1, 1)
+    [(task_id, error)] = memory.get_failed_tasks()
+    assert task_id == "killer"
+    assert "KilledWorker" in str(error)
+    assert log.read_text().count("killer") == 2  # the attempt and Messor's one retry
+
+
+DRIVER = """
+import sys
+from pathlib import Path
+from messor_dask import DaskExecutor
+from tests.dask_tasks import squares
+
+address, memory, log = sys.argv[1:]
+DaskExecutor(squares(300, Path(log), "driver", 0.02), memory=memory, address=address).run()
+"""
+
+
+def test_a_driver_killed_mid_run_resumes_without_redoing_recorded_tasks(
+    cluster: LocalCluster, client: Client, tmp_path: Path
+) -> None:
+    log, path = tmp_path / "runs.log", tmp_path / "harvest.db"
+    driver = subprocess.Popen(
+        [sys.executable, "-c", textwrap.dedent(DRIVER), cluster.scheduler_address,
+         f"sqlite:///{path}", str(log)],
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+    )  # fmt: skip
+    while sum(executions(log).values()) < 100:
+        time.sleep(0.01)
+    driver.send_signal(signal.SIGKILL)
+    driver.wait()
+    memory = SQLiteMemory(path)
+    recorded = set(memory.get_completed_tasks())
+    assert 0 < len(recorded) < 300
+    assert all(memory.get_task_result(t)["square"] == int(t[3:]) ** 2 for t in recorded)
+    DaskExecutor(squares(300, log, "resume", 0.0), memory=memory, client=client).run()
+    assert memory.count_by_status() == {"pending": 0, "completed": 300, "failed": 0}
+    assert not recorded & set(executions(log, "resume"))
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port: int = probe.getsockname()[1]
+        return port
+
+
+def test_a_scheduler_that_goes_away_ends_the_run_with_a_clear_error_and_records_intact(
+    tmp_path: Path,
+) -> None:
+    # A scheduler and a worker of their own, as `dask scheduler` and `dask worker` run them.
+    file = tmp_path / "scheduler.json"
+    common = ["--scheduler-file", str(file), "--no-dashboard"]
+    python = [sys.executable, "-m"]
+    scheduler = subprocess.Popen(
+        [*python, "distributed.cli.dask_scheduler", "--host", "127.0.0.1", "--port", "0", *common],
+        stderr=subprocess.DEVNULL,
+    )
+    worker = subprocess.Popen(
+        [*python, "distributed.cli.dask_worker", "--nthreads", "4", *common],
+        stderr=subprocess.DEVNULL,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+    )
+    log, path = tmp_path / "runs.log", tmp_path / "harvest.db"
+    try:
+        with Client(scheduler_file=str(file), set_as_default=False, timeout=60) as probe:
+            probe.wait_for_workers(1, timeout=60)
+            address = probe.scheduler.address
+
+        def kill_the_scheduler() -> None:
+            _wait_for(log, 50)
+            scheduler.send_signal(signal.SIGKILL)
+
+        killer = threading.Thread(target=kill_the_scheduler)
+        killer.start()
+        with pytest.raises(SchedulerLostError, match=f"scheduler at {address} went away"):
+            DaskExecutor(squares(400, log, "1", 0.02), memory=f"sqlite:///{path}",
+                         address=address).run()  # fmt: skip
+        killer.join()
+    finally:
+        for process in (scheduler, worker):
+            process.kill()
+            process.wait()
+    memory = SQLiteMemory(path)
+    counts = memory.count_by_status()
+    assert counts["completed"] >= 40
+    assert counts["completed"] + counts["pending"] == 400
+    for task_id in memory.get_completed_tasks():
+        assert memory.get_task_result(task_id)["square"] == int(task_id[3:]) ** 2
+
+
+def _wait_for(log: Path, lines: int) -> None:
+    while sum(executions(log).values()) < lines:
+        time.sleep(0.01)
+
+
+def test_the_cluster_must_be_named_once() -> None:
+    with pytest.raises(ConfigurationError, match=r"client=.*address="):
+        DaskExecutor([], memory="memory://")
+    with pytest.raises(ConfigurationError, match="one of them"):
+        DaskExecutor([], memory="memory://", client=object(), address="tcp://x:1")  # type: ignore[arg-type]
+
+
+def test_an_unreachable_scheduler_is_a_clear_error() -> None:
+    address = f"tcp://127.0.0.1:{free_port()}"
+    with (
+        dask.config.set({"distributed.comm.timeouts.connect": "2s"}),
+        pytest.raises(SchedulerLostError, match=f"Cannot reach the Dask scheduler at {address}"),
+    ):
+        DaskExecutor([], memory="memory://", address=address).run()
