@@ -28,7 +28,14 @@ from messor.plugins import Backend, get_catalog
 from messor.sqlite_memory import DEFAULT_FILE
 from messor.url import MemoryURL
 
-__all__ = ["ENV_VAR", "MemoryChoice", "choose_memory", "open_memory", "resolve_spec"]
+__all__ = [
+    "ENV_VAR",
+    "MemoryChoice",
+    "choose_memory",
+    "configured",
+    "open_memory",
+    "resolve_spec",
+]
 
 logger = logging.getLogger("messor")
 
@@ -45,14 +52,23 @@ def resolve_spec(spec: str | None = None) -> tuple[str, str]:
     from_env = os.environ.get(ENV_VAR, "").strip()
     if from_env:
         return from_env, f"environment variable {ENV_VAR}"
+    found = configured("memory", 'such as "sqlite:///harvest.db"')
+    return found or (f"sqlite:///{DEFAULT_FILE}", "default")
+
+
+def configured(key: str, example: str) -> tuple[str, str] | None:
+    """``(value, where)`` of ``key`` in ``./messor.toml``, else ``[tool.messor]`` of
+    ``./pyproject.toml``; None if neither sets it. ``example`` goes into errors."""
     for file, table in (("messor.toml", ()), ("pyproject.toml", ("tool", "messor"))):
-        found = _spec_from_toml(Path(file), table)
+        found = _from_toml(Path(file), table, key, example)
         if found is not None:
             return found
-    return f"sqlite:///{DEFAULT_FILE}", "default"
+    return None
 
 
-def _spec_from_toml(path: Path, table: tuple[str, ...]) -> tuple[str, str] | None:
+def _from_toml(
+    path: Path, table: tuple[str, ...], name: str, example: str
+) -> tuple[str, str] | None:
     if not path.is_file():
         return None
     where = f"{path}" + (f" [{'.'.join(table)}]" if table else "")
@@ -62,13 +78,12 @@ def _spec_from_toml(path: Path, table: tuple[str, ...]) -> tuple[str, str] | Non
         raise ConfigurationError(f"{path.resolve()} is not valid TOML: {exc}") from exc
     for key in table:
         config = config.get(key, {}) if isinstance(config, dict) else {}
-    value = config.get("memory") if isinstance(config, dict) else None
+    value = config.get(name) if isinstance(config, dict) else None
     if value is None:
         return None
     if not isinstance(value, str) or not value.strip():
         raise ConfigurationError(
-            f'memory in {where} must be a non-empty string such as "sqlite:///harvest.db", '
-            f"got {value!r}"
+            f"{name} in {where} must be a non-empty string {example}, got {value!r}"
         )
     return value.strip(), where
 

@@ -43,3 +43,8 @@ def executions(log: Path, run: str | None = None) -> dict[str, int]:
         if n and (run is None or logged_run == run):
             counts[f"sq-{n}"] = counts.get(f"sq-{n}", 0) + 1
     return counts
+
+
+def from_environment() -> list[FunctionTask]:
+    """``SQUARES`` tasks logging to ``SQUARES_LOG``: for ``messor run`` in a subprocess."""
+    return squares(int(os.environ["SQUARES"]), Path(os.environ["SQUARES_LOG"]), "cli")

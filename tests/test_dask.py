@@ -241,3 +241,41 @@ def test_an_unreachable_scheduler_is_a_clear_error() -> None:
         pytest.raises(SchedulerLostError, match=f"Cannot reach the Dask scheduler at {address}"),
     ):
         DaskExecutor([], memory="memory://", address=address).run()
+
+
+def test_messor_run_takes_the_dask_executor_from_the_option_or_messor_toml(
+    cluster: LocalCluster, tmp_path: Path
+) -> None:
+    log = tmp_path / "runs.log"
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "SQUARES": "40", "SQUARES_LOG": str(log)}
+    env.pop("MESSOR_MEMORY", None)
+    dask_url = cluster.scheduler_address.replace("tcp://", "dask://")
+    command = [sys.executable, "-m", "messor", "run", "tests.dask_tasks:from_environment"]
+    done = subprocess.run([*command, "--executor", dask_url], cwd=tmp_path, env=env,
+                          capture_output=True, text=True, timeout=120, check=False)  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    assert f"on the Dask cluster at {cluster.scheduler_address}" in done.stdout
+    assert "This run: 40 completed" in done.stdout
+    (tmp_path / "messor.toml").write_text(f'executor = "{dask_url}"\n', encoding="utf-8")
+    env["SQUARES"] = "50"
+    done = subprocess.run(command, cwd=tmp_path, env=env, capture_output=True, text=True,
+                          timeout=120, check=False)  # fmt: skip
+    assert "This run: 10 completed, 0 failed, 0 retries, 40 already done" in done.stdout
+    assert len(executions(log)) == 50
+    (tmp_path / "messor.toml").write_text('executor = "spark://x"\n', encoding="utf-8")
+    done = subprocess.run(command, cwd=tmp_path, env=env, capture_output=True, text=True,
+                          timeout=120, check=False)  # fmt: skip
+    assert done.returncode == 2
+    assert "executor 'spark://x' (from messor.toml) is not one Messor knows" in done.stderr
+
+
+def test_a_task_past_its_timeout_fails_and_the_run_does_not_wait_for_it(
+    client: Client, tmp_path: Path
+) -> None:
+    memory = SQLiteMemory(tmp_path / "harvest.db")
+    tasks = [FunctionTask("slow", time.sleep, 5), *squares(10, tmp_path / "log", "1")]
+    started = time.monotonic()
+    report = DaskExecutor(tasks, memory=memory, client=client, retry=0, timeout=0.5).run()
+    assert time.monotonic() - started < 4
+    assert (report.completed, report.failed, report.timed_out) == (10, 1, 1)
+    assert "TaskTimeoutError" in str(memory.get_failed_tasks()[0][1])

@@ -16,8 +16,11 @@ from typing import Any
 
 from messor.attempt import describe_error
 from messor.cli.common import CommandError, Formatter, add_memory_argument, open_chosen_memory
+from messor.executor import Executor
 from messor.local_threaded_executor import LocalThreadedExecutor
+from messor.memory import Memory
 from messor.runloop import RunReport, StopConditions
+from messor.selection import configured
 from messor.stops import stop_after_consecutive_failures, stop_on
 
 __all__ = ["add_command", "load_tasks"]
@@ -28,6 +31,7 @@ examples:
   messor run crawl:make_pages -c 32           make_pages(): a function returning them
   messor run jobs/crawl.py:pages --retry 3 --retry-on TimeoutError,ConnectionError
   messor run crawl:pages --rate-limit 600/m --timeout 30 --stop-after-failures 20
+  messor run crawl:pages --executor dask://scheduler:8786 --memory redis://host/0
 
 Tasks are objects with get_id() and __call__() (see messor.task for functions).
 MODULE is imported as `python -m` would, from the working directory first.
@@ -52,7 +56,17 @@ def add_command(commands: Any) -> None:
     parser.add_argument("target", metavar="MODULE:ATTRIBUTE", help="where the tasks are")
     add_memory_argument(parser)
     parser.add_argument(
-        "-c", "--max-concurrency", type=int, default=4, metavar="N", help="tasks at once (4)"
+        "-c",
+        "--max-concurrency",
+        type=int,
+        metavar="N",
+        help="tasks at once (local: 4; dask: twice the cluster's threads)",
+    )
+    parser.add_argument(
+        "--executor",
+        metavar="SPEC",
+        help="where tasks run: local (threads, the default) or dask://HOST:PORT, a Dask "
+        'scheduler (also executor = "..." in messor.toml)',
     )
     parser.add_argument(
         "--retry", type=int, default=1, metavar="N", help="more attempts after a failure (1)"
@@ -112,21 +126,19 @@ def run(arguments: argparse.Namespace) -> int:
     memory, choice = open_chosen_memory(arguments.memory, create=True)
     with memory:
         stop_all_when: StopConditions = conditions or None
-        executor = LocalThreadedExecutor(
-            tasks,
-            memory=memory,
-            max_concurrency=arguments.max_concurrency,
-            stop_all_when=stop_all_when,
-            retry=arguments.retry,
-            progress=arguments.progress,
-            rate_limit=arguments.rate_limit,
-            rate_burst=arguments.rate_burst,
-            retry_on=retry_on,
-            backoff=arguments.backoff,
-            backoff_max=arguments.backoff_max,
-            timeout=arguments.timeout,
-        )
-        print(f"Running {arguments.target} into {choice.shown}", flush=True)
+        options: dict[str, Any] = {
+            "stop_all_when": stop_all_when,
+            "retry": arguments.retry,
+            "progress": arguments.progress,
+            "rate_limit": arguments.rate_limit,
+            "rate_burst": arguments.rate_burst,
+            "retry_on": retry_on,
+            "backoff": arguments.backoff,
+            "backoff_max": arguments.backoff_max,
+            "timeout": arguments.timeout,
+        }
+        executor, where = _executor(arguments, tasks, memory, options)
+        print(f"Running {arguments.target} into {choice.shown}{where}", flush=True)
         try:
             report = executor.run()
         except KeyboardInterrupt:  # the run has printed the counts
@@ -141,6 +153,33 @@ def run(arguments: argparse.Namespace) -> int:
         print(f"Stopped early: {report.stopped_because}. Run again to resume.")
         return 1
     return 1 if report.failed else 0
+
+
+def _executor(
+    arguments: argparse.Namespace, tasks: Iterable[object], memory: Memory, options: dict[str, Any]
+) -> tuple[Executor, str]:
+    """The executor ``--executor`` (or ``executor`` in messor.toml) names, and where it runs."""
+    spec, source = arguments.executor, "--executor"
+    if spec is None:
+        spec, source = configured("executor", 'such as "dask://scheduler:8786"') or ("local", "")
+    if spec == "local":
+        concurrency = arguments.max_concurrency or 4
+        return LocalThreadedExecutor(tasks, memory, concurrency, **options), ""
+    if not spec.startswith("dask://") or not spec.removeprefix("dask://").strip("/"):
+        raise CommandError(
+            f"executor {spec!r} (from {source}) is not one Messor knows: write local, or "
+            "dask://HOST:PORT for a Dask scheduler"
+        )
+    try:
+        from messor_dask import DaskExecutor
+    except ImportError:
+        raise CommandError(
+            f"executor {spec!r} needs messor-dask: pip install 'messor[dask]'"
+        ) from None
+    host = spec.removeprefix("dask://").strip("/")
+    address = f"tcp://{host if ':' in host else host + ':8786'}"
+    dask = DaskExecutor(tasks, memory, arguments.max_concurrency, address=address, **options)
+    return dask, f" on the Dask cluster at {address}"
 
 
 def _report_line(report: RunReport) -> str:
