@@ -7,8 +7,11 @@ returned at that instant.
 
 from __future__ import annotations
 
+import inspect
 from dataclasses import dataclass
+from typing import Any
 
+from messor.errors import TaskDataError
 from messor.memory import encode_json
 from messor.tasks import Task
 
@@ -42,8 +45,18 @@ class Outcome:
     retryable: bool = True
 
 
+#: Longest error text recorded: the first and last characters of a longer one
+#: are kept. An error is stored with every failed task and shown in listings;
+#: a whole HTML page in an exception's message would bloat both.
+MAX_ERROR_CHARS = 5000
+_ERROR_TAIL = 1000
+
+
 def describe_error(exc: BaseException) -> str:
-    """``"module.Type: message"`` (builtins without module), even if ``str(exc)`` raises."""
+    """``"module.Type: message"`` (builtins without module), even if ``str(exc)`` raises.
+
+    At most about :data:`MAX_ERROR_CHARS` characters; lone surrogates are escaped.
+    """
     kind = type(exc)
     name = (
         kind.__qualname__
@@ -51,11 +64,18 @@ def describe_error(exc: BaseException) -> str:
         else f"{kind.__module__}.{kind.__qualname__}"
     )
     try:
-        # Lone surrogates (from surrogateescape-decoded bytes) cannot be stored.
-        message = str(exc).encode("utf-8", "backslashreplace").decode("utf-8")
-    except Exception:
+        message = str(exc)
+    except BaseException:  # even a SystemExit from __str__ must not kill the worker thread
         message = "<the exception's message could not be read>"
-    return f"{name}: {message}" if message else name
+    text = f"{name}: {message}" if message else name
+    if not text.isascii():
+        # Lone surrogates (from surrogateescape-decoded bytes) cannot be stored.
+        text = text.encode("utf-8", "backslashreplace").decode("utf-8")
+    if len(text) > MAX_ERROR_CHARS:
+        cut = len(text) - MAX_ERROR_CHARS
+        head = text[: MAX_ERROR_CHARS - _ERROR_TAIL]
+        text = f"{head} [... {cut} characters cut ...] {text[-_ERROR_TAIL:]}"
+    return text
 
 
 def failure(attempt: Attempt, exc: BaseException, *, retryable: bool = True) -> Outcome:
@@ -80,6 +100,28 @@ def perform(attempt: Attempt) -> Outcome:
         return failure(attempt, exc)
     try:
         text = encode_json(result, task_id=attempt.task_id)
-    except Exception as exc:  # not JSON, or a value whose own methods raise while encoded
-        return failure(attempt, exc, retryable=False)
+    except BaseException as exc:  # not JSON, or a value whose own methods raise while encoded
+        return failure(attempt, _unstorable(result, attempt.task_id, exc), retryable=False)
     return Outcome(attempt, ok=True, result_json=text)
+
+
+def _unstorable(result: Any, task_id: str, exc: BaseException) -> TaskDataError:
+    """Why a result cannot be recorded, said of the result: never taken for the task's own error."""
+    if inspect.iscoroutine(result):
+        result.close()  # it will never be awaited: closed, it warns of nothing
+        return TaskDataError(
+            f"Task {task_id!r} returned a coroutine: its function is async def, and this "
+            "executor calls tasks without awaiting them; make it a plain function "
+            "(asyncio.run() inside it runs async code)"
+        )
+    if inspect.isgenerator(result) or inspect.isasyncgen(result):
+        return TaskDataError(
+            f"Task {task_id!r} returned a generator, which has computed nothing yet; "
+            "return a list of its items instead (list(...))"
+        )
+    if isinstance(exc, TaskDataError):
+        return exc
+    return TaskDataError(
+        f"The result of task {task_id!r} could not be encoded as JSON: encoding it raised "
+        f"{describe_error(exc)}"
+    )

@@ -20,6 +20,7 @@ Contract, for every implementation:
 from __future__ import annotations
 
 import json
+import re
 from abc import ABC, abstractmethod
 from collections.abc import Iterable, Iterator, Sequence
 from types import TracebackType
@@ -90,8 +91,9 @@ def encode_json(value: Any, *, task_id: str, what: str = "result") -> str:
     """Return ``value`` as JSON text, or raise ``TaskDataError`` naming the task.
 
     NaN and infinities are refused (they are not JSON and would not compare
-    equal after a round trip); non-ASCII text is escaped so that any Python
-    string, lone surrogates included, comes back exactly.
+    equal after a round trip), and so are dict keys that are not str (JSON
+    would turn them into strings); non-ASCII text is escaped so that any
+    Python string, lone surrogates included, comes back exactly.
     """
     # The most common values by far (a task's data, a no-op's result), spared
     # a trip through the encoder on every task.
@@ -100,13 +102,46 @@ def encode_json(value: Any, *, task_id: str, what: str = "result") -> str:
     if type(value) is dict and not value:
         return "{}"
     try:
-        return json.dumps(value, allow_nan=False, separators=(",", ":"))
+        text = json.dumps(value, allow_nan=False, separators=(",", ":"))
     except (TypeError, ValueError, RecursionError) as exc:
-        raise TaskDataError(
-            f"The {what} of task {task_id!r} cannot be stored as JSON ({exc}); "
-            "use JSON types (dict with str keys, list, str, int, float, bool, None) "
-            "or convert the value before returning it"
-        ) from exc
+        raise _not_json(what, task_id, str(exc)) from exc
+    # json.dumps writes a key 1, 1.5, True or None as "1", "1.5", "true", "null":
+    # it would read back as another key, or collide with a str key and be lost.
+    # Such keys leave a trace in the text (a quick search), a str key "1" too:
+    # only then is the value walked to tell them apart.
+    if _KEY_LIKE_A_SCALAR.search(text):
+        for key in _keys_not_str(value):
+            [as_text] = json.loads(json.dumps({key: 0}))
+            raise _not_json(
+                what,
+                task_id,
+                f"the dict key {key!r} is not a str: it would read back as {as_text!r}",
+            )
+    return text
+
+
+#: A dict key in encoded JSON whose text an int, float, bool or None key also gives.
+_KEY_LIKE_A_SCALAR = re.compile(r'"(?:-?[0-9][0-9.eE+-]*|true|false|null)":')
+
+
+def _keys_not_str(value: Any) -> Iterator[object]:
+    """The dict keys anywhere in ``value`` that are not str (without recursion: any depth)."""
+    stack = [value]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, dict):
+            yield from (key for key in item if not isinstance(key, str))
+            stack.extend(item.values())
+        elif isinstance(item, list | tuple):
+            stack.extend(item)
+
+
+def _not_json(what: str, task_id: str, reason: str) -> TaskDataError:
+    return TaskDataError(
+        f"The {what} of task {task_id!r} cannot be stored as JSON ({reason}); "
+        "use JSON types (dict with str keys, list, str, int, float, bool, None) "
+        "or convert the value before returning it"
+    )
 
 
 def decode_json(text: str) -> Any:

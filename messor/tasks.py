@@ -137,7 +137,7 @@ def as_task(obj: object) -> Task:
         module = getattr(obj, "__module__", None)
         return FunctionTask(f"{module}.{qualname}" if module else qualname, obj)
     raise InvalidTaskError(
-        f"{obj!r} is not a task: give it get_id() -> str and __call__(), "
+        f"{_shown(obj)} is not a task: give it get_id() -> str and __call__(), "
         'or wrap it as messor.FunctionTask("some-id", function, *args)'
     )
 
@@ -145,17 +145,49 @@ def as_task(obj: object) -> Task:
 def task_data(task: Task) -> dict[str, Any]:
     """What to store as the task's definition: its ``get_data()`` if it has one, else ``{}``."""
     get_data = getattr(task, "get_data", None)
-    return get_data() if callable(get_data) else {}
+    if not callable(get_data):
+        return {}
+    try:
+        data: dict[str, Any] = get_data()
+    except Exception as exc:
+        raise InvalidTaskError(
+            f"{_shown(task)}.get_data() raised {type(exc).__name__}: {exc}"
+        ) from exc
+    return data
 
 
 def task_id_of(task: Task) -> str:
-    """Call ``task.get_id()`` and check that it gave a ``str``, naming the task if not."""
+    """Call ``task.get_id()`` and check that it gave an id every memory stores, naming the task.
+
+    Any ``str`` is one, as long as it is valid Unicode: no lone surrogate.
+    """
     try:
         task_id = task.get_id()
     except Exception as exc:
-        raise InvalidTaskError(f"{task!r}.get_id() raised {type(exc).__name__}: {exc}") from exc
+        raise InvalidTaskError(
+            f"{_shown(task)}.get_id() raised {type(exc).__name__}: {exc}"
+        ) from exc
     if not isinstance(task_id, str):
         raise InvalidTaskError(
-            f"{task!r}.get_id() returned {type(task_id).__name__} {task_id!r}; task ids must be str"
+            f"{_shown(task)}.get_id() returned {type(task_id).__name__} {_shown(task_id)}; "
+            "task ids must be str"
         )
+    if not task_id.isascii():  # isascii() costs nothing; most ids are ASCII
+        try:
+            task_id.encode("utf-8")
+        except UnicodeEncodeError as exc:
+            raise InvalidTaskError(
+                f"{_shown(task)}.get_id() returned {_shown(task_id)}, which is not valid Unicode "
+                f"({exc.reason}: a lone surrogate, often from bytes decoded with "
+                "errors='surrogateescape'); no memory can store it: decode the bytes properly"
+            ) from None
     return task_id
+
+
+def _shown(value: object) -> str:
+    """``repr(value)`` for a message, short, even if ``__repr__`` raises."""
+    try:
+        text = repr(value)
+    except Exception:
+        return f"<{type(value).__qualname__} object>"
+    return text if len(text) <= 200 else f"{text[:200]}...>"

@@ -59,8 +59,16 @@ JSON_VALUES: list[Any] = [
     {"big": "x" * 100_000},
 ]
 
-#: Task ids that must be stored and found exactly.
+#: Task ids that must be stored and found exactly: any str that is valid Unicode is an id.
 ODD_TASK_IDS: list[str] = [
+    "",
+    "\x00",
+    "nul\x00inside",
+    "".join(map(chr, [*range(1, 32), *range(127, 160)])),  # every other control character
+    "\u2028\u2029\ufeff\u200b",
+    "null",
+    "messor:{default}:status",
+    "x" * 10_000,
     "https://example.com/a?b=c&d=e#f",
     "path/with/slashes/",
     "/leading/slash",
@@ -76,6 +84,12 @@ ODD_TASK_IDS: list[str] = [
     "a\\b",
     "{json}",
 ]
+
+
+def _short_repr(value: object) -> str:
+    """A test's name for a parameter: its repr, cut to a readable length."""
+    text = repr(value)
+    return text if len(text) <= 40 else f"{text[:30]}...({len(text)} chars)"
 
 
 def _square(number: int) -> dict[str, int]:
@@ -199,7 +213,7 @@ class MemoryContract:
         memory.store_tasks([("a", {})])
         assert memory.get_task_result("a") is None
 
-    @pytest.mark.parametrize("value", JSON_VALUES, ids=repr)
+    @pytest.mark.parametrize("value", JSON_VALUES, ids=_short_repr)
     def test_results_round_trip_exactly(self, memory: Memory, value: Any) -> None:
         memory.store_tasks([("t", {"input": value})])
         memory.update_task_statuses([("t", COMPLETED, value, None)])
@@ -213,7 +227,7 @@ class MemoryContract:
         with pytest.raises(TypeError, match="'t'"):
             memory.update_task_statuses([("t", COMPLETED, float("nan"), None)])
 
-    @pytest.mark.parametrize("task_id", ODD_TASK_IDS, ids=repr)
+    @pytest.mark.parametrize("task_id", ODD_TASK_IDS, ids=_short_repr)
     def test_odd_task_ids_are_stored_and_found_exactly(self, memory: Memory, task_id: str) -> None:
         memory.store_tasks([(task_id, {}), ("plain", {})])
         memory.update_task_statuses([(task_id, COMPLETED, task_id, None)])
