@@ -39,6 +39,16 @@ class RedisServer:
         self.process.terminate()
         self.process.wait(timeout=10)
 
+    def kill(self) -> None:
+        """SIGKILL: the server dies at once, as in a crash or an out-of-memory kill."""
+        self.process.kill()
+        self.process.wait(timeout=10)
+
+    def restart(self) -> None:
+        """Start the server again: same port, directory and options (and data, if it keeps any)."""
+        self.process = subprocess.Popen(self.process.args, stdout=subprocess.DEVNULL)
+        _wait_until_up(self)
+
 
 def free_port() -> int:
     with socket.socket() as probe:
@@ -47,7 +57,8 @@ def free_port() -> int:
         return port
 
 
-def start_redis_server() -> RedisServer:
+def start_redis_server(*options: str) -> RedisServer:
+    """A new redis-server without persistence; ``options`` are added to (or override) its own."""
     binary = shutil.which("redis-server")
     if binary is None:
         message = "redis-server is not installed (Debian: apt-get install redis-server)"
@@ -59,18 +70,24 @@ def start_redis_server() -> RedisServer:
     socket_path = directory / "redis.sock"
     process = subprocess.Popen(
         [binary, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
-         "--unixsocket", str(socket_path), "--unixsocketperm", "700", "--dir", str(directory)],
+         "--unixsocket", str(socket_path), "--unixsocketperm", "700", "--dir", str(directory),
+         *options],
         stdout=subprocess.DEVNULL,
     )  # fmt: skip
     server = RedisServer(port, socket_path, process)
+    _wait_until_up(server)
+    return server
+
+
+def _wait_until_up(server: RedisServer) -> None:
     deadline = time.monotonic() + 10
     while True:
         try:
             server.client().ping()
-            return server
+            return
         except redis.ConnectionError:
-            if process.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError(f"redis-server did not start on port {port}") from None
+            if server.process.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError(f"redis-server did not start on port {server.port}") from None
             time.sleep(0.05)
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import socket
 import threading
 
@@ -11,7 +12,9 @@ class TcpProxy:
 
     ``blackhole()`` keeps every connection open but delivers nothing, as a
     partitioned network does; ``cut_after(n)`` closes a connection once ``n``
-    bytes went from client to server, in the middle of whatever was sent.
+    bytes went from client to server, in the middle of whatever was sent;
+    ``drop()`` closes every open connection at once, as a restarted load
+    balancer or an expired NAT entry does.
     """
 
     def __init__(self, target_port: int) -> None:
@@ -30,6 +33,16 @@ class TcpProxy:
     def cut_after(self, count: int | None) -> None:
         """Close each connection after ``count`` more bytes from the client (None: never)."""
         self._cut_after = count
+
+    def drop(self) -> int:
+        """Close every connection open now (how many); new ones are accepted as before."""
+        with self._lock:
+            sockets, self._sockets = self._sockets, []
+        for sock in sockets:
+            with contextlib.suppress(OSError):  # already closed by its pump
+                sock.shutdown(socket.SHUT_RDWR)  # wakes the pump blocked in recv()
+            sock.close()
+        return len(sockets) // 2
 
     def close(self) -> None:
         self._listener.close()
