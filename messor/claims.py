@@ -27,7 +27,15 @@ from typing import IO
 
 from messor.errors import RunInProgressError
 
-__all__ = ["FileClaim", "LocalClaim", "Release", "RunOwner", "refuse", "release_nothing"]
+__all__ = [
+    "FileClaim",
+    "LocalClaim",
+    "Release",
+    "RunOwner",
+    "mark_held",
+    "refuse",
+    "release_nothing",
+]
 
 #: Ends a claim; calling it twice is harmless.
 Release = Callable[[], None]
@@ -65,9 +73,17 @@ class RunOwner:
         return f"process {self.pid} on {self.host}, started {since}"
 
     def is_dead_here(self) -> bool:
-        """True if this owner ran on this host and its process is gone (its claim is stale)."""
+        """True if this owner's claim is stale: its run is over, as far as this host can tell.
+
+        Its process is gone from this host, or it is this very process and
+        the run that claimed has ended (its claim could not be removed: the
+        store was unreachable then).
+        """
         if self.host != socket.gethostname():
             return False
+        if self.pid == os.getpid():
+            with _active_lock:
+                return self.token not in _active_tokens
         try:
             os.kill(self.pid, 0)
         except ProcessLookupError:
@@ -75,6 +91,24 @@ class RunOwner:
         except PermissionError:  # alive, another user's
             return False
         return False
+
+
+#: Tokens of the claims runs of this process hold right now.
+_active_tokens: set[str] = set()
+_active_lock = threading.Lock()
+
+
+def mark_held(owner: RunOwner, held: bool) -> None:
+    """Note that a run of this process holds ``owner``'s claim (or no longer does).
+
+    A claim of this process that no run holds is stale, even if the store
+    still has it: see :meth:`RunOwner.is_dead_here`.
+    """
+    with _active_lock:
+        if held:
+            _active_tokens.add(owner.token)
+        else:
+            _active_tokens.discard(owner.token)
 
 
 def refuse(memory: object, holder: RunOwner | None, *, lapses: str = "") -> RunInProgressError:

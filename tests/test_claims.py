@@ -174,3 +174,28 @@ def test_a_redis_claim_taken_over_is_not_released_by_its_old_holder(redis_memory
     client.set(claim_key(redis_memory), newcomer.to_json())  # as if ours had lapsed
     release()
     assert json.loads(client.get(claim_key(redis_memory)) or "{}")["token"] == newcomer.token
+
+
+def test_a_redis_claim_this_process_could_not_end_is_taken_over_by_its_next_run(
+    redis_memory: Memory,
+) -> None:
+    # As if Redis had been down when the run ended: the key outlived the run.
+    client = real_redis().client()
+    owner = RunOwner()
+    release = redis_memory.claim_run(owner)
+    value = client.get(claim_key(redis_memory))
+    release()
+    client.set(claim_key(redis_memory), value or "", px=60_000)
+    report = LocalThreadedExecutor([FunctionTask("next", int)], memory=redis_memory).run()
+    assert report.completed == 1
+    # But a live run of this process is never taken over.
+    started, finish = threading.Event(), threading.Event()
+    first = threading.Thread(target=slow_harvest, args=(redis_memory, started, finish))
+    first.start()
+    try:
+        assert started.wait(30)
+        with pytest.raises(RunInProgressError):
+            redis_memory.claim_run(RunOwner())
+    finally:
+        finish.set()
+        first.join()

@@ -83,9 +83,12 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 def _show_warnings() -> None:
     """Messor's warnings (a plugin that failed to load, a memory that could not tidy up)."""
-    handler = logging.StreamHandler()
-    handler.setFormatter(logging.Formatter("messor: warning: %(message)s"))
     logger = logging.getLogger("messor")
+    if any(getattr(h, "messor_cli", False) for h in logger.handlers):
+        return  # main() called again in this process
+    handler = logging.StreamHandler()
+    handler.messor_cli = True  # type: ignore[attr-defined]
+    handler.setFormatter(logging.Formatter("messor: warning: %(message)s"))
     logger.addHandler(handler)
     logger.setLevel(logging.WARNING)
     # A plugin that failed to load is named where it matters (`messor backends`,

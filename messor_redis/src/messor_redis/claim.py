@@ -4,8 +4,10 @@ The key holds the owner (process, host, start, a random token) and expires
 unless renewed: a thread renews it every third of its lifetime, so a run that
 dies on any machine frees the namespace within ``CLAIM_SECONDS``. A claim
 left by a dead process on this host is taken over at once, so a run restarted
-right after a crash never waits. Every change compares the token first (in a
-script), so a run never renews or ends a claim that is not its own.
+right after a crash never waits, and so is one of this very process that no
+run of it holds any more (the store was down when its run ended). Every
+change compares the token first (in a script), so a run never renews or ends
+a claim that is not its own.
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ from collections.abc import Callable
 from functools import partial
 from typing import Any
 
-from messor.claims import Release, RunOwner, refuse
+from messor.claims import Release, RunOwner, mark_held, refuse
 
 __all__ = ["CLAIM_SECONDS", "claim_namespace"]
 
@@ -69,6 +71,7 @@ def claim_namespace(
         if call(partial(replace, keys=[key], args=[held, value, ms])):
             logger.info("Took over the claim of a run that died: %s", holder.describe())
             break
+    mark_held(owner, True)
     stop = threading.Event()
 
     def renew() -> None:
@@ -92,6 +95,7 @@ def claim_namespace(
             return
         stop.set()
         thread.join()
+        mark_held(owner, False)  # even if the key stays: this process may take it over
         try:
             call(lambda: renew_or_end(keys=[key], args=[value, 0]))
         except Exception as exc:  # the claim lapses by itself
