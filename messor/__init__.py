@@ -12,6 +12,7 @@ from __future__ import annotations
 import logging
 from importlib.metadata import PackageNotFoundError, version
 
+from messor.async_executor import AsyncExecutor
 from messor.errors import (
     ConfigurationError,
     DuplicateTaskError,
@@ -45,6 +46,7 @@ except PackageNotFoundError:  # running from a source tree that was never instal
 logging.getLogger("messor").addHandler(logging.NullHandler())
 
 __all__ = [
+    "AsyncExecutor",
     "ConfigurationError",
     "DuplicateTaskError",
     "Executor",

@@ -15,7 +15,7 @@ from messor.errors import TaskDataError
 from messor.memory import encode_json
 from messor.tasks import Task
 
-__all__ = ["Attempt", "Outcome", "describe_error", "failure", "perform"]
+__all__ = ["Attempt", "Outcome", "describe_error", "failure", "perform", "returned"]
 
 
 @dataclass(slots=True, eq=False)
@@ -98,6 +98,11 @@ def perform(attempt: Attempt) -> Outcome:
         # BaseException too: a task's SystemExit must fail that task, not
         # kill the worker that ran it and leave the run waiting for it.
         return failure(attempt, exc)
+    return returned(attempt, result)
+
+
+def returned(attempt: Attempt, result: Any) -> Outcome:
+    """The outcome of an attempt that returned ``result``: encoded now, or a failure."""
     try:
         text = encode_json(result, task_id=attempt.task_id)
     except BaseException as exc:  # not JSON, or a value whose own methods raise while encoded
@@ -111,8 +116,8 @@ def _unstorable(result: Any, task_id: str, exc: BaseException) -> TaskDataError:
         result.close()  # it will never be awaited: closed, it warns of nothing
         return TaskDataError(
             f"Task {task_id!r} returned a coroutine: its function is async def, and this "
-            "executor calls tasks without awaiting them; make it a plain function "
-            "(asyncio.run() inside it runs async code)"
+            "executor calls tasks without awaiting them; run it with messor.AsyncExecutor, "
+            "or make it a plain function (asyncio.run() inside it runs async code)"
         )
     if inspect.isgenerator(result) or inspect.isasyncgen(result):
         return TaskDataError(

@@ -8,14 +8,19 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from collections.abc import Iterable
+from typing import Protocol
 
+from messor.attempt import Attempt, Outcome
 from messor.controls import Backoff, RateLimiter
 from messor.errors import ConfigurationError
 from messor.memory import FAILED, Memory
 from messor.runloop import Harvest, RunReport, StopConditions, summary_text
 from messor.selection import open_memory
 
-__all__ = ["Executor"]
+__all__ = ["Executor", "Workers", "drive"]
+
+#: How long a driver waits when nothing runs and the harvest names no time.
+IDLE_POLL = 0.05
 
 
 class Executor(ABC):
@@ -135,6 +140,56 @@ class Executor(ABC):
                 tries = f" after {record.attempts} attempt{plural}" if record.attempts else ""
                 print(f"  {record.task_id}{tries}: {record.error}")
         return counts
+
+
+class Workers(Protocol):
+    """Where an executor's attempts run: threads, an event loop."""
+
+    #: Attempts handed out and not settled yet; at most ``window`` of them.
+    in_flight: int
+    window: int
+
+    def submit(self, attempt: Attempt) -> None:
+        """Start ``attempt`` (or queue it for the next free worker)."""
+
+    def outcomes(self, timeout: float | None) -> list[Outcome]:
+        """The attempts that ended: waits up to ``timeout`` seconds for one (or a wake-up)."""
+
+    def recall(self) -> list[Attempt]:
+        """Take back the attempts handed out but not started."""
+
+    def gave_up(self, attempt: Attempt) -> None:
+        """``attempt`` timed out and is recorded failed: free its slot."""
+
+    def came_back(self, outcome: Outcome) -> None:
+        """The outcome of an attempt given up on before: nothing to record."""
+
+
+def drive(harvest: Harvest, workers: Workers) -> None:
+    """Keep the workers busy until the harvest has nothing left to start and nothing runs."""
+    while True:
+        while workers.in_flight < workers.window:
+            attempt = harvest.next_attempt()
+            if attempt is None:
+                break
+            workers.submit(attempt)
+        if harvest.halting:
+            for attempt in workers.recall():
+                harvest.give_back(attempt)
+        if workers.in_flight == 0 and harvest.done:
+            return
+        wait = harvest.wait_hint(room=workers.in_flight < workers.window)
+        if wait is None and workers.in_flight == 0:
+            wait = IDLE_POLL  # a safety net: never wait forever with nothing running
+        # Every outcome already there counts before any deadline is judged:
+        # a result that came back in time is never taken for a timeout.
+        for outcome in workers.outcomes(wait):
+            if harvest.on_outcome(outcome):
+                workers.in_flight -= 1
+            else:
+                workers.came_back(outcome)
+        for attempt in harvest.expire():
+            workers.gave_up(attempt)
 
 
 def _check_count(name: str, value: object, *, minimum: int) -> None:

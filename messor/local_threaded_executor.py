@@ -16,13 +16,11 @@ import queue
 import threading
 
 from messor.attempt import Attempt, Outcome, perform
-from messor.executor import Executor
-from messor.runloop import Harvest, RunReport
+from messor.executor import Executor, drive
+from messor.runloop import RunReport
 
 __all__ = ["LocalThreadedExecutor"]
 
-#: How long the driver waits when nothing runs and the harvest names no time.
-IDLE_POLL = 0.05
 #: Attempts queued beyond the running ones, when nothing paces the starts.
 PREFETCH = 64
 
@@ -48,41 +46,13 @@ class LocalThreadedExecutor(Executor):
         harvest.wake = workers.wake
         with harvest:
             try:
-                _drive(harvest, workers)
+                drive(harvest, workers)
             finally:
                 # Abandoned or not: what finished is recorded, what waits never starts.
                 workers.shutdown()
                 for outcome in workers.outcomes(0):
                     harvest.on_outcome(outcome)
         return harvest.report
-
-
-def _drive(harvest: Harvest, workers: _Workers) -> None:
-    """Keep the workers busy until the harvest has nothing left to start and nothing runs."""
-    while True:
-        while workers.in_flight < workers.window:
-            attempt = harvest.next_attempt()
-            if attempt is None:
-                break
-            workers.submit(attempt)
-        if harvest.halting:
-            for attempt in workers.recall():
-                harvest.give_back(attempt)
-        if workers.in_flight == 0 and harvest.done:
-            return
-        wait = harvest.wait_hint(room=workers.in_flight < workers.window)
-        if wait is None and workers.in_flight == 0:
-            wait = IDLE_POLL  # a safety net: never wait forever with nothing running
-        # Every outcome already there counts before any deadline is judged:
-        # a result that came back in time is never taken for a timeout.
-        for outcome in workers.outcomes(wait):
-            if harvest.on_outcome(outcome):
-                workers.in_flight -= 1
-            else:
-                workers.stuck -= 1  # a timed-out call came back at last: its thread is free
-        for _ in harvest.expire():
-            workers.in_flight -= 1
-            workers.stuck += 1
 
 
 class _Workers:
@@ -130,6 +100,15 @@ class _Workers:
     def wake(self) -> None:
         """End a wait in :meth:`next_outcome` now (callable from any thread)."""
         self._outbox.put(None)
+
+    def gave_up(self, attempt: Attempt) -> None:
+        """An attempt past its timeout: its thread runs on, abandoned; a new one takes the slot."""
+        self.in_flight -= 1
+        self.stuck += 1
+
+    def came_back(self, outcome: Outcome) -> None:
+        """A call given up on returned at last: its thread is free again."""
+        self.stuck -= 1
 
     def recall(self) -> list[Attempt]:
         """Take back the attempts no thread has started yet."""

@@ -129,7 +129,7 @@ class Harvest:
         self._source = TaskSource(tasks, memory, self._skipped, lambda: self.wake())
         self._writer = RecordWriter(memory)
         self._release_claim = release_nothing
-        self._interrupts = InterruptGuard(self._interrupted, lambda: self._writer.backlog)
+        self._interrupts = InterruptGuard(self.interrupt, lambda: self._writer.backlog)
         self._order = itertools.count()  # ties in the heaps below
         self._retries: list[tuple[float, int, Attempt]] = []  # by when they may start
         self._deadlines: list[tuple[float, int, Attempt]] = []  # running, by deadline
@@ -332,8 +332,8 @@ class Harvest:
                 continue
             self.report.timed_out += 1
             error = TaskTimeoutError(
-                f"no result after {self.timeout:g} s; the call was abandoned (a thread cannot "
-                "be killed: it runs on, and its result will be ignored)"
+                f"no result after {self.timeout:g} s; the attempt was given up (what it "
+                "returns later is ignored)"
             )
             self.on_outcome(failure(attempt, error))
             expired.append(attempt)
@@ -363,7 +363,8 @@ class Harvest:
 
     # -- inside -------------------------------------------------------------------
 
-    def _interrupted(self, name: str) -> None:
+    def interrupt(self, name: str) -> None:
+        """Stop as on a first Ctrl-C (``name`` says what stopped it): running ones are recorded."""
         self._stop(f"interrupted by {name}")
         self.report.interrupted = True
         self.wake()  # end a long wait (a backoff, a slow rate) now

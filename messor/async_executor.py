@@ -1,0 +1,212 @@
+"""``AsyncExecutor``: a harvest of coroutine tasks, thousands in flight on one event loop.
+
+The run is Messor's own run loop, driven from a thread of its own exactly as
+the threaded executor drives it; only where an attempt runs differs: each is
+a coroutine scheduled on the event loop. Everything that touches the memory
+(registering, resuming, recording through the batched writer) happens on the
+driver's thread, so the event loop never waits for the store.
+
+``run()`` drives from the calling thread (Ctrl-C and SIGTERM work as with
+threads) and runs a new event loop on a thread beside it. ``await
+run_async()`` uses the running loop and drives from a worker thread;
+cancelling it stops the run as a first Ctrl-C does, a second cancellation
+abandons the running attempts.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+import queue
+import threading
+from collections.abc import Callable
+from typing import Any
+
+from messor.attempt import Attempt, Outcome, failure, returned
+from messor.executor import Executor, drive
+from messor.runloop import Harvest, RunReport
+
+__all__ = ["AsyncExecutor"]
+
+
+class AsyncExecutor(Executor):
+    """Runs coroutine tasks, up to ``max_concurrency`` at once on one event loop.
+
+    A task is any object with ``get_id()`` whose ``__call__()`` returns an
+    awaitable (``async def __call__``, or a :class:`~messor.FunctionTask` of an
+    ``async def`` function); a task returning a plain value runs on the event
+    loop too, so keep such ones short. Options and semantics are those of
+    :class:`~messor.executor.Executor`: resume, retries with backoff,
+    ``retry_on``, stop conditions, rate limit, progress, summary and report.
+
+    ``timeout`` cancels the attempt's coroutine (unlike a thread, a coroutine
+    can be stopped): it is recorded failed with a TimeoutError. On the first
+    Ctrl-C no new attempt starts and the running ones finish and are
+    recorded; a second one cancels them, and they stay pending.
+    """
+
+    def run(self) -> RunReport:
+        """Run from synchronous code, on a new event loop; see ``run_async`` for a running loop."""
+        loop = asyncio.new_event_loop()
+        thread = threading.Thread(target=loop.run_forever, name="messor-event-loop", daemon=True)
+        thread.start()
+        try:
+            return self._drive(loop, _Coroutines(loop, self.max_concurrency))
+        finally:
+            # Cancelled coroutines finish their unwinding before the loop closes.
+            asyncio.run_coroutine_threadsafe(_settled(), loop).result(timeout=10)
+            loop.call_soon_threadsafe(loop.stop)
+            thread.join()
+            loop.run_until_complete(loop.shutdown_asyncgens())
+            loop.close()
+
+    async def run_async(self) -> RunReport:
+        """Run inside a running event loop: ``report = await executor.run_async()``."""
+        loop = asyncio.get_running_loop()
+        workers = _Coroutines(loop, self.max_concurrency)
+        driving = loop.run_in_executor(None, self._drive, loop, workers)
+        try:
+            return await asyncio.shield(driving)
+        except asyncio.CancelledError:
+            # As a first Ctrl-C: start nothing more, let the running finish.
+            workers.request(stop=True)
+            try:
+                await asyncio.shield(driving)
+            except asyncio.CancelledError:
+                workers.request(abandon=True)  # as a second one
+                await asyncio.shield(driving)
+            raise
+
+    def _drive(self, loop: asyncio.AbstractEventLoop, workers: _Coroutines) -> RunReport:
+        harvest = self._harvest()
+        harvest.wake = workers.wake
+        workers.harvest = harvest
+        with harvest:
+            try:
+                drive(harvest, workers)
+            finally:
+                # Abandoned or not: what finished is recorded, the rest is cancelled.
+                for outcome in workers.outcomes(0):
+                    harvest.on_outcome(outcome)
+                workers.cancel_all()
+        return harvest.report
+
+
+class _Coroutines:
+    """The attempts running as coroutines on ``loop``; their outcomes come back on a queue.
+
+    Attempts handed out by the driver are started on the loop in batches, one
+    cross-thread call per batch, not per attempt; ``_tasks`` belongs to the
+    loop's thread alone.
+    """
+
+    def __init__(self, loop: asyncio.AbstractEventLoop, size: int) -> None:
+        self.loop = loop
+        self.window = size
+        self.in_flight = 0
+        self.harvest: Harvest | None = None
+        self._starting: list[Attempt] = []
+        self._outbox: queue.SimpleQueue[Outcome | Callable[[], None] | None] = queue.SimpleQueue()
+        self._tasks: dict[int, asyncio.Task[Outcome]] = {}
+
+    def submit(self, attempt: Attempt) -> None:
+        self.in_flight += 1
+        self._starting.append(attempt)
+
+    def outcomes(self, timeout: float | None) -> list[Outcome]:
+        if self._starting:
+            batch, self._starting = self._starting, []
+            self.loop.call_soon_threadsafe(self._start, batch)
+        found: list[Outcome] = []
+        try:
+            item = self._outbox.get(timeout=timeout) if timeout != 0 else self._outbox.get_nowait()
+            while True:
+                if isinstance(item, Outcome):
+                    found.append(item)
+                elif item is not None:
+                    item()  # a request from run_async, run on the driver's thread
+                item = self._outbox.get_nowait()
+        except queue.Empty:
+            return found
+
+    def wake(self) -> None:
+        self._outbox.put(None)
+
+    def recall(self) -> list[Attempt]:
+        """The attempts not sent to the loop yet."""
+        recalled, self._starting = self._starting, []
+        self.in_flight -= len(recalled)
+        return recalled
+
+    def gave_up(self, attempt: Attempt) -> None:
+        """Past its timeout: its coroutine is cancelled, its slot free at once."""
+        self.in_flight -= 1
+        self.loop.call_soon_threadsafe(self._cancel, [id(attempt)])
+
+    def came_back(self, outcome: Outcome) -> None:
+        """It finished just as it timed out: recorded as timed out already."""
+
+    def cancel_all(self) -> None:
+        """Cancel what still runs (the run was abandoned): those tasks stay pending."""
+        self._starting.clear()
+        done = threading.Event()
+
+        def cancel_everything() -> None:
+            self._cancel(list(self._tasks))
+            done.set()
+
+        if not self.loop.is_closed():
+            self.loop.call_soon_threadsafe(cancel_everything)
+            done.wait(5)
+
+    def request(self, *, stop: bool = False, abandon: bool = False) -> None:
+        """From ``run_async``'s thread: stop the run (as Ctrl-C does), or abandon it."""
+
+        def act() -> None:
+            if self.harvest is None:
+                return
+            if stop:
+                self.harvest.interrupt("cancellation")
+            if abandon:
+                raise KeyboardInterrupt  # out of the driver, as a second Ctrl-C
+
+        self._outbox.put(act)
+
+    # -- on the loop's thread ---------------------------------------------------
+
+    def _start(self, attempts: list[Attempt]) -> None:
+        for attempt in attempts:
+            task = self.loop.create_task(_perform(attempt))
+            self._tasks[id(attempt)] = task
+            task.add_done_callback(self._finished)
+
+    def _finished(self, task: asyncio.Task[Outcome]) -> None:
+        if not task.cancelled():
+            outcome = task.result()
+            self._tasks.pop(id(outcome.attempt), None)
+            self._outbox.put(outcome)
+
+    def _cancel(self, keys: list[int]) -> None:
+        for key in keys:
+            task = self._tasks.pop(key, None)
+            if task is not None:
+                task.cancel()
+
+
+async def _settled() -> None:
+    """Wait for every other task on this loop to end (they were cancelled)."""
+    others = asyncio.all_tasks() - {asyncio.current_task()}
+    await asyncio.gather(*others, return_exceptions=True)
+
+
+async def _perform(attempt: Attempt) -> Outcome:
+    """Run one attempt on the event loop: await what it returns, then encode it."""
+    try:
+        result: Any = attempt.task()
+        if inspect.isawaitable(result):
+            result = await result
+    except asyncio.CancelledError:
+        raise  # timed out or abandoned: the driver has settled it already
+    except BaseException as exc:  # a task's SystemExit fails that task, not the loop
+        return failure(attempt, exc)
+    return returned(attempt, result)
