@@ -85,15 +85,15 @@ def _one(spec: str) -> Store:
 
 @dataclass(frozen=True)
 class Kill:
-    """When to kill a run: ``seconds`` after its launch or, given ``after``, after the
-    last of those tasks finished (in its final writes, or on its way out)."""
+    """When to kill a run: ``seconds`` after its launch or, given ``finished``, that long
+    after the run's ``finished``-th task finished."""
 
     seconds: float
-    after: frozenset[str] = frozenset()
+    finished: int = 0
 
     def __str__(self) -> str:
-        if self.after:
-            return f"killed {self.seconds:.3f} s after its last task finished"
+        if self.finished:
+            return f"killed {self.seconds:.3f} s after its task #{self.finished} finished"
         return f"killed {self.seconds:.3f} s after its launch"
 
 
@@ -163,9 +163,8 @@ class Campaign:
         self.expected = {f"t{n}": expected_result(n) for n in range(tasks)}
         self.random = random.Random(seed)
         self.tally = Tally(memory, seed)
-        #: Seconds from launch to the first task, and to the end of a whole run.
+        #: Seconds from a launch to the first task (timed in the first round).
         self.startup = 0.0
-        self.whole = 0.0
 
     def run(self, kills: int) -> Tally:
         """Rounds until ``kills`` runs were killed (the first round, kill-free, times a run)."""
@@ -187,9 +186,10 @@ class Campaign:
         completed: dict[str, Any] = {}
         killed = outlived = 0
         number = 0
-        while killed < kills:
+        # Once every task is recorded, a kill could only hit a resume: end the round.
+        while killed < kills and len(completed) < self.count:
             number += 1
-            if outlived > 3 * kills + 5:
+            if outlived > kills + 5:
                 break  # the draws keep missing: let the round end (the tally shows it)
             finishing = self._finishing(number, completed)
             ended, what = self._launch(store, log, number, self._kill(number, finishing))
@@ -227,18 +227,17 @@ class Campaign:
         )
 
     def _kill(self, number: int, finishing: frozenset[str]) -> Kill:
-        """A random instant of run ``number``: often mid-harvest, also very early and at the end."""
+        """A random instant of run ``number``: mostly mid-harvest, also very early and at the end.
+
+        Mid-harvest instants follow the run's progress, not a clock: how long a
+        run takes varies too much (with the machine, the memory, what is left).
+        """
         draw = self.random.random()
-        if draw < 0.15:  # the imports, opening the memory, registering the tasks
-            return Kill(self.random.uniform(0, self.startup))
-        if draw < 0.3 and finishing:  # the last outcomes, the final flush, the way out
-            return Kill(self.random.uniform(0, 0.15), after=finishing)
-        left = max(0.1, len(finishing) / self.count)
-        return Kill(
-            self.random.uniform(
-                0.8 * self.startup, self.startup + (self.whole - self.startup) * left
-            )
-        )
+        if draw < 0.2 or not finishing:  # the imports, opening the memory, registering
+            return Kill(self.random.uniform(0, 1.2 * self.startup))
+        if draw < 0.4:  # the last outcomes, the final flush, the way out
+            return Kill(self.random.uniform(0, 0.15), len(finishing))
+        return Kill(self.random.uniform(0, 0.01), self.random.randint(1, len(finishing)))
 
     def _launch(
         self, store: Store, log: Path, number: int, kill: Kill | None
@@ -268,13 +267,13 @@ class Campaign:
             launched = time.monotonic()
             child = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=errors)
             try:
-                if kill is None and self.whole == 0.0:
+                if kill is None and not self.startup:
                     self._time(child, log, launched)
                 elif kill is None:
                     child.wait(timeout=RUN_TIMEOUT)
                 else:
-                    if kill.after:
-                        self._await(child, log, number, kill.after)
+                    if kill.finished:
+                        self._await(child, log, number, kill.finished)
                     child.wait(timeout=kill.seconds)
             except subprocess.TimeoutExpired:
                 child.kill()
@@ -288,16 +287,13 @@ class Campaign:
             return f"exit status {child.returncode}; its stderr ends:\n{output}", what
         return "", f"{'not killed' if kill is None else 'outlived its kill'}, {what}"
 
-    def _await(
-        self, child: subprocess.Popen[bytes], log: Path, number: int, tasks: frozenset[str]
-    ) -> None:
-        """Return once run ``number`` finished all ``tasks`` (or ended)."""
-        waiting = set(tasks)
+    def _await(self, child: subprocess.Popen[bytes], log: Path, number: int, tasks: int) -> None:
+        """Return once run ``number`` finished that many tasks (or ended)."""
         deadline = time.monotonic() + RUN_TIMEOUT
         with log.open("a+b") as lines:  # the child may not have created it yet
             lines.seek(0)
             partial = b""
-            while waiting and child.poll() is None:
+            while tasks > 0 and child.poll() is None:
                 if time.monotonic() > deadline:
                     raise subprocess.TimeoutExpired(child.args, RUN_TIMEOUT)
                 chunk = lines.read()
@@ -306,12 +302,12 @@ class Campaign:
                     continue
                 *whole, partial = (partial + chunk).split(b"\n")
                 for line in whole:
-                    run, task_id, event = line.decode().split()
+                    run, _, event = line.decode().split()
                     if event == "finish" and int(run) == number:
-                        waiting.discard(task_id)
+                        tasks -= 1
 
     def _time(self, child: subprocess.Popen[bytes], log: Path, launched: float) -> None:
-        """Wait for the first round's run, noting when its first task started and when it ended."""
+        """Wait for the first round's run, noting when its first task started."""
         deadline = launched + RUN_TIMEOUT
         while child.poll() is None:
             if not self.startup and log.exists() and log.stat().st_size:
@@ -319,8 +315,7 @@ class Campaign:
             if time.monotonic() > deadline:
                 raise subprocess.TimeoutExpired(child.args, RUN_TIMEOUT)
             time.sleep(0.002)
-        self.whole = time.monotonic() - launched
-        self.startup = self.startup or self.whole / 2
+        self.startup = self.startup or time.monotonic() - launched
 
     # -- the checks ----------------------------------------------------------------------
 
