@@ -24,6 +24,16 @@ from messor import (
 from messor.controls import Backoff, RateLimiter, parse_rate
 from messor.memory import COMPLETED, FAILED, PENDING
 from tests.conftest import opened_memory
+from tests.executors import executor_kinds
+
+#: The executor under test; each test runs with both (see the fixture below).
+Executor: Any = LocalThreadedExecutor
+
+
+@pytest.fixture(autouse=True, params=executor_kinds)
+def executor(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> Any:
+    monkeypatch.setitem(globals(), "Executor", request.param)
+    return request.param
 
 
 class Starts:
@@ -60,13 +70,13 @@ def test_rates_are_read_per_second_minute_or_hour(rate: str | float, per_second:
 @pytest.mark.parametrize("rate", ["fast", "10/d", "10 per second", 0, -1, True, "0/s"])
 def test_a_rate_that_is_not_one_is_refused_with_the_forms_to_use(rate: Any) -> None:
     with pytest.raises(ConfigurationError, match="rate_limit"):
-        LocalThreadedExecutor([], memory="memory://", rate_limit=rate)
+        Executor([], memory="memory://", rate_limit=rate)
 
 
 def test_the_rate_limit_holds_within_5_percent_across_all_threads() -> None:
     starts = Starts()
     tasks = [starts.task(f"t{n}") for n in range(121)]
-    LocalThreadedExecutor(tasks, memory="memory://", max_concurrency=8, rate_limit="40/s").run()
+    Executor(tasks, memory="memory://", max_concurrency=8, rate_limit="40/s").run()
     assert len(starts.times) == 121
     span = starts.times[-1] - starts.times[0]
     assert (len(starts.times) - 1) / span == pytest.approx(40, rel=0.05)
@@ -98,7 +108,7 @@ def test_retries_wait_for_their_backoff(monkeypatch: pytest.MonkeyPatch) -> None
     monkeypatch.setattr("messor.controls.random.uniform", lambda low, high: high)
     starts = Starts()
     tasks = [starts.task("flaky", fail_with=ConnectionError)]
-    LocalThreadedExecutor(tasks, memory="memory://", retry=2, backoff=0.1).run()
+    Executor(tasks, memory="memory://", retry=2, backoff=0.1).run()
     first, second, third = starts.times
     assert second - first >= 0.09
     assert third - second >= 0.19
@@ -111,7 +121,7 @@ def test_retry_on_retries_only_those_exceptions() -> None:
         starts.task("bug", fail_with=KeyError),
     ]
     memory = SQLiteMemory(":memory:")
-    LocalThreadedExecutor(tasks, memory=memory, retry=3, retry_on=ConnectionError).run()
+    Executor(tasks, memory=memory, retry=3, retry_on=ConnectionError).run()
     assert starts.by_task == {"connection": 4, "bug": 1}
     assert dict(memory.get_failed_tasks())["bug"] == "KeyError: 'bug failed'"
 
@@ -121,7 +131,7 @@ def test_attempts_and_the_last_error_are_kept_in_the_memory(kind: str, tmp_path:
     for memory in opened_memory(kind, tmp_path):
         starts = Starts()
         tasks = [starts.task("flaky", fail_with=TimeoutError), starts.task("fine")]
-        LocalThreadedExecutor(tasks, memory=memory, retry=2).run()
+        Executor(tasks, memory=memory, retry=2).run()
         records = {r.task_id: r for r in memory.iter_records()}
         assert (records["flaky"].status, records["flaky"].attempts) == (FAILED, 3)
         assert records["flaky"].error == "TimeoutError: flaky failed"
@@ -133,7 +143,7 @@ def test_status_summary_can_list_failures_with_their_attempts(
 ) -> None:
     starts = Starts()
     tasks = [starts.task(f"bad{n}", fail_with=ValueError) for n in range(3)]
-    executor = LocalThreadedExecutor(tasks, memory="memory://", retry=1)
+    executor = Executor(tasks, memory="memory://", retry=1)
     executor.run()
     capsys.readouterr()
     executor.status_summary(failures=2)
@@ -150,7 +160,7 @@ def test_stop_after_consecutive_failures_stops_a_run_against_a_dead_service() ->
     starts = Starts()
     tasks = [starts.task(f"t{n}", fail_with=ConnectionError) for n in range(20)]
     memory = SQLiteMemory(":memory:")
-    report = LocalThreadedExecutor(
+    report = Executor(
         tasks,
         memory=memory,
         max_concurrency=1,
@@ -171,7 +181,7 @@ def test_a_success_resets_the_count_of_consecutive_failures() -> None:
     ]
     # One at a time: with more, two groups' failures may finish before the
     # success between them, and that is three in a row.
-    report = LocalThreadedExecutor(
+    report = Executor(
         tasks,
         memory="memory://",
         max_concurrency=1,
@@ -190,7 +200,7 @@ def test_stop_on_stops_at_the_first_ban_and_the_banned_task_keeps_its_retries() 
     starts = Starts()
     tasks = [starts.task(f"t{n}", fail_with=BannedError if n == 3 else None) for n in range(10)]
     memory = SQLiteMemory(":memory:")
-    report = LocalThreadedExecutor(
+    report = Executor(
         tasks, memory=memory, max_concurrency=1, retry=2, stop_all_when=[stop_on(BannedError)]
     ).run()
     assert starts.by_task["t3"] == 1
@@ -204,7 +214,7 @@ def test_stop_on_stops_at_the_first_ban_and_the_banned_task_keeps_its_retries() 
 def test_stop_helpers_compose_with_your_own_condition() -> None:
     starts = Starts()
     tasks = [starts.task(f"t{n}") for n in range(10)]
-    report = LocalThreadedExecutor(
+    report = Executor(
         tasks,
         memory="memory://",
         max_concurrency=1,
@@ -217,10 +227,10 @@ def test_stop_helpers_compose_with_your_own_condition() -> None:
 
 def test_a_stop_condition_list_with_something_not_callable_is_refused() -> None:
     with pytest.raises(ConfigurationError, match="stop_all_when"):
-        LocalThreadedExecutor(
+        Executor(
             [],
             memory="memory://",
-            stop_all_when=[stop_on(BannedError), 3],  # type: ignore[list-item]
+            stop_all_when=[stop_on(BannedError), 3],
         )
 
 
@@ -238,9 +248,7 @@ def test_a_task_past_its_timeout_fails_and_frees_its_slot() -> None:
     tasks = [FunctionTask("hangs", hangs), *(starts.task(f"quick{n}") for n in range(5))]
     memory = SQLiteMemory(":memory:")
     began = time.monotonic()
-    report = LocalThreadedExecutor(
-        tasks, memory=memory, max_concurrency=1, retry=0, timeout=0.2
-    ).run()
+    report = Executor(tasks, memory=memory, max_concurrency=1, retry=0, timeout=0.2).run()
     assert time.monotonic() - began < 2
     assert report.timed_out == 1
     [(task_id, error)] = memory.get_failed_tasks()
@@ -261,9 +269,7 @@ def test_a_timed_out_task_is_retried_like_any_failure() -> None:
         time.sleep(0.5)
 
     memory = SQLiteMemory(":memory:")
-    report = LocalThreadedExecutor(
-        [FunctionTask("slow", slow)], memory=memory, retry=1, timeout=0.1
-    ).run()
+    report = Executor([FunctionTask("slow", slow)], memory=memory, retry=1, timeout=0.1).run()
     assert calls["slow"] == 2
     assert report.timed_out == 2
     [record] = memory.iter_records()
@@ -276,19 +282,17 @@ def test_a_timed_out_task_is_retried_like_any_failure() -> None:
 def test_the_report_says_why_a_run_ended(tmp_path: Path) -> None:
     memory: Memory = SQLiteMemory(tmp_path / "h.db")
     starts = Starts()
-    finished = LocalThreadedExecutor([starts.task("a")], memory=memory).run()
+    finished = Executor([starts.task("a")], memory=memory).run()
     assert finished.stopped_because is None
     assert finished.elapsed > 0
-    stopped = LocalThreadedExecutor(
-        [starts.task("b")], memory=memory, stop_all_when=lambda: True
-    ).run()
+    stopped = Executor([starts.task("b")], memory=memory, stop_all_when=lambda: True).run()
     assert stopped.stopped_because == "stop_all_when: <lambda>"
 
 
 def test_the_progress_bar_shows_failures_and_retries(capsys: pytest.CaptureFixture[str]) -> None:
     starts = Starts()
     tasks = [starts.task("bad", fail_with=ValueError), starts.task("good")]
-    LocalThreadedExecutor(tasks, memory="memory://", retry=2, progress=True).run()
+    Executor(tasks, memory="memory://", retry=2, progress=True).run()
     err = capsys.readouterr().err
     assert "failed=1" in err
     assert "retries=2" in err
@@ -329,7 +333,7 @@ def test_task_refuses_what_it_cannot_name(
 
 def test_a_function_tasks_arguments_are_stored_as_its_definition() -> None:
     memory = SQLiteMemory(":memory:")
-    LocalThreadedExecutor([messor.task(fetch, "https://example.org/1")], memory=memory).run()
+    Executor([messor.task(fetch, "https://example.org/1")], memory=memory).run()
     [definition] = memory.dump_all()["task_definitions"].values()
     assert definition == {"function": f"{__name__}.fetch", "args": ["https://example.org/1"]}
 
@@ -368,7 +372,7 @@ def test_results_that_came_back_in_time_are_not_taken_for_timeouts() -> None:
         return False
 
     tasks = [FunctionTask(f"t{n}", time.sleep, 0.05) for n in range(200)]
-    report = LocalThreadedExecutor(
+    report = Executor(
         tasks, memory="memory://", max_concurrency=16, timeout=0.5, stop_all_when=slow_condition
     ).run()
     assert report.timed_out == 0
@@ -379,7 +383,7 @@ def test_a_retry_waiting_for_a_busy_slot_does_not_spin() -> None:
     starts = Starts()
     tasks = [FunctionTask("long", time.sleep, 1.0), starts.task("flaky", fail_with=OSError)]
     cpu, wall = time.process_time(), time.monotonic()
-    LocalThreadedExecutor(tasks, memory="memory://", max_concurrency=1, retry=1).run()
+    Executor(tasks, memory="memory://", max_concurrency=1, retry=1).run()
     assert time.process_time() - cpu < 0.5 * (time.monotonic() - wall)
 
 
@@ -391,7 +395,7 @@ def test_stop_helpers_start_afresh_on_a_second_run() -> None:
             raise ConnectionError("down")
 
     tasks = [FunctionTask(f"t{n}", call) for n in range(10)]
-    executor = LocalThreadedExecutor(
+    executor = Executor(
         tasks,
         memory="memory://",
         max_concurrency=1,
@@ -412,7 +416,7 @@ def test_sigterm_ends_a_long_wait_at_once() -> None:
     tasks = [FunctionTask(f"t{n}", lambda: None) for n in range(5)]
     threading.Timer(0.3, os.kill, args=(os.getpid(), signal.SIGTERM)).start()
     began = time.monotonic()
-    report = LocalThreadedExecutor(tasks, memory="memory://", rate_limit="3/m").run()
+    report = Executor(tasks, memory="memory://", rate_limit="3/m").run()
     assert time.monotonic() - began < 2  # not the 20 s the next start was due in
     assert report.stopped_because == "interrupted by SIGTERM"
     assert report.completed == 1
@@ -429,7 +433,7 @@ def test_a_stop_condition_whose_observe_raises_stops_the_run_and_loses_nothing()
     memory = SQLiteMemory(":memory:")
     tasks = [FunctionTask(f"t{n}", lambda: None) for n in range(5)]
     with pytest.raises(RuntimeError, match="bug in observe"):
-        LocalThreadedExecutor(tasks, memory=memory, max_concurrency=1, stop_all_when=Broken()).run()
+        Executor(tasks, memory=memory, max_concurrency=1, stop_all_when=Broken()).run()
     assert memory.get_completed_tasks() == ["t0"]
 
 
@@ -454,7 +458,7 @@ def test_a_timeout_is_retried_even_when_retry_on_names_other_errors() -> None:
         calls["slow"] += 1
         time.sleep(0.3)
 
-    LocalThreadedExecutor(
+    Executor(
         [FunctionTask("slow", slow)], memory="memory://", retry=1, retry_on=KeyError, timeout=0.1
     ).run()
     assert calls["slow"] == 2
@@ -462,7 +466,7 @@ def test_a_timeout_is_retried_even_when_retry_on_names_other_errors() -> None:
 
 def test_a_retry_cancelled_by_a_stop_is_not_counted_as_retried() -> None:
     starts = Starts()
-    report = LocalThreadedExecutor(
+    report = Executor(
         [starts.task("flaky", fail_with=OSError)],
         memory="memory://",
         retry=3,
@@ -473,7 +477,7 @@ def test_a_retry_cancelled_by_a_stop_is_not_counted_as_retried() -> None:
 
 def test_a_condition_tripping_on_the_last_outcome_stops_nothing() -> None:
     starts = Starts()
-    report = LocalThreadedExecutor(
+    report = Executor(
         [starts.task("only")], memory="memory://", stop_all_when=lambda: len(starts.times) >= 1
     ).run()
     assert (report.stopped, report.stopped_because) == (False, None)
@@ -491,7 +495,7 @@ def test_stop_conditions_are_asked_before_starts_and_after_ends_not_while_idle()
             time.sleep(0.3)
             yield FunctionTask(f"t{n}", lambda: None)
 
-    LocalThreadedExecutor(slow_source(), memory="memory://", stop_all_when=condition).run()
+    Executor(slow_source(), memory="memory://", stop_all_when=condition).run()
     assert asked[0] <= 2 * 3
 
 
@@ -505,7 +509,7 @@ def test_a_stopped_run_closes_its_generator() -> None:
         finally:
             closed.set()  # a file or a session the generator holds
 
-    LocalThreadedExecutor(source(), memory="memory://", stop_all_when=lambda: True).run()
+    Executor(source(), memory="memory://", stop_all_when=lambda: True).run()
     assert closed.wait(2)
 
 
@@ -527,7 +531,7 @@ def test_ctrl_c_during_a_big_lists_run_ends_it_without_registering_the_rest() ->
     memory = SlowMemory(":memory:")
     tasks = [FunctionTask(f"t{n}", lambda: None) for n in range(100_000)]
     threading.Timer(0.3, os.kill, args=(os.getpid(), signal.SIGINT)).start()
-    executor = LocalThreadedExecutor(tasks, memory=memory)
+    executor = Executor(tasks, memory=memory)
     began = time.monotonic()
     with pytest.raises(KeyboardInterrupt):
         executor.run()
@@ -540,7 +544,7 @@ def test_a_stop_leaves_every_unstarted_task_of_a_long_list_pending() -> None:
     starts = Starts()
     tasks = [starts.task(f"t{n}") for n in range(5000)]
     memory = SQLiteMemory(":memory:")
-    LocalThreadedExecutor(
+    Executor(
         tasks, memory=memory, max_concurrency=1, stop_all_when=lambda: len(starts.times) >= 10
     ).run()
     assert memory.count_by_status() == {PENDING: 4990, COMPLETED: 10, FAILED: 0}

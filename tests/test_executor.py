@@ -1,4 +1,4 @@
-"""LocalThreadedExecutor: what users rely on, on every memory the core ships."""
+"""The executors (threads and asyncio): what users rely on, on every memory the core ships."""
 
 from __future__ import annotations
 
@@ -25,6 +25,16 @@ from messor import (
 )
 from messor.memory import COMPLETED, FAILED, PENDING, EncodedUpdate
 from messor.runloop import REGISTRATION_CHUNK
+from tests.executors import executor_kinds
+
+#: The executor under test; each test runs with both (see the fixture below).
+Executor: Any = LocalThreadedExecutor
+
+
+@pytest.fixture(autouse=True, params=executor_kinds)
+def executor(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> Any:
+    monkeypatch.setitem(globals(), "Executor", request.param)
+    return request.param
 
 
 class Recorder:
@@ -69,7 +79,7 @@ def pages(count: int, recorder: Recorder, **options: Any) -> list[Page]:
 
 def test_every_task_is_registered_run_and_completed(any_memory: Memory) -> None:
     recorder = Recorder()
-    LocalThreadedExecutor(pages(20, recorder), memory=any_memory, max_concurrency=2).run()
+    Executor(pages(20, recorder), memory=any_memory, max_concurrency=2).run()
     assert sorted(any_memory.get_completed_tasks()) == sorted(f"task_{i}" for i in range(20))
     assert any_memory.get_task_result("task_3") == "Processed task_3"
     assert set(recorder.calls.values()) == {1}
@@ -84,7 +94,7 @@ def test_a_rerun_skips_completed_tasks_and_runs_pending_and_failed_ones(
     any_memory.update_task_statuses(
         [("task_0", COMPLETED, "earlier", None), ("task_1", FAILED, None, "boom")]
     )
-    report = LocalThreadedExecutor(tasks, memory=any_memory).run()
+    report = Executor(tasks, memory=any_memory).run()
     assert recorder.calls["task_0"] == 0
     assert recorder.calls["task_1"] == 1
     assert any_memory.get_task_result("task_0") == "earlier"
@@ -94,8 +104,8 @@ def test_a_rerun_skips_completed_tasks_and_runs_pending_and_failed_ones(
 
 def test_a_second_run_executes_nothing_when_everything_completed(any_memory: Memory) -> None:
     recorder = Recorder()
-    LocalThreadedExecutor(pages(10, recorder), memory=any_memory).run()
-    report = LocalThreadedExecutor(pages(10, recorder), memory=any_memory).run()
+    Executor(pages(10, recorder), memory=any_memory).run()
+    report = Executor(pages(10, recorder), memory=any_memory).run()
     assert sum(recorder.calls.values()) == 10
     assert (report.completed, report.skipped) == (0, 10)
 
@@ -105,7 +115,7 @@ def test_status_summary_prints_and_returns_the_counts(
 ) -> None:
     recorder = Recorder()
     tasks = [*pages(3, recorder), Page("bad", recorder, fail_times=99)]
-    executor = LocalThreadedExecutor(tasks, memory=any_memory, retry=0)
+    executor = Executor(tasks, memory=any_memory, retry=0)
     executor.run()
     any_memory.store_tasks([("later", {})])
     capsys.readouterr()
@@ -117,7 +127,7 @@ def test_status_summary_prints_and_returns_the_counts(
 def test_run_prints_nothing_to_stdout(
     any_memory: Memory, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    LocalThreadedExecutor(pages(5, Recorder()), memory=any_memory).run()
+    Executor(pages(5, Recorder()), memory=any_memory).run()
     assert capsys.readouterr().out == ""
 
 
@@ -140,7 +150,7 @@ def test_max_concurrency_tasks_really_run_at_once_and_never_more() -> None:
 
     memory = SQLiteMemory(":memory:")
     tasks = [FunctionTask(f"t{i}", meet) for i in range(12)]
-    LocalThreadedExecutor(tasks, memory=memory, max_concurrency=4, retry=0).run()
+    Executor(tasks, memory=memory, max_concurrency=4, retry=0).run()
     assert memory.get_failed_tasks() == []
     assert running[1] == 4
 
@@ -153,7 +163,7 @@ def test_a_failing_task_is_recorded_with_its_error_and_the_run_goes_on(
 ) -> None:
     recorder = Recorder()
     tasks = [Page("bad", recorder, fail_times=99), *pages(5, recorder)]
-    report = LocalThreadedExecutor(tasks, memory=any_memory, retry=0).run()
+    report = Executor(tasks, memory=any_memory, retry=0).run()
     assert any_memory.get_failed_tasks() == [("bad", "ConnectionError: attempt 1 of bad")]
     assert len(any_memory.get_completed_tasks()) == 5
     assert (report.completed, report.failed) == (5, 1)
@@ -167,7 +177,7 @@ def test_error_text_names_the_module_of_non_builtin_exceptions() -> None:
         raise QuotaExceeded("429 Too Many Requests")
 
     memory = SQLiteMemory(":memory:")
-    LocalThreadedExecutor([FunctionTask("t", over_quota)], memory=memory, retry=0).run()
+    Executor([FunctionTask("t", over_quota)], memory=memory, retry=0).run()
     (_, error), *_ = memory.get_failed_tasks()
     assert error is not None
     assert error.endswith(".QuotaExceeded: 429 Too Many Requests")
@@ -186,7 +196,7 @@ def test_retry_n_gives_up_to_n_more_attempts_within_one_run(
     recorder = Recorder()
     memory = SQLiteMemory(":memory:")
     task = Page("flaky", recorder, fail_times=fail_times)
-    LocalThreadedExecutor([task], memory=memory, retry=retry).run()
+    Executor([task], memory=memory, retry=retry).run()
     assert memory.get_task_status("flaky") == status
     assert recorder.calls["flaky"] == calls
 
@@ -194,7 +204,7 @@ def test_retry_n_gives_up_to_n_more_attempts_within_one_run(
 def test_the_default_is_one_retry() -> None:
     recorder = Recorder()
     memory = SQLiteMemory(":memory:")
-    LocalThreadedExecutor([Page("flaky", recorder, fail_times=1)], memory=memory).run()
+    Executor([Page("flaky", recorder, fail_times=1)], memory=memory).run()
     assert memory.get_task_status("flaky") == COMPLETED
 
 
@@ -208,7 +218,7 @@ def test_a_result_that_is_not_json_fails_its_task_with_the_reason_and_is_not_ret
         return {1, 2}
 
     tasks = [FunctionTask("set", returns_a_set), FunctionTask("fine", lambda: [1, 2])]
-    report = LocalThreadedExecutor(tasks, memory=any_memory, retry=3).run()
+    report = Executor(tasks, memory=any_memory, retry=3).run()
     [(task_id, error)] = any_memory.get_failed_tasks()
     assert task_id == "set"
     assert error is not None
@@ -225,7 +235,7 @@ def test_a_task_raising_systemexit_fails_that_task_only() -> None:
 
     memory = SQLiteMemory(":memory:")
     tasks = [FunctionTask("exit", exits), FunctionTask("ok", lambda: 1)]
-    LocalThreadedExecutor(tasks, memory=memory, retry=0).run()
+    Executor(tasks, memory=memory, retry=0).run()
     assert memory.get_failed_tasks() == [("exit", "SystemExit: 3")]
     assert memory.get_task_status("ok") == COMPLETED
 
@@ -239,7 +249,7 @@ def test_an_exception_whose_str_raises_is_still_recorded() -> None:
         raise Unprintable
 
     memory = SQLiteMemory(":memory:")
-    LocalThreadedExecutor([FunctionTask("t", fails)], memory=memory, retry=0).run()
+    Executor([FunctionTask("t", fails)], memory=memory, retry=0).run()
     [(_, error)] = memory.get_failed_tasks()
     assert error is not None
     assert "Unprintable" in error
@@ -257,7 +267,7 @@ class PickyMemory(SQLiteMemory):
 def test_a_result_the_memory_refuses_fails_that_task_and_keeps_its_batch_mates() -> None:
     memory = PickyMemory(":memory:")
     tasks = [FunctionTask(f"t{i}", lambda i=i: {"huge": i == 3, "i": i}) for i in range(8)]
-    report = LocalThreadedExecutor(tasks, memory=memory).run()
+    report = Executor(tasks, memory=memory).run()
     [(task_id, error)] = memory.get_failed_tasks()
     assert task_id == "t3"
     assert error is not None
@@ -285,7 +295,7 @@ def test_when_outcomes_cannot_be_recorded_the_run_stops_with_a_clear_error() -> 
     memory = BreakingMemory(good_writes=1)
     recorder = Recorder()
     tasks = pages(200, recorder, sleep=0.002)
-    executor = LocalThreadedExecutor(tasks, memory=memory, max_concurrency=2)
+    executor = Executor(tasks, memory=memory, max_concurrency=2)
     with pytest.raises(RecordingError, match="the store went away") as raised:
         executor.run()
     assert isinstance(raised.value.__cause__, ConnectionError)
@@ -310,9 +320,7 @@ def test_stop_all_when_is_checked_before_each_start_and_after_each_end(
         return sum(recorder.calls.values()) >= 3
 
     tasks = pages(10, recorder)
-    report = LocalThreadedExecutor(
-        tasks, memory=any_memory, max_concurrency=1, stop_all_when=after_three
-    ).run()
+    report = Executor(tasks, memory=any_memory, max_concurrency=1, stop_all_when=after_three).run()
     assert sum(recorder.calls.values()) == 3
     assert report.stopped
     assert len(any_memory.get_completed_tasks()) == 3
@@ -333,9 +341,7 @@ def test_a_stop_lets_running_tasks_finish_and_records_them(any_memory: Memory) -
             return super().__call__()
 
     tasks: list[Page] = [Trigger("trigger", recorder), *pages(50, recorder, sleep=0.05)]
-    LocalThreadedExecutor(
-        tasks, memory=any_memory, max_concurrency=4, stop_all_when=stop.is_set
-    ).run()
+    Executor(tasks, memory=any_memory, max_concurrency=4, stop_all_when=stop.is_set).run()
     ran = {task_id for task_id, n in recorder.calls.items() if n}
     assert 1 <= len(ran) <= 4
     assert set(any_memory.get_completed_tasks()) == ran
@@ -347,13 +353,13 @@ def test_a_stop_sends_a_task_waiting_for_its_retry_back_to_pending_with_its_erro
     recorder = Recorder()
     memory = SQLiteMemory(":memory:")
     tasks = [Page("flaky", recorder, fail_times=1)]
-    LocalThreadedExecutor(
+    Executor(
         tasks, memory=memory, retry=3, stop_all_when=lambda: recorder.calls["flaky"] >= 1
     ).run()
     [record] = memory.iter_records()
     assert (record.status, record.error) == (PENDING, "ConnectionError: attempt 1 of flaky")
     assert record.attempts == 1  # the stop did not use up its retries
-    LocalThreadedExecutor(tasks, memory=memory).run()
+    Executor(tasks, memory=memory).run()
     assert memory.get_task_status("flaky") == COMPLETED
 
 
@@ -367,7 +373,7 @@ def test_a_stop_condition_that_raises_stops_the_run_and_raises_after_recording()
         return False
 
     with pytest.raises(ZeroDivisionError):
-        LocalThreadedExecutor(
+        Executor(
             pages(10, recorder), memory=memory, max_concurrency=1, stop_all_when=broken_condition
         ).run()
     assert len(memory.get_completed_tasks()) == 2
@@ -387,7 +393,7 @@ def test_tasks_may_come_from_a_generator_consumed_lazily() -> None:
             yield Page(f"gen-{pulled[0]}", recorder)
 
     memory = SQLiteMemory(":memory:")
-    LocalThreadedExecutor(
+    Executor(
         endless(), memory=memory, stop_all_when=lambda: sum(recorder.calls.values()) >= 10
     ).run()
     assert len(memory.get_completed_tasks()) >= 10
@@ -397,8 +403,8 @@ def test_tasks_may_come_from_a_generator_consumed_lazily() -> None:
 
 def test_a_generator_task_set_resumes_like_a_list(any_memory: Memory) -> None:
     recorder = Recorder()
-    LocalThreadedExecutor(iter(pages(30, recorder)), memory=any_memory).run()
-    report = LocalThreadedExecutor(iter(pages(40, recorder)), memory=any_memory).run()
+    Executor(iter(pages(30, recorder)), memory=any_memory).run()
+    report = Executor(iter(pages(40, recorder)), memory=any_memory).run()
     assert (report.completed, report.skipped) == (10, 30)
     assert sum(recorder.calls.values()) == 40
 
@@ -411,7 +417,7 @@ def test_duplicate_ids_in_a_list_are_refused_before_anything_is_written(
     any_memory.update_task_statuses([("task_1", COMPLETED, "kept", None)])
     tasks = [*pages(5, recorder), Page("task_3", recorder)]
     with pytest.raises(DuplicateTaskError, match="'task_3'") as raised:
-        LocalThreadedExecutor(tasks, memory=any_memory).run()
+        Executor(tasks, memory=any_memory).run()
     assert isinstance(raised.value, ValueError)
     assert sum(recorder.calls.values()) == 0
     assert any_memory.dump_all()["task_statuses"] == {"task_1": COMPLETED}
@@ -427,14 +433,14 @@ def test_a_duplicate_id_from_a_generator_stops_the_run_before_it_overwrites() ->
         yield Page("task_7", recorder)
 
     with pytest.raises(ValueError, match="'task_7'"):
-        LocalThreadedExecutor(with_a_duplicate(), memory=memory).run()
+        Executor(with_a_duplicate(), memory=memory).run()
     assert recorder.calls["task_7"] == 1
     assert len(memory.get_completed_tasks()) == 100
 
 
 def test_plain_functions_become_tasks_named_after_them() -> None:
     memory = SQLiteMemory(":memory:")
-    LocalThreadedExecutor([harvest_one, harvest_two], memory=memory).run()
+    Executor([harvest_one, harvest_two], memory=memory).run()
     assert memory.get_task_result(f"{__name__}.harvest_one") == 1
     assert memory.get_task_result(f"{__name__}.harvest_two") == 2
 
@@ -450,7 +456,7 @@ def harvest_two() -> int:
 def test_function_task_pairs_a_callable_its_arguments_and_an_id() -> None:
     memory = SQLiteMemory(":memory:")
     task = FunctionTask("sum", lambda a, b, scale=1: (a + b) * scale, 2, 3, scale=10)
-    LocalThreadedExecutor([task], memory=memory).run()
+    Executor([task], memory=memory).run()
     assert memory.get_task_result("sum") == 50
 
 
@@ -466,7 +472,7 @@ def test_objects_that_are_not_usable_tasks_are_refused_with_the_fix(
     task: object, message: str
 ) -> None:
     with pytest.raises(InvalidTaskError, match=message) as raised:
-        LocalThreadedExecutor([task], memory=SQLiteMemory(":memory:")).run()
+        Executor([task], memory=SQLiteMemory(":memory:")).run()
     assert isinstance(raised.value, TypeError)
 
 
@@ -488,17 +494,17 @@ def test_objects_that_are_not_usable_tasks_are_refused_with_the_fix(
 def test_bad_options_are_refused_naming_the_option(options: dict[str, Any], name: str) -> None:
     arguments: dict[str, Any] = {"tasks": [], "memory": "memory://", **options}
     with pytest.raises(ConfigurationError, match=name):
-        LocalThreadedExecutor(**arguments)
+        Executor(**arguments)
 
 
 def test_memory_may_be_a_spec_string() -> None:
-    executor = LocalThreadedExecutor([harvest_one], memory="sqlite:///specified.db")
+    executor = Executor([harvest_one], memory="sqlite:///specified.db")
     executor.run()
     assert SQLiteMemory("specified.db").get_task_result(f"{__name__}.harvest_one") == 1
 
 
 def test_without_a_memory_the_default_sqlite_file_in_the_working_directory_is_used() -> None:
-    LocalThreadedExecutor([harvest_one]).run()
+    Executor([harvest_one]).run()
     assert SQLiteMemory("messor.db").get_task_status(f"{__name__}.harvest_one") == COMPLETED
 
 
@@ -510,9 +516,9 @@ def test_the_progress_bar_counts_tasks_done_in_earlier_runs(
 ) -> None:
     recorder = Recorder()
     memory = SQLiteMemory(":memory:")
-    LocalThreadedExecutor(pages(6, recorder), memory=memory).run()
+    Executor(pages(6, recorder), memory=memory).run()
     capsys.readouterr()
-    LocalThreadedExecutor(pages(10, recorder), memory=memory, progress=True).run()
+    Executor(pages(10, recorder), memory=memory, progress=True).run()
     err = capsys.readouterr().err
     assert " 6/10 " in err
     assert "10/10" in err
@@ -521,7 +527,7 @@ def test_the_progress_bar_counts_tasks_done_in_earlier_runs(
 def test_no_progress_bar_when_stderr_is_not_a_terminal(
     capsys: pytest.CaptureFixture[str],
 ) -> None:
-    LocalThreadedExecutor(pages(5, Recorder()), memory=SQLiteMemory(":memory:")).run()
+    Executor(pages(5, Recorder()), memory=SQLiteMemory(":memory:")).run()
     assert capsys.readouterr().err == ""
 
 
@@ -529,7 +535,7 @@ def test_diagnostics_go_to_the_messor_logger(caplog: pytest.LogCaptureFixture) -
     caplog.set_level(logging.DEBUG, logger="messor")
     recorder = Recorder()
     tasks = [*pages(3, recorder), Page("bad", recorder, fail_times=99)]
-    LocalThreadedExecutor(tasks, memory=SQLiteMemory(":memory:"), retry=1).run()
+    Executor(tasks, memory=SQLiteMemory(":memory:"), retry=1).run()
     messages = [r.getMessage() for r in caplog.records if r.name == "messor"]
     assert any("3 completed, 1 failed" in m for m in messages)
     assert any("'bad'" in m and "retry" in m for m in messages)
@@ -551,7 +557,7 @@ def test_ctrl_c_waits_for_running_tasks_records_them_and_raises() -> None:
             return super().__call__()
 
     tasks: list[Page] = [Interrupter("ctrl-c", recorder), *pages(100, recorder, sleep=0.05)]
-    executor = LocalThreadedExecutor(tasks, memory=memory, max_concurrency=4)
+    executor = Executor(tasks, memory=memory, max_concurrency=4)
     with pytest.raises(KeyboardInterrupt):
         executor.run()
     assert started.is_set()
@@ -601,7 +607,7 @@ def test_a_second_ctrl_c_abandons_running_tasks_which_stay_pending() -> None:
     started = time.monotonic()
     try:
         with pytest.raises(KeyboardInterrupt):
-            LocalThreadedExecutor(tasks, memory=memory, max_concurrency=2).run()
+            Executor(tasks, memory=memory, max_concurrency=2).run()
     finally:
         logger.removeHandler(handler)
     assert first_seen.is_set()
@@ -614,7 +620,7 @@ def test_a_second_ctrl_c_abandons_running_tasks_which_stay_pending() -> None:
 
 def test_the_previous_sigint_handler_is_restored_after_a_run() -> None:
     before = signal.getsignal(signal.SIGINT)
-    LocalThreadedExecutor(pages(3, Recorder()), memory=SQLiteMemory(":memory:")).run()
+    Executor(pages(3, Recorder()), memory=SQLiteMemory(":memory:")).run()
     assert signal.getsignal(signal.SIGINT) is before
 
 
@@ -628,7 +634,7 @@ def test_a_slow_generator_does_not_hold_up_the_tasks_it_already_gave() -> None:
             yield FunctionTask(f"t{n}", lambda n=n: started.setdefault(f"t{n}", time.monotonic()))
             time.sleep(0.2)
 
-    LocalThreadedExecutor(slow_source(), memory=memory).run()
+    Executor(slow_source(), memory=memory).run()
     assert started["t0"] - begin < 0.15
     assert len(memory.get_completed_tasks()) == 5
 
@@ -656,6 +662,6 @@ def test_a_generator_fed_by_the_tasks_themselves_runs_to_the_end() -> None:
 
     memory = SQLiteMemory(":memory:")
     started = time.monotonic()
-    LocalThreadedExecutor(pages_to_visit(), memory=memory).run()
+    Executor(pages_to_visit(), memory=memory).run()
     assert len(memory.get_completed_tasks()) == 2 * (1 + 2 + 4 + 8)
     assert time.monotonic() - started < 5

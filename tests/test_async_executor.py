@@ -1,0 +1,200 @@
+"""AsyncExecutor specifics: thousands of coroutines at once, run_async in a running loop,
+cancellation, timeouts that cancel, a loop the memory never blocks, and SIGKILL.
+
+The behaviour it shares with the threaded executor is tested on both, in
+test_executor.py and test_controls.py."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+from collections.abc import Sequence
+from pathlib import Path
+
+import pytest
+
+import messor
+from messor import AsyncExecutor, FunctionTask, InProcessMemory, SQLiteMemory, TaskTimeoutError
+from messor.memory import EncodedUpdate
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+class Gauge:
+    """How many coroutines are inside at once, and the most there ever were."""
+
+    def __init__(self) -> None:
+        self.now = self.peak = 0
+
+    async def hold(self, seconds: float, n: int = 0) -> int:
+        self.now += 1
+        self.peak = max(self.peak, self.now)
+        try:
+            await asyncio.sleep(seconds)
+        finally:
+            self.now -= 1
+        return n
+
+
+def test_10000_sleeping_coroutines_at_2000_finish_in_a_small_multiple_of_the_ideal() -> None:
+    gauge = Gauge()
+    tasks = [messor.task(gauge.hold, 0.05, n) for n in range(10_000)]
+    started = time.monotonic()
+    report = AsyncExecutor(tasks, memory="memory://", max_concurrency=2000).run()
+    elapsed = time.monotonic() - started
+    assert report.completed == 10_000
+    assert gauge.peak == 2000
+    assert elapsed < 0.25 * 12, f"{elapsed:.2f} s for an ideal of 0.25 s"
+
+
+def test_5000_at_once_and_one_failure_cancels_nothing_else() -> None:
+    gauge = Gauge()
+
+    async def fails() -> None:
+        await asyncio.sleep(0.01)
+        raise ValueError("only me")
+
+    tasks = [FunctionTask("bad", fails), *(messor.task(gauge.hold, 0.3, n) for n in range(6000))]
+    memory = InProcessMemory()
+    report = AsyncExecutor(tasks, memory=memory, max_concurrency=5000, retry=0).run()
+    assert gauge.peak == 5000
+    assert (report.completed, report.failed) == (6000, 1)
+    assert memory.get_failed_tasks() == [("bad", "ValueError: only me")]
+
+
+def test_run_async_works_inside_a_running_loop() -> None:
+    async def main() -> messor.RunReport:
+        tasks = [messor.task(asyncio.sleep, 0.01, n) for n in range(200)]
+        return await AsyncExecutor(tasks, memory="memory://", max_concurrency=50).run_async()
+
+    report = asyncio.run(main())
+    assert report.completed == 200
+
+
+def test_cancelling_run_async_lets_running_tasks_finish_records_them_and_leaves_the_rest(
+    tmp_path: Path,
+) -> None:
+    memory = SQLiteMemory(tmp_path / "harvest.db")
+    gauge = Gauge()
+
+    async def main() -> None:
+        tasks = [messor.task(gauge.hold, 0.2, n) for n in range(100)]
+        run = asyncio.create_task(
+            AsyncExecutor(tasks, memory=memory, max_concurrency=10).run_async()
+        )
+        await asyncio.sleep(0.3)
+        run.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await run
+
+    asyncio.run(main())
+    counts = memory.count_by_status()
+    # The first batch, and those running at the cancel: let finish and recorded.
+    assert 10 <= counts["completed"] <= 40
+    assert counts["completed"] + counts["pending"] == 100
+    assert gauge.now == 0
+
+
+def test_a_timeout_cancels_the_coroutine_and_frees_its_slot_at_once() -> None:
+    cancelled: list[str] = []
+
+    async def hangs() -> None:
+        try:
+            await asyncio.sleep(30)
+        except asyncio.CancelledError:
+            cancelled.append("hangs")
+            raise
+
+    memory = InProcessMemory()
+    tasks = [
+        FunctionTask("hangs", hangs),
+        *(messor.task(asyncio.sleep, 0.01, n) for n in range(20)),
+    ]
+    started = time.monotonic()
+    report = AsyncExecutor(tasks, memory=memory, max_concurrency=1, retry=0, timeout=0.3).run()
+    assert time.monotonic() - started < 5
+    assert (report.completed, report.failed, report.timed_out) == (20, 1, 1)
+    assert cancelled == ["hangs"]
+    [(_, error)] = memory.get_failed_tasks()
+    assert error is not None
+    assert error.startswith(f"{TaskTimeoutError.__module__}.TaskTimeoutError")
+
+
+class SlowMemory(InProcessMemory):
+    """Takes half a second to record each batch."""
+
+    def record_outcomes(self, outcomes: Sequence[EncodedUpdate]) -> None:
+        time.sleep(0.5)
+        super().record_outcomes(outcomes)
+
+
+def test_a_slow_memory_never_blocks_the_event_loop() -> None:
+    lags: list[float] = []
+
+    async def ticker(until: float) -> None:
+        while time.monotonic() < until:
+            before = time.monotonic()
+            await asyncio.sleep(0.01)
+            lags.append(time.monotonic() - before - 0.01)
+
+    async def main() -> None:
+        tasks = [messor.task(asyncio.sleep, 0.001, n) for n in range(300)]
+        executor = AsyncExecutor(tasks, memory=SlowMemory(), max_concurrency=20)
+        watcher = asyncio.create_task(ticker(time.monotonic() + 1.5))
+        report = await executor.run_async()
+        await watcher
+        assert report.completed == 300
+
+    asyncio.run(main())
+    assert max(lags) < 0.2, f"the loop stalled for {max(lags):.2f} s"
+
+
+CHILD = """
+import asyncio, os, sys
+from messor import AsyncExecutor, FunctionTask
+
+log = sys.argv[2]
+
+async def page(n):
+    fd = os.open(log, os.O_WRONLY | os.O_APPEND | os.O_CREAT)
+    os.write(fd, f"{n}\\n".encode())
+    os.close(fd)
+    await asyncio.sleep(0.02)
+    return {"n": n, "double": 2 * n}
+
+tasks = (FunctionTask(f"p{n}", page, n) for n in range(600))
+AsyncExecutor(tasks, memory=sys.argv[1], max_concurrency=20, progress=False).run()
+"""
+
+
+@pytest.mark.slow
+def test_a_run_killed_with_sigkill_resumes_without_redoing_recorded_work(
+    tmp_path: Path,
+) -> None:
+    spec, log = f"sqlite:///{tmp_path / 'harvest.db'}", tmp_path / "runs.log"
+    child = subprocess.Popen(
+        [sys.executable, "-c", textwrap.dedent(CHILD), spec, str(log)],
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+    )
+    while not log.exists() or len(log.read_text().splitlines()) < 200:
+        time.sleep(0.01)
+    child.send_signal(signal.SIGKILL)
+    child.wait()
+    memory = SQLiteMemory(tmp_path / "harvest.db")
+    done = set(memory.get_completed_tasks())
+    assert 0 < len(done) < 600
+    assert all(memory.get_task_result(t)["double"] == 2 * int(t[1:]) for t in done)
+    log.write_text("")
+    subprocess.run(
+        [sys.executable, "-c", textwrap.dedent(CHILD), spec, str(log)],
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+        check=True,
+    )
+    rerun = {f"p{n}" for n in log.read_text().split()}
+    assert not rerun & done  # nothing recorded ran again
+    assert memory.count_by_status() == {"pending": 0, "completed": 600, "failed": 0}
