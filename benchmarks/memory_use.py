@@ -36,6 +36,15 @@ if kind == "bare":
         while window:
             done, window = concurrent.futures.wait(window, return_when="FIRST_COMPLETED")
             window |= {pool.submit(noop) for _ in islice(tasks, len(done))}
+elif kind == "async":
+    from messor import AsyncExecutor, FunctionTask
+
+    async def anoop():
+        return None
+
+    tasks = (FunctionTask(f"task-{n}", anoop) for n in range(count))
+    report = AsyncExecutor(tasks, memory=memory, max_concurrency=1000, progress=False).run()
+    assert report.completed + report.skipped == count, report
 else:
     from messor import FunctionTask, LocalThreadedExecutor
     tasks = (FunctionTask(f"task-{n}", noop) for n in range(count))
@@ -64,17 +73,25 @@ def main() -> None:
     )
     parser.add_argument("-n", "--tasks", type=int, default=1_000_000, help="tasks (1000000)")
     parser.add_argument("--memory", help="memory spec (default: a new SQLite file)")
+    parser.add_argument(
+        "--executor",
+        choices=["threads", "async"],
+        default="threads",
+        help="threads: LocalThreadedExecutor, 8 threads; async: AsyncExecutor, 1,000 coroutines",
+    )
     options = parser.parse_args()
+    kind = "async" if options.executor == "async" else "messor"
     with tempfile.TemporaryDirectory() as directory:
         memory = options.memory or f"sqlite:///{Path(directory) / 'harvest.db'}"
         baseline = measure(0, "bare", memory)
         rows = [
             ("python + imports, no tasks", baseline),
             ("bare ThreadPoolExecutor", measure(options.tasks, "bare", memory)),
-            ("messor, first run", measure(options.tasks, "messor", memory)),
-            ("messor, resume (all done)", measure(options.tasks, "messor", memory)),
+            ("messor, first run", measure(options.tasks, kind, memory)),
+            ("messor, resume (all done)", measure(options.tasks, kind, memory)),
         ]
-    print(f"\n{options.tasks:,} generated no-op tasks, 8 threads, {memory.split('/')[0]}...\n")
+    how = "AsyncExecutor, 1,000 at once" if kind == "async" else "8 threads"
+    print(f"\n{options.tasks:,} generated no-op tasks, {how}, {memory.split('/')[0]}...\n")
     print(f"{'':30} {'seconds':>8} {'peak RSS MB':>12}")
     for name, (seconds, peak) in rows:
         print(f"{name:30} {seconds:8.2f} {peak:12.1f}")

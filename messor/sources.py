@@ -9,9 +9,13 @@ run loop takes whatever has arrived without waiting.
 
 from __future__ import annotations
 
+import os
 import queue
+import sqlite3
+import tempfile
 import threading
 import time
+from array import array
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Sized
 from dataclasses import dataclass
@@ -28,6 +32,9 @@ REGISTRATION_CHUNK = 1000
 #: A waiting run is woken when this many tasks were read, or after WAKE_AFTER seconds.
 WAKE_BATCH = 256
 WAKE_AFTER = 0.005
+#: Ids of a generator kept in a set; past that, batches of as many go to a temporary file.
+SEEN_IN_MEMORY = 50_000
+BATCH = 1000
 #: Longest a run spends taking chunks of already-completed tasks in one go (seconds).
 PEEK_BUDGET = 0.02
 
@@ -44,6 +51,98 @@ def duplicate_task(task_id: str) -> DuplicateTaskError:
         f"Two tasks of this run have the id {task_id!r}; the second would overwrite the "
         "first one's record. Give every task a unique get_id()."
     )
+
+
+class SeenIds:
+    """The ids a generator gave so far, to refuse a duplicate: a few bytes each, however many.
+
+    The first :data:`SEEN_IN_MEMORY` ids are a set of strings. Past that, each
+    new id goes to a temporary SQLite file (in batches) and its 64-bit hash
+    into an open-addressing table of 16 bytes an id: an id whose hash is not
+    there is new; only one whose hash is (a duplicate, or a rare collision of
+    hashes) is looked up in the file. A run of millions of generated tasks
+    keeps its memory flat. Used by one thread.
+    """
+
+    def __init__(self) -> None:
+        self._ids: set[str] = set()
+        self._batch: list[str] = []
+        self._slots = array("q", bytes(8 * 1024))
+        self._filled = 0
+        self._file: sqlite3.Connection | None = None
+        self._directory: tempfile.TemporaryDirectory[str] | None = None
+
+    def check_and_add(self, task_id: str) -> bool:
+        """Add ``task_id``; True if it was there already."""
+        if self._file is None:
+            if task_id in self._ids:
+                return True
+            self._ids.add(task_id)
+            if len(self._ids) >= SEEN_IN_MEMORY:
+                self._spill()
+            return False
+        if self._put(hash(task_id) or 1) and self._in_file(task_id):
+            return True
+        self._batch.append(task_id)
+        if len(self._batch) >= BATCH:
+            self._write()
+        return False
+
+    def _put(self, digest: int) -> bool:
+        """Put a hash in the table; True if it was there already."""
+        slots, mask = self._slots, len(self._slots) - 1
+        at = digest & mask
+        while (found := slots[at]) != 0:
+            if found == digest:
+                return True
+            at = (at + 1) & mask
+        slots[at] = digest
+        self._filled += 1
+        if self._filled * 2 > len(slots):
+            self._grow()
+        return False
+
+    def _grow(self) -> None:
+        old, self._slots, self._filled = self._slots, array("q", bytes(16 * len(self._slots))), 0
+        for digest in old:
+            if digest:
+                self._put(digest)
+
+    def _in_file(self, task_id: str) -> bool:
+        if task_id in self._batch:
+            return True
+        assert self._file is not None
+        found = self._file.execute("SELECT 1 FROM seen WHERE id = ?", (task_id,)).fetchone()
+        return found is not None
+
+    def _spill(self) -> None:
+        self._directory = tempfile.TemporaryDirectory(prefix="messor-seen-")
+        path = os.path.join(self._directory.name, "seen.db")
+        self._file = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+        self._file.executescript(
+            "PRAGMA journal_mode=OFF; PRAGMA synchronous=OFF;"
+            "CREATE TABLE seen (id TEXT PRIMARY KEY) WITHOUT ROWID;"
+        )
+        self._batch = list(self._ids)
+        for task_id in self._batch:
+            self._put(hash(task_id) or 1)
+        self._ids = set()
+        self._write()
+
+    def _write(self) -> None:
+        assert self._file is not None
+        self._file.execute("BEGIN")
+        self._file.executemany("INSERT INTO seen VALUES (?)", ((i,) for i in self._batch))
+        self._file.execute("COMMIT")
+        self._batch = []
+
+    def close(self) -> None:
+        if self._file is not None:
+            self._file.close()
+            self._file = None
+        if self._directory is not None:
+            self._directory.cleanup()
+            self._directory = None
 
 
 class StreamReader:
@@ -99,7 +198,7 @@ class StreamReader:
         return pairs
 
     def _read(self) -> None:
-        seen: set[str] = set()
+        seen = SeenIds()
         try:
             while not self._closed:
                 try:
@@ -108,9 +207,8 @@ class StreamReader:
                     break
                 task = as_task(item)
                 task_id = task_id_of(task)
-                if task_id in seen:
+                if seen.check_and_add(task_id):
                     raise duplicate_task(task_id)
-                seen.add(task_id)
                 self._queue.put((task_id, task))
                 hungry_since = self._hungry_since
                 if hungry_since is not None and (
@@ -127,6 +225,7 @@ class StreamReader:
             self._wake()
             return
         finally:
+            seen.close()
             close = getattr(self._items, "close", None)
             if self._closed and close is not None:
                 close()  # a generator's finally (closing files, sessions) runs now

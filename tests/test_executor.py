@@ -13,6 +13,7 @@ from typing import Any
 
 import pytest
 
+import messor.sources
 from messor import (
     ConfigurationError,
     DuplicateTaskError,
@@ -665,3 +666,28 @@ def test_a_generator_fed_by_the_tasks_themselves_runs_to_the_end() -> None:
     Executor(pages_to_visit(), memory=memory).run()
     assert len(memory.get_completed_tasks()) == 2 * (1 + 2 + 4 + 8)
     assert time.monotonic() - started < 5
+
+
+def test_duplicates_are_found_among_many_generated_ids_with_little_memory(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(messor.sources, "SEEN_IN_MEMORY", 100)
+    monkeypatch.setattr(messor.sources, "BATCH", 7)
+    seen = messor.sources.SeenIds()
+    ids = [f"id-{n}" for n in range(5000)]
+    assert not any(seen.check_and_add(i) for i in ids)
+    assert all(seen.check_and_add(i) for i in ids[::97])  # early, late, and still in a batch
+    # An id whose hash is taken (as by a collision) is still new: the file says so.
+    seen._put(hash("fresh") or 1)
+    assert not seen.check_and_add("fresh")
+    assert seen.check_and_add("fresh")
+    seen.close()
+
+    def with_a_late_duplicate() -> Iterator[FunctionTask]:
+        yield from (FunctionTask(f"t{n}", int) for n in range(3000))
+        yield FunctionTask("t1234", int)
+
+    memory = SQLiteMemory(":memory:")
+    with pytest.raises(DuplicateTaskError, match="t1234"):
+        Executor(with_a_late_duplicate(), memory=memory).run()
+    assert len(memory.get_completed_tasks()) == 3000
