@@ -18,27 +18,13 @@ from __future__ import annotations
 import argparse
 import asyncio
 import concurrent.futures
-import statistics
-import tempfile
 import time
-from collections.abc import Callable
-from pathlib import Path
+
+from timing import median_seconds
 
 from messor import AsyncExecutor, FunctionTask, LocalThreadedExecutor
 
 SECONDS = 0.01
-
-
-def median_seconds(run: Callable[[str], object], repeats: int) -> float:
-    """Median wall time of ``run(memory)``, each time into a new SQLite file."""
-    times = []
-    for _ in range(repeats):
-        with tempfile.TemporaryDirectory() as directory:
-            memory = f"sqlite:///{Path(directory) / 'harvest.db'}"
-            started = time.perf_counter()
-            run(memory)
-            times.append(time.perf_counter() - started)
-    return statistics.median(times)
 
 
 def main() -> None:

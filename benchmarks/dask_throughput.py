@@ -15,13 +15,10 @@ from __future__ import annotations
 
 import argparse
 import concurrent.futures
-import statistics
-import tempfile
 import time
-from collections.abc import Callable
-from pathlib import Path
 
 from distributed import Client, LocalCluster
+from timing import median_seconds
 
 from messor import FunctionTask, LocalThreadedExecutor
 from messor_dask import DaskExecutor
@@ -35,18 +32,6 @@ def pause() -> None:
 
 def tasks(count: int) -> list[FunctionTask]:
     return [FunctionTask(f"io-{n}", pause) for n in range(count)]
-
-
-def median_seconds(run: Callable[[str], object], repeats: int) -> float:
-    """Median wall time of ``run(memory)``, each time into a new SQLite file."""
-    times = []
-    for _ in range(repeats):
-        with tempfile.TemporaryDirectory() as directory:
-            memory = f"sqlite:///{Path(directory) / 'harvest.db'}"
-            started = time.perf_counter()
-            run(memory)
-            times.append(time.perf_counter() - started)
-    return statistics.median(times)
 
 
 def main() -> None:
