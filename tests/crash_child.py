@@ -21,7 +21,7 @@ import threading
 import time
 from collections import Counter
 from collections.abc import Iterator
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 from messor import LocalThreadedExecutor
 
@@ -32,8 +32,12 @@ _attempts: Counter[str] = Counter()  # per task, in this process
 _attempts_lock = threading.Lock()
 
 
-def expected_result(number: int) -> dict[str, int]:
-    return {"n": number, "square": number * number}
+def expected_result(number: int) -> dict[str, Any]:
+    """Small, mostly; one in ten a page of text too big to keep inline (S3: a blob)."""
+    result: dict[str, Any] = {"n": number, "square": number * number}
+    if number % 10 == 7:
+        result["page"] = f"página {number}: " + "ab€" * (100 + number % 500)
+    return result
 
 
 class Behaviour(NamedTuple):
@@ -72,7 +76,7 @@ class CrashTask:
     def get_data(self) -> dict[str, int]:
         return {"n": self.number}
 
-    def __call__(self) -> dict[str, int]:
+    def __call__(self) -> dict[str, Any]:
         with _attempts_lock:
             _attempts[self.task_id] += 1
             first = _attempts[self.task_id] == 1
