@@ -530,8 +530,10 @@ def test_ctrl_c_during_a_big_lists_run_ends_it_without_registering_the_rest() ->
 
     memory = SlowMemory(":memory:")
     tasks = [FunctionTask(f"t{n}", lambda: None) for n in range(100_000)]
-    threading.Timer(0.3, os.kill, args=(os.getpid(), signal.SIGINT)).start()
     executor = Executor(tasks, memory=memory)
+    # Only once the executor exists: building it (the asyncio one converts
+    # 100,000 tasks) must not take the Ctrl-C meant for the run.
+    threading.Timer(0.3, os.kill, args=(os.getpid(), signal.SIGINT)).start()
     began = time.monotonic()
     with pytest.raises(KeyboardInterrupt):
         executor.run()
