@@ -17,16 +17,20 @@ from __future__ import annotations
 
 import asyncio
 import inspect
+import logging
 import queue
 import threading
 from collections.abc import Callable
 from typing import Any
 
 from messor.attempt import Attempt, Outcome, failure, returned
+from messor.errors import ConfigurationError
 from messor.executor import Executor, drive
 from messor.runloop import Harvest, RunReport
 
 __all__ = ["AsyncExecutor"]
+
+logger = logging.getLogger("messor")
 
 
 class AsyncExecutor(Executor):
@@ -47,24 +51,37 @@ class AsyncExecutor(Executor):
 
     def run(self) -> RunReport:
         """Run from synchronous code, on a new event loop; see ``run_async`` for a running loop."""
+        try:
+            asyncio.get_running_loop()
+        except RuntimeError:
+            pass  # no loop runs in this thread: as it should be
+        else:
+            raise ConfigurationError(
+                "AsyncExecutor.run() was called inside a running event loop (a notebook, "
+                "an async function): use `await executor.run_async()` there"
+            )
         loop = asyncio.new_event_loop()
         thread = threading.Thread(target=loop.run_forever, name="messor-event-loop", daemon=True)
         thread.start()
         try:
             return self._drive(loop, _Coroutines(loop, self.max_concurrency))
         finally:
-            # Cancelled coroutines finish their unwinding before the loop closes.
-            asyncio.run_coroutine_threadsafe(_settled(), loop).result(timeout=10)
+            # As asyncio.run() ends: what is left on the loop (cancelled
+            # attempts, a task's own background tasks) is cancelled and
+            # given a moment to unwind; the report stands whatever happens.
+            try:
+                asyncio.run_coroutine_threadsafe(_wind_down(), loop).result(timeout=10)
+            except BaseException as exc:
+                logger.warning("The event loop did not wind down cleanly: %s", exc)
             loop.call_soon_threadsafe(loop.stop)
             thread.join()
-            loop.run_until_complete(loop.shutdown_asyncgens())
             loop.close()
 
     async def run_async(self) -> RunReport:
         """Run inside a running event loop: ``report = await executor.run_async()``."""
         loop = asyncio.get_running_loop()
         workers = _Coroutines(loop, self.max_concurrency)
-        driving = loop.run_in_executor(None, self._drive, loop, workers)
+        driving = loop.run_in_executor(None, self._drive_abandonable, loop, workers)
         try:
             return await asyncio.shield(driving)
         except asyncio.CancelledError:
@@ -76,6 +93,19 @@ class AsyncExecutor(Executor):
                 workers.request(abandon=True)  # as a second one
                 await asyncio.shield(driving)
             raise
+
+    def _drive_abandonable(
+        self, loop: asyncio.AbstractEventLoop, workers: _Coroutines
+    ) -> RunReport:
+        """``_drive`` for ``run_async``: an abandoned run returns its report.
+
+        A KeyboardInterrupt must not reach the caller's event loop, which
+        would end at once; ``run_async`` raises CancelledError instead.
+        """
+        try:
+            return self._drive(loop, workers)
+        except KeyboardInterrupt:
+            return self.report
 
     def _drive(self, loop: asyncio.AbstractEventLoop, workers: _Coroutines) -> RunReport:
         harvest = self._harvest()
@@ -106,7 +136,7 @@ class _Coroutines:
         self.in_flight = 0
         self.harvest: Harvest | None = None
         self._starting: list[Attempt] = []
-        self._outbox: queue.SimpleQueue[Outcome | Callable[[], None] | None] = queue.SimpleQueue()
+        self._outbox: queue.SimpleQueue[Outcome | Callable[[], bool] | None] = queue.SimpleQueue()
         self._tasks: dict[int, asyncio.Task[Outcome]] = {}
 
     def submit(self, attempt: Attempt) -> None:
@@ -118,16 +148,23 @@ class _Coroutines:
             batch, self._starting = self._starting, []
             self.loop.call_soon_threadsafe(self._start, batch)
         found: list[Outcome] = []
+        abandon = False
         try:
             item = self._outbox.get(timeout=timeout) if timeout != 0 else self._outbox.get_nowait()
             while True:
                 if isinstance(item, Outcome):
                     found.append(item)
                 elif item is not None:
-                    item()  # a request from run_async, run on the driver's thread
+                    abandon = item() or abandon  # a request from run_async
                 item = self._outbox.get_nowait()
         except queue.Empty:
-            return found
+            pass
+        if abandon and self.harvest is not None:
+            # As a second Ctrl-C, but what already came back is recorded first.
+            for outcome in found:
+                self.harvest.on_outcome(outcome)
+            raise KeyboardInterrupt
+        return found
 
     def wake(self) -> None:
         self._outbox.put(None)
@@ -162,13 +199,11 @@ class _Coroutines:
     def request(self, *, stop: bool = False, abandon: bool = False) -> None:
         """From ``run_async``'s thread: stop the run (as Ctrl-C does), or abandon it."""
 
-        def act() -> None:
-            if self.harvest is None:
-                return
-            if stop:
+        def act() -> bool:
+            """Run on the driver's thread; True: abandon the run."""
+            if stop and self.harvest is not None:
                 self.harvest.interrupt("cancellation")
-            if abandon:
-                raise KeyboardInterrupt  # out of the driver, as a second Ctrl-C
+            return abandon
 
         self._outbox.put(act)
 
@@ -193,10 +228,13 @@ class _Coroutines:
                 task.cancel()
 
 
-async def _settled() -> None:
-    """Wait for every other task on this loop to end (they were cancelled)."""
+async def _wind_down() -> None:
+    """Cancel every other task on this loop, let them unwind, close async generators."""
     others = asyncio.all_tasks() - {asyncio.current_task()}
+    for task in others:
+        task.cancel()
     await asyncio.gather(*others, return_exceptions=True)
+    await asyncio.get_running_loop().shutdown_asyncgens()
 
 
 async def _perform(attempt: Attempt) -> Outcome:
@@ -205,8 +243,11 @@ async def _perform(attempt: Attempt) -> Outcome:
         result: Any = attempt.task()
         if inspect.isawaitable(result):
             result = await result
-    except asyncio.CancelledError:
-        raise  # timed out or abandoned: the driver has settled it already
+    except asyncio.CancelledError as exc:
+        this = asyncio.current_task()
+        if this is not None and this.cancelling():
+            raise  # cancelled by the run (timed out, abandoned): settled already
+        return failure(attempt, exc)  # the task raised it itself: a failure like any
     except BaseException as exc:  # a task's SystemExit fails that task, not the loop
         return failure(attempt, exc)
     return returned(attempt, result)

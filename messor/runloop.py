@@ -199,7 +199,10 @@ class Harvest:
             self._writer.abandon()
             abandoned = True
         finally:
-            self._release_claim()  # after the last write: the next run sees all of it
+            try:
+                self._release_claim()  # after the last write: the next run sees all of it
+            except Exception as exc:  # it ends with the process anyway
+                logger.warning("Could not end this run's claim on %r: %s", self.memory, exc)
             self._interrupts.restore()
             if self._bar is not None:
                 self._bar.close()

@@ -198,3 +198,56 @@ def test_a_run_killed_with_sigkill_resumes_without_redoing_recorded_work(
     rerun = {f"p{n}" for n in log.read_text().split()}
     assert not rerun & done  # nothing recorded ran again
     assert memory.count_by_status() == {"pending": 0, "completed": 600, "failed": 0}
+
+
+def test_a_task_raising_cancellederror_itself_fails_and_the_run_ends() -> None:
+    async def gives_up() -> None:
+        raise asyncio.CancelledError("a library gave up")
+
+    memory = InProcessMemory()
+    tasks = [FunctionTask("gives-up", gives_up), messor.task(asyncio.sleep, 0.01, 1)]
+    report = AsyncExecutor(tasks, memory=memory, retry=0).run()
+    assert (report.completed, report.failed) == (1, 1)
+    error = "asyncio.exceptions.CancelledError: a library gave up"
+    assert memory.get_failed_tasks() == [("gives-up", error)]
+
+
+def test_background_tasks_left_by_a_task_do_not_spoil_the_report() -> None:
+    async def leaves_a_task_behind() -> int:
+        asyncio.get_running_loop().create_task(asyncio.sleep(60))
+        return 1
+
+    started = time.monotonic()
+    report = AsyncExecutor([FunctionTask("t", leaves_a_task_behind)], memory="memory://").run()
+    assert report.completed == 1
+    assert time.monotonic() - started < 5
+
+
+def test_run_inside_a_running_loop_says_to_use_run_async() -> None:
+    async def main() -> None:
+        with pytest.raises(messor.ConfigurationError, match=r"await executor\.run_async"):
+            AsyncExecutor([FunctionTask("t", asyncio.sleep, 0)], memory="memory://").run()
+
+    asyncio.run(main())
+
+
+def test_cancelling_run_async_twice_abandons_the_running_which_stay_pending() -> None:
+    memory = InProcessMemory()
+    gauge = Gauge()
+
+    async def main() -> None:
+        tasks = [messor.task(gauge.hold, 0.05 if n < 5 else 30, n) for n in range(20)]
+        run = asyncio.create_task(
+            AsyncExecutor(tasks, memory=memory, max_concurrency=10).run_async()
+        )
+        await asyncio.sleep(0.3)
+        run.cancel()
+        await asyncio.sleep(0.2)
+        run.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await run
+
+    asyncio.run(main())  # the loop itself ends normally: no KeyboardInterrupt escapes
+    counts = memory.count_by_status()
+    assert counts["completed"] == 5  # what finished before is recorded
+    assert counts["pending"] == 15  # the abandoned ones, and those never started

@@ -13,12 +13,13 @@ import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import dask
 import pytest
 from distributed import Client, LocalCluster
 
-from messor import FunctionTask, SQLiteMemory
+from messor import FunctionTask, InProcessMemory, SQLiteMemory
 from messor.errors import ConfigurationError
 from messor_dask import DaskExecutor, SchedulerLostError
 from tests.dask_tasks import executions, kill_my_worker, squares
@@ -279,3 +280,29 @@ def test_a_task_past_its_timeout_fails_and_the_run_does_not_wait_for_it(
     assert time.monotonic() - started < 4
     assert (report.completed, report.failed, report.timed_out) == (10, 1, 1)
     assert "TaskTimeoutError" in str(memory.get_failed_tasks()[0][1])
+
+
+def test_a_result_lost_between_finishing_and_gathering_never_goes_to_another_task(
+    client: Client, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Dask may lose a finished result (its worker died, the scheduler cancelled
+    # it) just before the gather: the other results must stay with their tasks.
+    from messor_dask import executor as dask_executor
+
+    gather = dask_executor._Driver._gather
+
+    def losing_the_first(self: Any, futures: dict[str, Any]) -> dict[str, Any]:
+        if futures:
+            self.client.cancel([futures[min(futures)]])
+            time.sleep(0.3)
+        return gather(self, futures)
+
+    monkeypatch.setattr(dask_executor._Driver, "_gather", losing_the_first)
+    memory = InProcessMemory()
+    tasks = [FunctionTask(f"t{n}", str, f"result of t{n}") for n in range(2)]
+    DaskExecutor(tasks, memory=memory, client=client, retry=0, max_concurrency=2).run()
+    statuses = memory.get_statuses(["t0", "t1"])
+    assert "failed" in statuses.values()  # the lost one: recorded failed, retryable
+    for task_id, status in statuses.items():
+        if status == "completed":
+            assert memory.get_task_result(task_id) == f"result of {task_id}"

@@ -235,10 +235,13 @@ class _Driver:
             entry = self.in_flight.pop(str(future.key), None)
             if entry is not None:  # else cancelled by us (a timeout): settled already
                 settling.append((entry[0], future))
-        finished = [future for _, future in settling if future.status == "finished"]
-        results = dict(zip(finished, self._gather(finished), strict=False))
+        finished = {
+            str(future.key): future for _, future in settling if future.status == "finished"
+        }
+        # By key: a future that erred meanwhile is left out, and nothing shifts.
+        results = self._gather(finished)
         for attempt, future in settling:
-            result = results.get(future)
+            result = results.get(str(future.key))
             if result is not None:
                 ok, result_json, error, error_type, retryable = result
                 outcome = Outcome(attempt, ok, result_json, error, error_type, retryable)
@@ -247,18 +250,18 @@ class _Driver:
             future.release()  # at once: a held result is recomputed if its worker dies
             self.harvest.on_outcome(outcome)
 
-    def _gather(self, futures: list[Future[Any]]) -> list[Any]:
+    def _gather(self, futures: dict[str, Future[Any]]) -> dict[str, Any]:
         """The results of finished futures, in one round trip (each lives on its worker).
 
         On a thread of its own: a gather that meets a dead scheduler waits for
         Dask's connect timeout (30 s by default); the run notices sooner.
         """
         if not futures:
-            return []
+            return {}
         pending = self._gatherer.submit(self.client.gather, futures, errors="skip")
         while True:
             try:
-                results: list[Any] = pending.result(timeout=WATCH_EVERY)
+                results: dict[str, Any] = pending.result(timeout=WATCH_EVERY)
                 return results
             except concurrent.futures.TimeoutError:
                 self._check_scheduler(force=self.client.status != "running")
@@ -303,4 +306,6 @@ def _exception_of(future: Future[Any]) -> BaseException:
         exc = future.exception(timeout=5)
     except (FuturesCancelledError, TimeoutError) as lost:
         return lost
-    return exc if isinstance(exc, BaseException) else RuntimeError(repr(exc))
+    if isinstance(exc, BaseException):
+        return exc
+    return RuntimeError(f"Dask lost the result of this attempt (its future is {future.status})")

@@ -59,19 +59,25 @@ def claim_namespace(
     value, ms = owner.to_json(), int(seconds * 1000)
     replace = client.register_script(_REPLACE)
     renew_or_end = client.register_script(_RENEW_OR_END)
-    while not call(lambda: client.set(key, value, nx=True, px=ms)):
-        held = call(lambda: client.get(key))
-        if held is None:
-            continue  # it lapsed meanwhile: try again
-        holder = RunOwner.from_json(held)
-        if holder is None or not holder.is_dead_here():
-            raise refuse(
-                memory, holder, lapses=f" (a claim lapses {seconds:g} s after its run dies)"
-            )
-        if call(partial(replace, keys=[key], args=[held, value, ms])):
-            logger.info("Took over the claim of a run that died: %s", holder.describe())
-            break
+    # Marked held before it is: another run of this process that reads the
+    # key meanwhile must not take it for a stale claim of ours.
     mark_held(owner, True)
+    try:
+        while not call(lambda: client.set(key, value, nx=True, px=ms)):
+            held = call(lambda: client.get(key))
+            if held is None:
+                continue  # it lapsed meanwhile: try again
+            holder = RunOwner.from_json(held)
+            if holder is None or not holder.is_dead_here():
+                raise refuse(
+                    memory, holder, lapses=f" (a claim lapses {seconds:g} s after its run dies)"
+                )
+            if call(partial(replace, keys=[key], args=[held, value, ms])):
+                logger.info("Took over the claim of a run that died: %s", holder.describe())
+                break
+    except BaseException:
+        mark_held(owner, False)
+        raise
     stop = threading.Event()
 
     def renew() -> None:
