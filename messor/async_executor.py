@@ -116,9 +116,11 @@ class AsyncExecutor(Executor):
                 drive(harvest, workers)
             finally:
                 # Abandoned or not: what finished is recorded, the rest is cancelled.
-                for outcome in workers.outcomes(0):
-                    harvest.on_outcome(outcome)
-                workers.cancel_all()
+                try:
+                    for outcome in workers.outcomes(0):
+                        harvest.on_outcome(outcome)
+                finally:
+                    workers.cancel_all()
         return harvest.report
 
 
