@@ -466,3 +466,20 @@ def test_the_example_plugin_installed_like_a_users_is_listed_and_chosen_by_name(
     assert "Completed tasks: 180" in messor("status", cwd=crawl).stdout
     done = messor("failed", "--json", "--memory", "jsonl:///messor.jsonl", cwd=crawl)
     assert len(json.loads(done.stdout)) == 20
+
+
+def test_control_characters_in_ids_and_errors_cannot_rewrite_the_terminal(
+    tmp_path: Path,
+) -> None:
+    memory = SQLiteMemory(tmp_path / "messor.db")
+    evil = "page\x1b[2J\x1b[31m-1"
+    memory.store_tasks([(evil, {})])
+    memory.update_task_statuses([(evil, "failed", None, "Error: \x1b]0;pwned\x07 bad")])
+    memory.close()
+    for command in (["failed"], ["status"]):
+        out = messor(*command, cwd=tmp_path).stdout
+        assert "\x1b" not in out
+        assert "\x07" not in out
+        assert "page\\x1b[2J\\x1b[31m-1" in out
+    exact = json.loads(messor("failed", "--json", cwd=tmp_path).stdout)
+    assert exact[0]["id"] == evil

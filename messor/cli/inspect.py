@@ -270,7 +270,15 @@ def _failure_line(row: dict[str, Any]) -> str:
     first, *rest = error.splitlines() or [""]
     attempts = row["attempts"]
     tries = f" ({attempts} attempt{'' if attempts == 1 else 's'})" if attempts else ""
-    return f"{row['id']}: {first}{' ...' if rest else ''}{tries}"
+    return f"{_printable(row['id'])}: {_printable(first)}{' ...' if rest else ''}{tries}"
+
+
+def _printable(text: str) -> str:
+    """``text`` with control characters escaped: an id or error with ANSI codes in it
+    cannot rewrite the terminal (the JSON outputs keep it exact)."""
+    if text.isprintable():
+        return text
+    return "".join(c if c.isprintable() or c == " " else repr(c)[1:-1] for c in text)
 
 
 # -- retry ------------------------------------------------------------------------------
