@@ -80,9 +80,11 @@ def test_the_rate_limit_holds_within_5_percent_across_all_threads() -> None:
     assert len(starts.times) == 121
     span = starts.times[-1] - starts.times[0]
     assert (len(starts.times) - 1) / span == pytest.approx(40, rel=0.05)
-    # smooth: no half second holds more than its share (plus the one that opens it)
+    # Smooth: no half second holds more than its share (20), plus the one that
+    # opens it, plus one start that the machine's scheduling made late (under
+    # load, a thread or the event loop may lag its slot by a few ms).
     for first in starts.times:
-        assert sum(first <= t < first + 0.5 for t in starts.times) <= 21
+        assert sum(first <= t < first + 0.5 for t in starts.times) <= 22
 
 
 def test_a_burst_lets_that_many_start_at_once_and_no_more() -> None:
