@@ -350,7 +350,8 @@ class SQLiteMemory(Memory):
         # process, so a run restarted after a crash is never refused.
         if self.path == ":memory:":
             return self._local_claim.acquire(self, owner)
-        return FileClaim(f"{self.path}-run").acquire(self, owner)
+        # The real path: two names for one database (a symlink) share one claim.
+        return FileClaim(f"{os.path.realpath(self.path)}-run").acquire(self, owner)
 
     def count_since(self, since: float) -> dict[str, int]:
         # A scan (no index on the time: it would slow every write for a

@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 
 import messor
-from messor import FunctionTask, LocalThreadedExecutor, Memory, RunInProgressError
+from messor import FunctionTask, LocalThreadedExecutor, Memory, RunInProgressError, SQLiteMemory
 from messor.claims import RunOwner
 from tests.conftest import make_memory
 from tests.redis_server import real_redis
@@ -199,3 +199,15 @@ def test_a_redis_claim_this_process_could_not_end_is_taken_over_by_its_next_run(
     finally:
         finish.set()
         first.join()
+
+
+def test_two_names_for_one_sqlite_file_share_one_claim(tmp_path: Path) -> None:
+    real = SQLiteMemory(tmp_path / "harvest.db")
+    (tmp_path / "link.db").symlink_to(tmp_path / "harvest.db")
+    linked = SQLiteMemory(tmp_path / "link.db")
+    release = real.claim_run(RunOwner())
+    try:
+        with pytest.raises(RunInProgressError):
+            linked.claim_run(RunOwner())
+    finally:
+        release()
