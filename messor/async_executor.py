@@ -25,7 +25,7 @@ from typing import Any
 
 from messor.attempt import Attempt, Outcome, failure, returned
 from messor.errors import ConfigurationError
-from messor.executor import Executor, drive
+from messor.executor import Executor, drive, take_all
 from messor.runloop import Harvest, RunReport
 
 __all__ = ["AsyncExecutor"]
@@ -151,16 +151,11 @@ class _Coroutines:
             self.loop.call_soon_threadsafe(self._start, batch)
         found: list[Outcome] = []
         abandon = False
-        try:
-            item = self._outbox.get(timeout=timeout) if timeout != 0 else self._outbox.get_nowait()
-            while True:
-                if isinstance(item, Outcome):
-                    found.append(item)
-                elif item is not None:
-                    abandon = item() or abandon  # a request from run_async
-                item = self._outbox.get_nowait()
-        except queue.Empty:
-            pass
+        for item in take_all(self._outbox, timeout):
+            if isinstance(item, Outcome):
+                found.append(item)
+            elif item is not None:
+                abandon = item() or abandon  # a request from run_async
         if abandon and self.harvest is not None:
             # As a second Ctrl-C, but what already came back is recorded first.
             for outcome in found:

@@ -6,9 +6,10 @@ Subclasses only decide where an attempt runs; the run itself is
 
 from __future__ import annotations
 
+import queue
 from abc import ABC, abstractmethod
 from collections.abc import Iterable
-from typing import Protocol
+from typing import Protocol, TypeVar
 
 from messor.attempt import Attempt, Outcome
 from messor.controls import Backoff, RateLimiter
@@ -17,7 +18,9 @@ from messor.memory import FAILED, Memory
 from messor.runloop import Harvest, RunReport, StopConditions, summary_text
 from messor.selection import open_memory
 
-__all__ = ["Executor", "Workers", "drive"]
+__all__ = ["Executor", "Workers", "drive", "take_all"]
+
+T = TypeVar("T")
 
 #: How long a driver waits when nothing runs and the harvest names no time.
 IDLE_POLL = 0.05
@@ -163,6 +166,19 @@ class Workers(Protocol):
 
     def came_back(self, outcome: Outcome) -> None:
         """The outcome of an attempt given up on before: nothing to record."""
+
+
+def take_all(source: queue.SimpleQueue[T], timeout: float | None) -> list[T]:
+    """Everything on ``source``: waits up to ``timeout`` seconds for the first item
+    (None: as long as it takes; 0 or less: not at all), takes the rest as they are."""
+    found: list[T] = []
+    try:
+        wait = timeout is None or timeout > 0
+        found.append(source.get(timeout=timeout) if wait else source.get_nowait())
+        while True:
+            found.append(source.get_nowait())
+    except queue.Empty:
+        return found
 
 
 def drive(harvest: Harvest, workers: Workers) -> None:

@@ -16,7 +16,7 @@ import queue
 import threading
 
 from messor.attempt import Attempt, Outcome, perform
-from messor.executor import Executor, drive
+from messor.executor import Executor, drive, take_all
 from messor.runloop import RunReport
 
 __all__ = ["LocalThreadedExecutor"]
@@ -87,15 +87,7 @@ class _Workers:
 
     def outcomes(self, timeout: float | None) -> list[Outcome]:
         """The finished attempts: waits up to ``timeout`` seconds for one (or a wake-up)."""
-        found: list[Outcome] = []
-        try:
-            item = self._outbox.get(timeout=timeout) if timeout != 0 else self._outbox.get_nowait()
-            while True:
-                if item is not None:
-                    found.append(item)
-                item = self._outbox.get_nowait()
-        except queue.Empty:
-            return found
+        return [item for item in take_all(self._outbox, timeout) if item is not None]
 
     def wake(self) -> None:
         """End a wait in :meth:`next_outcome` now (callable from any thread)."""

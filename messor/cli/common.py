@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import io
 import sys
 from collections.abc import Iterator
@@ -57,13 +58,7 @@ def open_chosen_memory(spec: str | None, *, create: bool = False) -> tuple[Memor
     """
     choice = choose_memory(spec)
     if choice.backend.name == "sqlite" and not create:
-        choice = MemoryChoice(
-            choice.backend,
-            choice.url,
-            {**choice.options, "create": False},
-            choice.source,
-            choice.shown,
-        )
+        choice = dataclasses.replace(choice, options={**choice.options, "create": False})
     try:
         return choice.open(), choice
     except ConfigurationError as exc:

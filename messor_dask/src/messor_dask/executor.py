@@ -29,7 +29,7 @@ from distributed.client import FuturesCancelledError
 
 from messor.attempt import Attempt, Outcome, failure, perform
 from messor.errors import ConfigurationError, MessorError
-from messor.executor import Executor
+from messor.executor import Executor, take_all
 from messor.memory import Memory
 from messor.runloop import Harvest, RunReport, StopConditions
 from messor.tasks import Task
@@ -218,15 +218,7 @@ class _Driver:
         return f"messor-{self.run_id}-{digest.hexdigest()}-{attempt.number}"
 
     def _ready(self, timeout: float) -> list[Future[Any]]:
-        found: list[Future[Any]] = []
-        try:
-            item = self.finished.get(timeout=timeout) if timeout > 0 else self.finished.get_nowait()
-            while True:
-                if item is not None:
-                    found.append(item)
-                item = self.finished.get_nowait()
-        except queue.Empty:
-            return found
+        return [item for item in take_all(self.finished, timeout) if item is not None]
 
     def _settle(self, futures: list[Future[Any]]) -> None:
         """Record the outcomes of finished futures and release them."""
