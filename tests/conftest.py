@@ -10,7 +10,7 @@ import pytest
 
 from messor import InProcessMemory, Memory, SQLiteMemory, open_memory
 from tests.redis_server import real_redis
-from tests.s3_server import REGION, s3_memory
+from tests.s3_server import REGION, new_bucket, s3_memory, server_endpoint
 from tests.seed_memory import SeedOnlyMemory
 
 
@@ -84,3 +84,15 @@ def opened_memory(kind: str, directory: Path) -> Iterator[Memory]:
 def any_memory(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Memory]:
     """Each memory this repository ships, and one that implements only the seed's methods."""
     yield from opened_memory(request.param, tmp_path)
+
+
+@pytest.fixture
+def endpoint() -> str:
+    """The URL of the session's moto S3 server."""
+    return server_endpoint()
+
+
+@pytest.fixture
+def bucket(endpoint: str) -> str:
+    """A new, empty bucket on that server."""
+    return new_bucket(endpoint)

@@ -18,7 +18,7 @@ from messor import AsyncExecutor, LocalThreadedExecutor
 from messor.errors import MessorError
 from messor.tasks import Task, as_task
 
-__all__ = ["OnCoroutines", "executor_kinds"]
+__all__ = ["OnCoroutines", "executor_kinds", "run_with_each_executor"]
 
 
 class CoroutineTask:
@@ -62,3 +62,18 @@ executor_kinds = [
     pytest.param(LocalThreadedExecutor, id="threads"),
     pytest.param(OnCoroutines, id="asyncio"),
 ]
+
+
+def run_with_each_executor(namespace: dict[str, Any]) -> Any:
+    """An autouse fixture that runs each test of a module once per executor.
+
+    The module names its executor ``Executor``; the fixture binds that name
+    in ``namespace`` (the module's ``globals()``) to each executor in turn.
+    """
+
+    @pytest.fixture(autouse=True, params=executor_kinds)
+    def executor(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> Any:
+        monkeypatch.setitem(namespace, "Executor", request.param)
+        return request.param
+
+    return executor

@@ -24,16 +24,12 @@ from messor import (
 from messor.controls import Backoff, RateLimiter, parse_rate
 from messor.memory import COMPLETED, FAILED, PENDING
 from tests.conftest import opened_memory
-from tests.executors import executor_kinds
+from tests.executors import run_with_each_executor
 
 #: The executor under test; each test runs with both (see the fixture below).
 Executor: Any = LocalThreadedExecutor
 
-
-@pytest.fixture(autouse=True, params=executor_kinds)
-def executor(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> Any:
-    monkeypatch.setitem(globals(), "Executor", request.param)
-    return request.param
+executor = run_with_each_executor(globals())
 
 
 class Starts:

@@ -26,16 +26,12 @@ from messor import (
 )
 from messor.memory import COMPLETED, FAILED, PENDING, EncodedUpdate
 from messor.runloop import REGISTRATION_CHUNK
-from tests.executors import executor_kinds
+from tests.executors import run_with_each_executor
 
 #: The executor under test; each test runs with both (see the fixture below).
 Executor: Any = LocalThreadedExecutor
 
-
-@pytest.fixture(autouse=True, params=executor_kinds)
-def executor(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> Any:
-    monkeypatch.setitem(globals(), "Executor", request.param)
-    return request.param
+executor = run_with_each_executor(globals())
 
 
 class Recorder:

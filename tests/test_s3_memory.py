@@ -27,7 +27,7 @@ from messor.memory import COMPLETED, FAILED, PENDING, EncodedUpdate
 from messor_s3 import S3Memory
 from messor_s3 import memory as s3_module
 from tests.crash_child import expected_result
-from tests.s3_server import REGION, mock_endpoint, new_bucket, server_endpoint
+from tests.s3_server import REGION, mock_endpoint, new_bucket
 
 CHILD = Path(__file__).with_name("crash_child.py")
 
@@ -44,16 +44,6 @@ class Requests:
 
     def __len__(self) -> int:
         return len(self.sent)
-
-
-@pytest.fixture
-def endpoint() -> str:
-    return server_endpoint()
-
-
-@pytest.fixture
-def bucket(endpoint: str) -> str:
-    return new_bucket(endpoint)
 
 
 def counted_client(endpoint: str | None) -> tuple[Any, Requests]:

@@ -48,7 +48,7 @@ from messor.runloop import RunReport
 from messor_s3 import memory as s3_module
 from tests import disk_full_child
 from tests.redis_server import RedisServer, real_redis, start_redis_server
-from tests.s3_server import REGION, new_bucket, server_endpoint
+from tests.s3_server import REGION
 from tests.tcp_proxy import TcpProxy
 from tests.test_redis_memory import assert_consistent
 from tests.test_s3_memory import _Raw
@@ -246,16 +246,6 @@ def test_redis_connections_dropped_again_and_again_mid_run_lose_nothing() -> Non
 def no_backoff(monkeypatch: pytest.MonkeyPatch) -> None:
     """botocore retries at once (it waits up to 20 s after a SlowDown): the tests stay fast."""
     monkeypatch.setattr(standard.ExponentialBackoff, "delay_amount", lambda self, context: 0)
-
-
-@pytest.fixture
-def endpoint() -> str:
-    return server_endpoint()
-
-
-@pytest.fixture
-def bucket(endpoint: str) -> str:
-    return new_bucket(endpoint)
 
 
 ERRORS = [(500, "InternalError"), (503, "SlowDown"), (503, "ServiceUnavailable")]
