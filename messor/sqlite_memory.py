@@ -15,7 +15,7 @@ import os
 import sqlite3
 import threading
 import time
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Collection, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from itertools import islice
 from pathlib import Path
@@ -378,6 +378,24 @@ class SQLiteMemory(Memory):
             if len(page) < _ROWS_PER_PAGE:
                 return
             last_rowid = page[-1][0]
+
+    def reset_tasks(self, task_ids: Iterable[str], *, only_from: Collection[str]) -> list[str]:
+        ids = list(dict.fromkeys(task_ids))
+        allowed = set(only_from)
+        now = time.time()
+        # The look-up and the reset share one IMMEDIATE transaction: it holds
+        # the file's write lock throughout, so no run records anything between.
+        with self._transaction() as conn:
+            found = {
+                i for i, status in _select_by_ids(conn, "id, status", ids) if status in allowed
+            }
+            chosen = [i for i in ids if i in found]
+            conn.executemany(
+                "UPDATE messor_tasks SET status = 'pending', result = NULL, error = NULL, "
+                "attempts = 0, updated = ? WHERE id = ?",
+                [(now, i) for i in chosen],
+            )
+        return chosen
 
     def claim_run(self, owner: RunOwner) -> Release:
         # A lock on a file beside the database: the kernel drops it with the
