@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Collection, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -133,6 +133,18 @@ class InProcessMemory(Memory):
             yield TaskRecord(
                 task_id, entry.status, result, entry.error, entry.attempts, entry.updated
             )
+
+    def reset_tasks(self, task_ids: Iterable[str], *, only_from: Collection[str]) -> list[str]:
+        allowed = set(only_from)
+        now = time.time()
+        chosen = []
+        with self._lock:
+            for task_id in dict.fromkeys(task_ids):
+                entry = self._entries.get(task_id)
+                if entry is not None and entry.status in allowed:
+                    self._entries[task_id] = _Entry(entry.data, updated=now)
+                    chosen.append(task_id)
+        return chosen
 
     def claim_run(self, owner: RunOwner) -> Release:
         return self._claim.acquire(self, owner)

@@ -21,8 +21,9 @@ from __future__ import annotations
 
 import json
 import re
+import threading
 from abc import ABC, abstractmethod
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Collection, Iterable, Iterator, Sequence
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, NamedTuple
 
@@ -57,6 +58,12 @@ STATUSES = (PENDING, COMPLETED, FAILED)
 
 #: ``(task_id, status, result, error)``, the row of ``update_task_statuses``.
 StatusUpdate = tuple[str, str, Any, "str | None"]
+
+# The defaults of record_outcomes and reset_tasks each look statuses up, then
+# write: this lock keeps the two steps of one from interleaving with the other's
+# in this process. One lock for all memories: a memory written against the
+# seed never calls Memory.__init__, so an instance has nowhere to keep its own.
+_LOOK_UP_THEN_WRITE = threading.Lock()
 
 
 class EncodedUpdate(NamedTuple):
@@ -263,14 +270,43 @@ class Memory(ABC):
         Raises ``KeyError`` and records nothing if a task is unknown.
         """
         failures = [row.task_id for row in outcomes if row.status != COMPLETED]
-        statuses = self.get_statuses(failures) if failures else {}
-        self.update_task_statuses(
-            [
-                (row.task_id, row.status, _decoded(row.result_json), row.error)
-                for row in outcomes
-                if row.status == COMPLETED or statuses.get(row.task_id) != COMPLETED
-            ]
-        )
+        with _LOOK_UP_THEN_WRITE:
+            statuses = self.get_statuses(failures) if failures else {}
+            self.update_task_statuses(
+                [
+                    (row.task_id, row.status, _decoded(row.result_json), row.error)
+                    for row in outcomes
+                    if row.status == COMPLETED or statuses.get(row.task_id) != COMPLETED
+                ]
+            )
+
+    def reset_tasks(self, task_ids: Iterable[str], *, only_from: Collection[str]) -> list[str]:
+        """Set the given tasks back to pending (result and error dropped, attempts 0), each only
+        if its status at that moment is one of ``only_from`` (e.g. {"failed"}; with --force also
+        "completed"). A task a running harvest completes meanwhile keeps its result. Unknown ids
+        are ignored. Returns the ids that were reset, in the given order.
+
+        What ``messor retry`` calls, possibly while a harvest runs on the same
+        store: the check and the reset must be one step in the store. The
+        default cannot make them one: it looks the statuses up
+        (``get_statuses``), then writes (``update_task_statuses``). In this
+        process it takes turns with the default ``record_outcomes`` (one
+        lock), so a harvest run here through the defaults loses nothing to it.
+        Any other write between the two steps (another process, an overridden
+        ``record_outcomes``, a direct ``update_task_statuses``) is overwritten,
+        a completed result with it; a task forgotten between them makes the
+        write raise ``KeyError``. A memory that several processes share must
+        override this with a conditional write (one transaction, a
+        compare-and-set, a script run by the server).
+        """
+        ids = list(dict.fromkeys(task_ids))
+        allowed = set(only_from)
+        with _LOOK_UP_THEN_WRITE:
+            statuses = self.get_statuses(ids)
+            chosen = [i for i in ids if statuses.get(i) in allowed]
+            if chosen:
+                self.update_task_statuses([(i, PENDING, None, None) for i in chosen])
+        return chosen
 
     def count_by_status(self) -> dict[str, int]:
         """Return the number of tasks per status (the three standard ones always present)."""

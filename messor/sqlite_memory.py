@@ -15,7 +15,7 @@ import os
 import sqlite3
 import threading
 import time
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Collection, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from itertools import islice
 from pathlib import Path
@@ -56,8 +56,8 @@ BUSY_TIMEOUT = 30.0
 _IDS_PER_QUERY = 500
 _ROWS_PER_PAGE = 1000
 
-_SCHEMA = """
-CREATE TABLE IF NOT EXISTS messor_tasks (
+_CREATE_TABLE = """
+CREATE TABLE messor_tasks (
     id       TEXT PRIMARY KEY NOT NULL,
     data     TEXT NOT NULL,
     status   TEXT NOT NULL,
@@ -65,14 +65,15 @@ CREATE TABLE IF NOT EXISTS messor_tasks (
     error    TEXT,
     attempts INTEGER NOT NULL DEFAULT 0,
     updated  REAL
-);
-CREATE INDEX IF NOT EXISTS messor_tasks_by_status ON messor_tasks (status);
+)
 """
-_ADD_UPDATED = "ALTER TABLE messor_tasks ADD COLUMN updated REAL;"
-#: What brings a file of each older schema version up to date.
-_UPGRADES = {
-    1: "ALTER TABLE messor_tasks ADD COLUMN attempts INTEGER NOT NULL DEFAULT 0;" + _ADD_UPDATED,
-    2: _ADD_UPDATED,
+_CREATE_INDEX = "CREATE INDEX IF NOT EXISTS messor_tasks_by_status ON messor_tasks (status)"
+#: The columns of schema version 1, which every later version kept.
+_FIRST_COLUMNS = ("id", "data", "status", "result", "error")
+#: The columns each later version added, in order, and what adds each.
+_ADDED_COLUMNS = {
+    "attempts": "ALTER TABLE messor_tasks ADD COLUMN attempts INTEGER NOT NULL DEFAULT 0",  # v2
+    "updated": "ALTER TABLE messor_tasks ADD COLUMN updated REAL",  # v3
 }
 
 
@@ -124,14 +125,7 @@ class SQLiteMemory(Memory):
                         "%s: SQLite kept journal mode %r instead of WAL", self.path, mode
                     )
                 conn.execute("PRAGMA synchronous=NORMAL")
-            # Version 1 had no attempts column, version 2 no time of the last
-            # change; a new file gets both from _SCHEMA. IMMEDIATE, as in
-            # _transaction: a read transaction upgraded to a write fails at
-            # once, without waiting, while another process writes.
-            upgrade = _UPGRADES[version] if 0 < version < SCHEMA_VERSION else ""
-            conn.executescript(
-                f"BEGIN IMMEDIATE;{_SCHEMA}{upgrade}PRAGMA user_version={SCHEMA_VERSION};COMMIT;"
-            )
+            self._set_up_schema(conn)
         except sqlite3.DatabaseError as exc:
             conn.close()
             raise self._file_error(exc, opening=True) or ConfigurationError(
@@ -142,6 +136,46 @@ class SQLiteMemory(Memory):
             conn.close()
             raise
         return conn
+
+    def _set_up_schema(self, conn: sqlite3.Connection) -> None:
+        """Create the table, or bring an older one up to date, and stamp its version.
+
+        The version is read from the table's columns, not from ``user_version``:
+        ``sqlite3 .dump`` and many backup tools restore a file with
+        ``user_version`` 0, whatever the schema of the table. IMMEDIATE, as in
+        ``_transaction``: two processes opening an old file never both add a column.
+        """
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            columns = [row[1] for row in conn.execute("PRAGMA table_info(messor_tasks)")]
+            if not columns:
+                conn.execute(_CREATE_TABLE)
+            else:
+                self._check_columns(columns)
+                for name, add_column in _ADDED_COLUMNS.items():
+                    if name not in columns:
+                        conn.execute(add_column)
+            conn.execute(_CREATE_INDEX)
+            # Every column of this version is there now, whatever user_version said.
+            conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+            conn.execute("COMMIT")
+        except BaseException:
+            if conn.in_transaction:
+                conn.execute("ROLLBACK")
+            raise
+
+    def _check_columns(self, columns: list[str]) -> None:
+        """Refuse a ``messor_tasks`` table that neither this Messor nor an older one wrote."""
+        missing = [c for c in _FIRST_COLUMNS if c not in columns]
+        known = {*_FIRST_COLUMNS, *_ADDED_COLUMNS}
+        unknown = [c for c in columns if c not in known]
+        if missing or unknown:
+            what = f"lacks the columns {missing}" if missing else f"has the columns {unknown}"
+            raise ConfigurationError(
+                f"{self.path} has a table messor_tasks that {what}, which no Messor up to "
+                f"schema version {SCHEMA_VERSION} writes: it was written by a newer Messor "
+                "(upgrade messor) or is another program's database (use another file)"
+            )
 
     def __repr__(self) -> str:
         return f"SQLiteMemory({self.path!r})"
@@ -344,6 +378,24 @@ class SQLiteMemory(Memory):
             if len(page) < _ROWS_PER_PAGE:
                 return
             last_rowid = page[-1][0]
+
+    def reset_tasks(self, task_ids: Iterable[str], *, only_from: Collection[str]) -> list[str]:
+        ids = list(dict.fromkeys(task_ids))
+        allowed = set(only_from)
+        now = time.time()
+        # The look-up and the reset share one IMMEDIATE transaction: it holds
+        # the file's write lock throughout, so no run records anything between.
+        with self._transaction() as conn:
+            found = {
+                i for i, status in _select_by_ids(conn, "id, status", ids) if status in allowed
+            }
+            chosen = [i for i in ids if i in found]
+            conn.executemany(
+                "UPDATE messor_tasks SET status = 'pending', result = NULL, error = NULL, "
+                "attempts = 0, updated = ? WHERE id = ?",
+                [(now, i) for i in chosen],
+            )
+        return chosen
 
     def claim_run(self, owner: RunOwner) -> Release:
         # A lock on a file beside the database: the kernel drops it with the

@@ -380,6 +380,86 @@ class MemoryContract:
         assert memory.get_statuses(["t5-1", "t5-3"]) == {"t5-1": FAILED, "t5-3": PENDING}
         assert memory.get_task_result("t9-2") == [9]
 
+    # -- reset_tasks: what `messor retry` calls ------------------------------------------
+
+    def test_reset_tasks_makes_only_tasks_of_the_given_statuses_pending(
+        self, memory: Memory
+    ) -> None:
+        memory.store_tasks([("done", {}), ("bad", {}), ("todo", {}), ("worse", {})])
+        memory.record_outcomes(
+            [
+                EncodedUpdate("done", COMPLETED, '"kept"', None, 1),
+                EncodedUpdate("bad", FAILED, None, "E: bad", 3),
+                EncodedUpdate("worse", FAILED, None, "E: worse", 2),
+            ]
+        )
+        reset = memory.reset_tasks(["worse", "done", "ghost", "bad", "todo"], only_from={FAILED})
+        assert reset == ["worse", "bad"]  # in the given order; the unknown id ignored
+        assert memory.get_failed_tasks() == []
+        assert sorted(memory.get_pending_tasks()) == ["bad", "todo", "worse"]
+        records = {r.task_id: r._replace(updated_at=None) for r in memory.iter_records()}
+        assert records["bad"] == TaskRecord("bad", PENDING, None, None, 0)
+        assert (records["done"].status, records["done"].result) == (COMPLETED, "kept")
+        assert memory.reset_tasks(["ghost"], only_from={FAILED, PENDING, COMPLETED}) == []
+
+    def test_reset_tasks_from_completed_drops_the_result(self, memory: Memory) -> None:
+        memory.store_tasks([("done", {"url": "u"})])
+        memory.update_task_statuses([("done", COMPLETED, {"r": 1}, None)])
+        assert memory.reset_tasks(["done"], only_from={COMPLETED, FAILED}) == ["done"]
+        assert memory.get_task_result("done") is None
+        dump = memory.dump_all()
+        assert dump["task_statuses"] == {"done": PENDING}
+        assert (dump["task_results"], dump["task_definitions"]) == ({}, {"done": {"url": "u"}})
+
+    def test_reset_tasks_checks_the_status_when_it_resets_not_when_the_caller_looked(
+        self, memory: Memory
+    ) -> None:
+        # `messor retry --failed` lists the failed tasks, then resets them; a
+        # run completes one in between. Its result must survive.
+        memory.store_tasks([("a", {}), ("b", {})])
+        memory.update_task_statuses([("a", FAILED, None, "E"), ("b", FAILED, None, "E")])
+        looked_up = [task_id for task_id, _ in memory.get_failed_tasks()]
+        memory.record_outcomes([EncodedUpdate("a", COMPLETED, '"late success"', None, 2)])
+        assert memory.reset_tasks(looked_up, only_from={FAILED}) == ["b"]
+        assert memory.get_task_status("a") == COMPLETED
+        assert memory.get_task_result("a") == "late success"
+
+    def test_reset_tasks_racing_a_harvest_never_undoes_a_completion(self, memory: Memory) -> None:
+        # A harvest records completions one by one while resets of every task
+        # not completed run back to back, as `messor retry ID...` from another
+        # terminal would. Each completion is recorded just as a reset starts,
+        # the moment a reset that looks up and then writes gets wrong.
+        ids = [f"race-{i}" for i in range(200)]
+        memory.store_tasks([(i, {}) for i in ids])
+        memory.update_task_statuses([(i, FAILED, None, "E") for i in ids])
+        reset_started = threading.Semaphore(0)
+        harvest_done = threading.Event()
+        errors: list[BaseException] = []
+
+        def harvest() -> None:
+            try:
+                for i in ids:
+                    if not reset_started.acquire(timeout=60):
+                        raise TimeoutError("no reset started for 60 s")
+                    memory.record_outcomes([EncodedUpdate(i, COMPLETED, f'"{i}"', None, 1)])
+            except BaseException as exc:
+                errors.append(exc)
+            finally:
+                harvest_done.set()
+
+        thread = threading.Thread(target=harvest)
+        thread.start()
+        try:
+            while not harvest_done.is_set():
+                reset_started.release()
+                memory.reset_tasks(ids, only_from={PENDING, FAILED})
+        finally:
+            reset_started.release(len(ids))  # the harvest never waits for a reset that failed
+            thread.join()
+        assert errors == []
+        assert memory.count_by_status() == {PENDING: 0, COMPLETED: len(ids), FAILED: 0}
+        assert all(memory.get_task_result(i) == i for i in ids[::7])
+
     # -- keeping runs apart ---------------------------------------------------------------
 
     def test_a_claimed_memory_refuses_a_second_claim_naming_the_first(self, memory: Memory) -> None:

@@ -55,8 +55,7 @@ def test_no_module_can_load_code_from_stored_data(path: Path) -> None:
 
 
 #: What may be interpolated into SQL text: module constants and placeholders, never a value.
-SQL_PIECES = {"columns", "marks", "where", "_ROWS_PER_PAGE", "_SCHEMA", "upgrade",
-              "SCHEMA_VERSION"}  # fmt: skip
+SQL_PIECES = {"columns", "marks", "where", "_ROWS_PER_PAGE", "SCHEMA_VERSION"}
 SQL_CALLS = {"execute", "executemany", "executescript", "_fetchall"}
 
 

@@ -15,7 +15,7 @@ import messor
 import messor.memory
 import messor.sqlite_memory
 from messor import ConfigurationError, SQLiteMemory
-from messor.memory import COMPLETED, FAILED, PENDING
+from messor.memory import COMPLETED, FAILED, PENDING, EncodedUpdate
 from messor.sqlite_memory import SCHEMA_VERSION
 
 
@@ -127,6 +127,93 @@ def test_a_file_of_an_older_messor_is_upgraded_keeping_every_record(
     memory.close()
     with closing(sqlite3.connect(path)) as conn:
         assert conn.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION
+
+
+#: The table (and index) each older Messor created, by schema version.
+OLD_SCHEMAS = {
+    1: "CREATE TABLE messor_tasks (id TEXT PRIMARY KEY NOT NULL, data TEXT NOT NULL, "
+    "status TEXT NOT NULL, result TEXT, error TEXT)",
+    2: "CREATE TABLE messor_tasks (id TEXT PRIMARY KEY NOT NULL, data TEXT NOT NULL, "
+    "status TEXT NOT NULL, result TEXT, error TEXT, attempts INTEGER NOT NULL DEFAULT 0)",
+}
+
+
+def _dumped_and_reloaded(path: Path) -> Path:
+    """The file as ``sqlite3 old.db .dump | sqlite3 new.db`` restores it: user_version 0."""
+    copy = path.with_name(f"restored-{path.name}")
+    with closing(sqlite3.connect(path)) as source, closing(sqlite3.connect(copy)) as target:
+        target.executescript("\n".join(source.iterdump()))
+    assert _query_one(copy, "PRAGMA user_version") == 0
+    return copy
+
+
+@pytest.mark.parametrize("version", sorted(OLD_SCHEMAS))
+def test_a_restored_dump_of_an_older_file_is_upgraded_by_its_columns_keeping_every_record(
+    tmp_path: Path, version: int
+) -> None:
+    path = tmp_path / "old.db"
+    with closing(sqlite3.connect(path)) as conn, conn:
+        conn.execute(OLD_SCHEMAS[version])
+        conn.execute("CREATE INDEX messor_tasks_by_status ON messor_tasks (status)")
+        conn.execute("""INSERT INTO messor_tasks (id, data, status, result, error) VALUES
+            ('done', '{"url":"u"}', 'completed', '[1,2]', NULL),
+            ('bad', '{}', 'failed', NULL, 'E: x'), ('todo', '{}', 'pending', NULL, NULL)""")
+        conn.execute(f"PRAGMA user_version = {version}")
+    restored = _dumped_and_reloaded(path)
+    memory = SQLiteMemory(restored)
+    assert memory.dump_all() == {
+        "task_definitions": {"done": {"url": "u"}, "bad": {}, "todo": {}},
+        "task_statuses": {"done": COMPLETED, "bad": FAILED, "todo": PENDING},
+        "task_results": {"done": [1, 2]},
+        "task_errors": {"bad": "E: x"},
+    }
+    memory.record_outcomes([EncodedUpdate("todo", COMPLETED, '"new"', None, 2)])
+    assert memory.count_since(0) == {COMPLETED: 1}
+    assert [r.attempts for r in memory.iter_records(COMPLETED)] == [0, 2]
+    memory.close()
+    with closing(sqlite3.connect(restored)) as conn:
+        columns = [row[1] for row in conn.execute("PRAGMA table_info(messor_tasks)")]
+        assert columns == ["id", "data", "status", "result", "error", "attempts", "updated"]
+        assert conn.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION
+    with SQLiteMemory(restored) as reopened:
+        assert reopened.get_task_result("todo") == "new"
+
+
+def test_a_file_stamped_current_without_the_columns_is_repaired(tmp_path: Path) -> None:
+    # What Messor 0.1 left of a restored dump: stamped the current version, never upgraded.
+    path = tmp_path / "stamped.db"
+    with closing(sqlite3.connect(path)) as conn, conn:
+        conn.execute(OLD_SCHEMAS[1])
+        conn.execute("INSERT INTO messor_tasks VALUES ('bad', '{}', 'failed', NULL, 'E: x')")
+        conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+    with SQLiteMemory(path) as memory:
+        assert memory.get_failed_tasks() == [("bad", "E: x")]
+        memory.record_outcomes([EncodedUpdate("bad", COMPLETED, "3", None, 2)])
+        assert memory.count_since(0) == {COMPLETED: 1}
+
+
+@pytest.mark.parametrize(
+    ("columns", "message"),
+    [
+        ("id TEXT PRIMARY KEY, name TEXT, status TEXT", "lacks the columns ['data', 'result',"),
+        (
+            "id TEXT PRIMARY KEY, data TEXT, status TEXT, result TEXT, error TEXT, "
+            "attempts INTEGER, updated REAL, owner TEXT",
+            "has the columns ['owner']",
+        ),
+    ],
+    ids=["another-program", "newer-messor"],
+)
+def test_a_table_of_unknown_columns_is_refused_naming_the_file_and_left_alone(
+    tmp_path: Path, columns: str, message: str
+) -> None:
+    path = tmp_path / "other.db"
+    with closing(sqlite3.connect(path)) as conn, conn:
+        conn.execute(f"CREATE TABLE messor_tasks ({columns})")
+    with pytest.raises(ConfigurationError, match=re.escape(message)) as refused:
+        SQLiteMemory(path)
+    assert str(path) in str(refused.value)
+    assert _query_one(path, "PRAGMA user_version") == 0
 
 
 # -- connections -------------------------------------------------------------------------

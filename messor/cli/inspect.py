@@ -82,7 +82,7 @@ def add_commands(commands: Any) -> None:
         help="make tasks pending again, so that the next run runs them",
         description="Mark failed tasks (or the tasks named) pending again, with no error; "
         "the next run of the harvest runs them. A completed task keeps its result unless "
-        "--force is given.",
+        "--force is given, also one that a run going on completes meanwhile.",
         epilog="examples:\n  messor retry --failed\n"
         "  messor retry https://example.org/page/7 https://example.org/page/9",
         formatter_class=Formatter,
@@ -291,6 +291,7 @@ def retry(arguments: argparse.Namespace) -> int:
     with memory:
         if arguments.failed:
             ids = [task_id for task_id, _ in memory.get_failed_tasks()]
+            only_from = {FAILED}
         else:
             ids = list(dict.fromkeys(arguments.ids))
             statuses = memory.get_statuses(ids)
@@ -303,12 +304,28 @@ def retry(arguments: argparse.Namespace) -> int:
                     f"{_some(completed)} completed: retrying discards the result. "
                     "Add --force to do that; nothing was changed"
                 )
+            only_from = {PENDING, FAILED, COMPLETED, *statuses.values()}
+            if not arguments.force:
+                only_from.discard(COMPLETED)
+        # A run may be recording outcomes meanwhile: the memory resets each
+        # task only if its status is still one of only_from when it does.
+        reset: set[str] = set()
         for start in range(0, len(ids), RETRY_BATCH):
-            memory.update_task_statuses(
-                [(i, PENDING, None, None) for i in ids[start : start + RETRY_BATCH]]
-            )
-    noun = "task is" if len(ids) == 1 else "tasks are"
-    print(f"{len(ids)} {noun} pending again: the next run of the harvest runs them.")
+            batch = ids[start : start + RETRY_BATCH]
+            reset.update(memory.reset_tasks(batch, only_from=only_from))
+        kept = [i for i in ids if i not in reset]
+        now = memory.get_statuses(kept)
+    noun = "task is" if len(reset) == 1 else "tasks are"
+    them = "it" if len(reset) == 1 else "them"
+    print(f"{len(reset)} {noun} pending again: the next run of the harvest runs {them}.")
+    completed_meanwhile = [i for i in kept if now.get(i) == COMPLETED]
+    if completed_meanwhile:
+        print(
+            f"{_listed(completed_meanwhile)} completed meanwhile by a run: kept, with the result."
+        )
+    changed = [i for i in kept if now.get(i) != COMPLETED]
+    if changed:
+        print(f"{_listed(changed)} changed meanwhile (another command or run): left as is.")
     return 0
 
 
@@ -317,6 +334,13 @@ def _some(ids: list[str]) -> str:
     if len(ids) == 1:
         return f"{ids[0]!r} is"
     return f"{len(ids)} tasks, such as {ids[0]!r}, are"
+
+
+def _listed(ids: list[str], shown: int = 5) -> str:
+    """``1 task ('a') was`` or ``7 tasks ('a', 'b', 'c', 'd', 'e' and 2 more) were``."""
+    names = ", ".join(repr(i) for i in ids[:shown])
+    more = f" and {len(ids) - shown} more" if len(ids) > shown else ""
+    return f"1 task ({names}) was" if len(ids) == 1 else f"{len(ids)} tasks ({names}{more}) were"
 
 
 # -- argument types ---------------------------------------------------------------------

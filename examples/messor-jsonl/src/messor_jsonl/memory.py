@@ -19,7 +19,7 @@ import json
 import logging
 import os
 import threading
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Collection, Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any, NamedTuple
 
@@ -221,6 +221,22 @@ class JSONLMemory(Memory):
     def iter_records(self, status: str | None = None) -> Iterator[TaskRecord]:
         for task_id, e in self._with_status(status):
             yield TaskRecord(task_id, e.status, _decoded(e.result), e.error, e.attempts)
+
+    def reset_tasks(self, task_ids: Iterable[str], *, only_from: Collection[str]) -> list[str]:
+        allowed = set(only_from)
+        reset = {"status": PENDING, "error": None, "attempts": 0}
+        # Under the lock, as every write: the check and the reset are one step.
+        with self._lock:
+            chosen = [
+                task_id
+                for task_id in dict.fromkeys(task_ids)
+                if task_id in self._entries and self._entries[task_id].status in allowed
+            ]
+            if chosen:
+                self._append([_line("set", task_id, reset) for task_id in chosen])
+                for task_id in chosen:
+                    self._entries[task_id] = _Entry(self._entries[task_id].data)
+        return chosen
 
     def close(self) -> None:
         with self._lock:
