@@ -13,6 +13,7 @@ from typing import Any, TextIO
 from messor.errors import ConfigurationError
 from messor.memory import Memory
 from messor.selection import MemoryChoice, choose_memory
+from messor.terminal import printable_lines
 
 __all__ = [
     "CommandError",
@@ -37,7 +38,9 @@ class Formatter(argparse.RawDescriptionHelpFormatter):
 
 
 def print_error(message: str) -> None:
-    print(f"messor: error: {message}", file=sys.stderr, flush=True)
+    """``messor: error: message`` on stderr; ids and errors quoted in it cannot rewrite the
+    terminal (see :mod:`messor.terminal`)."""
+    print(f"messor: error: {printable_lines(message)}", file=sys.stderr, flush=True)
 
 
 def add_memory_argument(parser: argparse.ArgumentParser) -> None:

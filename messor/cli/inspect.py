@@ -22,6 +22,7 @@ from messor.cli.export import iso_time
 from messor.memory import COMPLETED, FAILED, PENDING, Memory, TaskRecord
 from messor.plugins import get_catalog
 from messor.runloop import summary_text
+from messor.terminal import printable
 
 __all__ = ["add_commands"]
 
@@ -270,15 +271,7 @@ def _failure_line(row: dict[str, Any]) -> str:
     first, *rest = error.splitlines() or [""]
     attempts = row["attempts"]
     tries = f" ({attempts} attempt{'' if attempts == 1 else 's'})" if attempts else ""
-    return f"{_printable(row['id'])}: {_printable(first)}{' ...' if rest else ''}{tries}"
-
-
-def _printable(text: str) -> str:
-    """``text`` with control characters escaped: an id or error with ANSI codes in it
-    cannot rewrite the terminal (the JSON outputs keep it exact)."""
-    if text.isprintable():
-        return text
-    return "".join(c if c.isprintable() or c == " " else repr(c)[1:-1] for c in text)
+    return f"{printable(row['id'])}: {printable(first)}{' ...' if rest else ''}{tries}"
 
 
 # -- retry ------------------------------------------------------------------------------

@@ -22,6 +22,7 @@ from messor.memory import Memory
 from messor.runloop import RunReport, StopConditions
 from messor.selection import configured
 from messor.stops import stop_after_consecutive_failures, stop_on
+from messor.terminal import printable
 
 __all__ = ["add_command", "load_tasks"]
 
@@ -150,7 +151,7 @@ def run(arguments: argparse.Namespace) -> int:
         print("Stopped by SIGTERM: every task finished so far is recorded. Run again to resume.")
         return 143
     if report.stopped:
-        print(f"Stopped early: {report.stopped_because}. Run again to resume.")
+        print(f"Stopped early: {printable(str(report.stopped_because))}. Run again to resume.")
         return 1
     return 1 if report.failed else 0
 
