@@ -133,3 +133,25 @@ def test_a_task_generator_that_exits_or_raises_stops_the_run_with_an_error_namin
     for word in [*words, "gen.py, line 11", "every task finished before is recorded"]:
         assert word in last
     assert sum(SQLiteMemory(tmp_path / "messor.db").count_by_status().values()) == 3
+
+
+# -- the memory it runs into ------------------------------------------------------------------
+
+DOUBLE = "import messor\ndef double(n):\n    return 2 * n\npages = [messor.task(double, 1)]\n"
+
+
+def test_run_into_a_mistyped_url_is_an_error_naming_the_url_meant(tmp_path: Path) -> None:
+    write_module(tmp_path, "double", DOUBLE)
+    done = messor("run", "double:pages", "--memory", "redis//127.0.0.1:6379/0", cwd=tmp_path)
+    assert_one_line_error(done, 2, "did you mean 'redis://127.0.0.1:6379/0'?")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["double.py"]
+
+
+def test_run_says_which_directories_it_created_for_a_sqlite_file(tmp_path: Path) -> None:
+    write_module(tmp_path, "double", DOUBLE)
+    done = messor("run", "double:pages", "--memory", "runs/2024/harvest.db", cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    warning = "messor: warning: Created the directories runs, runs/2024 for the SQLite file"
+    assert warning in done.stderr
+    again = messor("run", "double:pages", "--memory", "runs/2024/harvest.db", cwd=tmp_path)
+    assert "Created" not in again.stderr
