@@ -365,6 +365,14 @@ class SQLiteMemory(Memory):
             )
         )
 
+    def earliest_since(self, since: float) -> dict[str, float]:
+        return dict(
+            self._fetchall(
+                "SELECT status, min(updated) FROM messor_tasks WHERE updated >= ? GROUP BY status",
+                (since,),
+            )
+        )
+
     def close(self) -> None:
         with self._lock:
             self._conn.close()
