@@ -6,12 +6,15 @@ import json
 import re
 import sqlite3
 import time
+import uuid
+from contextlib import closing
 from pathlib import Path
 
 import pytest
 
-from messor import InProcessMemory, Memory, SQLiteMemory
-from tests.console import messor
+from messor import InProcessMemory, Memory, SQLiteMemory, open_memory
+from tests.console import assert_one_line_error, messor
+from tests.redis_server import real_redis
 
 pytestmark = pytest.mark.slow
 
@@ -77,3 +80,68 @@ def test_the_default_earliest_since_finds_the_first_time_per_status_in_the_recor
     default = Memory.earliest_since
     assert default(memory, before) == {"completed": times["a"], "failed": times["c"]}
     assert default(memory, after + 1) == {}
+
+
+# -- a memory that holds nothing ----------------------------------------------------------------
+
+INSPECTING = (["status"], ["failed"], ["results"], ["retry", "--failed"])
+
+
+def record_one(spec: str) -> None:
+    with closing(open_memory(spec)) as memory:
+        memory.store_tasks([("page-1", {})])
+        memory.update_task_statuses([("page-1", "completed", 1, None)])
+        memory.flush()
+
+
+def test_a_redis_namespace_holding_nothing_is_an_error_naming_those_that_hold_one(
+    tmp_path: Path,
+) -> None:
+    url = real_redis().url
+    name = f"catalogue-{uuid.uuid4().hex[:8]}"
+    record_one(f"{url}?namespace={name}")
+    typo = name.replace("catalogue", "catalog")
+    try:
+        for command in INSPECTING:
+            done = messor(*command, "--memory", f"{url}?namespace={typo}", cwd=tmp_path)
+            assert_one_line_error(
+                done,
+                2,
+                f"There is no harvest in namespace '{typo}' of Redis at {url}",
+                f"did you mean namespace '{name}' (?namespace={name})?",
+            )
+        done = messor("status", "--memory", f"{url}?namespace={name}", cwd=tmp_path)
+        assert "Completed tasks: 1" in done.stdout
+    finally:
+        open_memory(f"{url}?namespace={name}").clear()
+
+
+def test_a_redis_database_without_any_harvest_says_so(tmp_path: Path) -> None:
+    url = real_redis().url.removesuffix("/0") + "/15"  # a database no test writes
+    done = messor("status", "--memory", url, cwd=tmp_path)
+    assert_one_line_error(
+        done, 2, "no harvest in namespace 'default'", "nor in any other namespace"
+    )
+
+
+def test_an_s3_prefix_holding_nothing_is_an_error_naming_prefixes_near_it_that_hold_one(
+    tmp_path: Path, endpoint: str, bucket: str
+) -> None:
+    record_one(f"s3://{bucket}/harvests/catalogue?endpoint_url={endpoint}")
+    record_one(f"s3://{bucket}/harvests/images?endpoint_url={endpoint}")
+    for command in INSPECTING:
+        spec = f"s3://{bucket}/harvests/catalog?endpoint_url={endpoint}"
+        assert_one_line_error(
+            messor(*command, "--memory", spec, cwd=tmp_path),
+            2,
+            f"There is no harvest at s3://{bucket}/harvests/catalog",
+            f"s3://{bucket}/harvests/catalogue, s3://{bucket}/harvests/images",
+            f"did you mean s3://{bucket}/harvests/catalogue?",
+        )
+    # A parent folder given for the harvest: the harvests below it are named.
+    spec = f"s3://{bucket}/harvests?endpoint_url={endpoint}"
+    assert_one_line_error(
+        messor("status", "--memory", spec, cwd=tmp_path), 2, f"s3://{bucket}/harvests/images"
+    )
+    spec = f"s3://{bucket}/harvests/catalogue?endpoint_url={endpoint}"
+    assert "Completed tasks: 1" in messor("status", "--memory", spec, cwd=tmp_path).stdout
