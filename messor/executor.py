@@ -17,6 +17,7 @@ from messor.errors import ConfigurationError
 from messor.memory import FAILED, Memory
 from messor.runloop import Harvest, RunReport, StopConditions, summary_text
 from messor.selection import open_memory
+from messor.terminal import printable
 
 __all__ = ["Executor", "Workers", "drive", "take_all"]
 
@@ -130,7 +131,8 @@ class Executor(ABC):
         """Print the number of pending, completed and failed tasks in the memory; return them.
 
         With ``failures``, also list that many failed tasks with their
-        attempts and last error.
+        attempts and last error, control characters escaped (see
+        :mod:`messor.terminal`).
         """
         counts = self.memory.count_by_status()
         print(summary_text(counts))
@@ -141,7 +143,7 @@ class Executor(ABC):
                     break
                 plural = "" if record.attempts == 1 else "s"
                 tries = f" after {record.attempts} attempt{plural}" if record.attempts else ""
-                print(f"  {record.task_id}{tries}: {record.error}")
+                print(f"  {printable(record.task_id)}{tries}: {printable(str(record.error))}")
         return counts
 
 

@@ -61,6 +61,13 @@ class Register(Protocol):
         the client library inside the factory, not at module level, so that
         listing backends stays cheap and a missing library only matters to
         those who use it.
+
+        A factory may take a keyword ``create`` (default True). The command
+        line passes ``create=False`` when it inspects a harvest (``messor
+        status``, ``failed``, ``results``, ``retry``): then a memory that holds
+        nothing should be a ConfigurationError saying where it looked (and,
+        where cheap, where harvests are), not an empty memory, which would
+        hide a mistyped file, namespace or prefix.
         """
 
 

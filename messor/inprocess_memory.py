@@ -157,6 +157,15 @@ class InProcessMemory(Memory):
                     counts[entry.status] = counts.get(entry.status, 0) + 1
         return counts
 
+    def earliest_since(self, since: float) -> dict[str, float]:
+        earliest: dict[str, float] = {}
+        with self._lock:
+            for entry in self._entries.values():
+                known = earliest.get(entry.status)
+                if entry.updated >= since and (known is None or entry.updated < known):
+                    earliest[entry.status] = entry.updated
+        return earliest
+
     def _entry(self, task_id: str) -> _Entry:
         with self._lock:
             try:

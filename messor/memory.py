@@ -344,6 +344,24 @@ class Memory(ABC):
         """
         return None
 
+    def earliest_since(self, since: float) -> dict[str, float] | None:
+        """Per status, when the earliest task state recorded at ``since`` or later was recorded.
+
+        With :meth:`count_since`, what ``messor status`` turns into a rate:
+        a run younger than the window it looks at is measured over the time
+        it actually ran. None when this memory keeps no times (as
+        :meth:`count_since`). The default reads every record; a memory that
+        keeps times answers with one query instead.
+        """
+        if self.count_since(since) is None:
+            return None
+        earliest: dict[str, float] = {}
+        for record in self.iter_records():
+            updated, known = record.updated_at, earliest.get(record.status)
+            if updated is not None and updated >= since and (known is None or updated < known):
+                earliest[record.status] = updated
+        return earliest
+
     def claim_run(self, owner: RunOwner) -> Release:
         """Claim this memory for one run; return what ends the claim.
 

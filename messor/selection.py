@@ -2,8 +2,9 @@
 
 A spec is a URL (``sqlite:///harvest.db``, ``memory://``, ``redis://host/0``),
 a bare backend name (``"sqlite"``, with options as keyword arguments) or a
-path to a SQLite file (``"harvest.db"``, ``"data/run.sqlite"``). Without one,
-the first of these wins:
+path to a SQLite file (``"harvest.db"``, ``"data/run.sqlite"``); a spec that
+looks like a URL with its ``://`` mistyped (``redis//host``, ``s3:/bucket``) is
+refused, naming the URL it likely meant. Without one, the first of these wins:
 
 1. the environment variable ``MESSOR_MEMORY``;
 2. ``memory = "..."`` in ``./messor.toml``;
@@ -13,6 +14,7 @@ the first of these wins:
 
 from __future__ import annotations
 
+import difflib
 import inspect
 import logging
 import os
@@ -24,9 +26,9 @@ from typing import Any
 
 from messor.errors import ConfigurationError
 from messor.memory import Memory
-from messor.plugins import Backend, get_catalog
+from messor.plugins import KNOWN_EXTRAS, Backend, get_catalog
 from messor.sqlite_memory import DEFAULT_FILE
-from messor.url import MemoryURL
+from messor.url import MemoryURL, redact_url
 
 __all__ = [
     "ENV_VAR",
@@ -41,8 +43,12 @@ logger = logging.getLogger("messor")
 
 ENV_VAR = "MESSOR_MEMORY"
 _SQLITE_SUFFIXES = (".db", ".sqlite", ".sqlite3")
-# Two letters at least, so that a Windows drive ("C:\\data.db") is a path.
-_SCHEME_PREFIX = re.compile(r"[A-Za-z][A-Za-z0-9+.-]+:")
+# A URL whose "://" lost its colon or its slashes: "redis//host", "s3:/bucket",
+# "redis:pw@host/0". Two letters at least, so that a Windows drive
+# ("C:\\data.db") is a path. (Specs holding "://" never get here.)
+_BROKEN_URL = re.compile(r"(?P<scheme>[A-Za-z][A-Za-z0-9+.-]+)(?P<sep>:|//)(?P<rest>.*)", re.DOTALL)
+# Schemes whose URL holds a path after "://" rather than a host: sqlite:///harvest.db.
+_PATH_SCHEMES = ("sqlite", "unix")
 
 
 def resolve_spec(spec: str | None = None) -> tuple[str, str]:
@@ -128,13 +134,9 @@ def choose_memory(spec: str | None = None, **options: Any) -> MemoryChoice:
     if "://" in text:
         url = MemoryURL(text)
         key = url.scheme
-    elif scheme := _SCHEME_PREFIX.match(text):
-        # "redis:pw@host/0" is a URL missing its "//", not a file to create
-        # (which would put the password in a file name and in the logs).
-        raise ConfigurationError(
-            f"The memory spec {scheme.group(0)}... (from {source}) looks like a URL without "
-            f"'//': write {scheme.group(0)}//..."
-        )
+    elif mistyped := _mistyped_url(text, source):
+        # Not a file to create (which would put a password in a file name).
+        raise mistyped
     elif _looks_like_sqlite_file(text):
         if "path" in options:
             raise ConfigurationError(
@@ -155,6 +157,41 @@ def open_memory(spec: str | None = None, **options: Any) -> Memory:
     option it cannot use.
     """
     return choose_memory(spec, **options).open()
+
+
+def _mistyped_url(text: str, source: str) -> ConfigurationError | None:
+    """The error for a spec that is a URL with a character of its "://" missing
+    (``redis//host:6379/0``, ``s3:/bucket``, ``sqlite//x.db``), or None for anything else."""
+    match = _BROKEN_URL.fullmatch(text)
+    if match is None:
+        return None
+    typed, rest = match["scheme"], match["rest"]
+    catalog = get_catalog()
+    known = sorted({*catalog.backends, *catalog.schemes, *KNOWN_EXTRAS})
+    close = difflib.get_close_matches(typed.lower(), known, n=1)
+    scheme = typed.lower() if typed.lower() in known else (close[0] if close else typed)
+    if match["sep"] == ":":  # the slashes are missing, perhaps one of them
+        rest = rest.lstrip("/")
+    if scheme in _PATH_SCHEMES and not rest.startswith("/"):
+        rest = "/" + rest
+    # The spec may hold a password: only the suggestion is shown, with its secrets hidden.
+    suggestion = redact_url(f"{scheme}://{rest}")
+    origin = f" (from {source})"
+    if scheme != typed.lower() or typed.lower() in known:
+        return ConfigurationError(
+            f"The memory spec{origin} looks like a URL with its '://' mistyped; "
+            f"did you mean {suggestion!r}?"
+        )
+    if match["sep"] == ":":
+        return ConfigurationError(
+            f"The memory spec {typed}:...{origin} looks like a URL without '//': "
+            f"write {typed}://..."
+        )
+    return ConfigurationError(
+        f"The memory spec {typed}//...{origin} looks like a URL missing the ':' of '://', "
+        f"but no memory is called {typed!r} (installed: {', '.join(sorted(catalog.backends))}). "
+        "For a SQLite file in a directory, write the path with single slashes"
+    )
 
 
 def _looks_like_sqlite_file(text: str) -> bool:

@@ -83,6 +83,8 @@ class SQLiteMemory(Memory):
     The file and its directory are created unless ``create`` is False, when a
     missing file is a :class:`~messor.errors.ConfigurationError` (for tools
     that inspect a harvest, where a new empty file would only hide a typo).
+    A directory created is logged as a warning on the ``messor`` logger: a
+    mistyped path shows at once, not as a harvest that went elsewhere.
     """
 
     def __init__(self, path: str | os.PathLike[str], *, create: bool = True) -> None:
@@ -99,7 +101,7 @@ class SQLiteMemory(Memory):
             )
         try:
             if not in_ram:
-                Path(self.path).parent.mkdir(parents=True, exist_ok=True)
+                _make_directory(Path(self.path))
             conn = sqlite3.connect(
                 self.path, check_same_thread=False, isolation_level=None, timeout=BUSY_TIMEOUT
             )
@@ -415,6 +417,14 @@ class SQLiteMemory(Memory):
             )
         )
 
+    def earliest_since(self, since: float) -> dict[str, float]:
+        return dict(
+            self._fetchall(
+                "SELECT status, min(updated) FROM messor_tasks WHERE updated >= ? GROUP BY status",
+                (since,),
+            )
+        )
+
     def close(self) -> None:
         with self._lock:
             self._conn.close()
@@ -426,6 +436,15 @@ class SQLiteMemory(Memory):
             "SELECT id FROM messor_tasks WHERE status = ? ORDER BY rowid", (status,)
         )
         return [task_id for (task_id,) in rows]
+
+
+def _make_directory(file: Path) -> None:
+    """Create the directory ``file`` is to be in, if missing, and say so."""
+    missing = [str(d) for d in reversed(file.parents) if not d.exists()]
+    if missing:
+        file.parent.mkdir(parents=True, exist_ok=True)
+        noun = "directory" if len(missing) == 1 else "directories"
+        logger.warning("Created the %s %s for the SQLite file %s", noun, ", ".join(missing), file)
 
 
 def _select_by_ids(

@@ -277,6 +277,7 @@ class MemoryContract:
         if memory.count_since(before) is None:
             # A memory that keeps no times says so, and gives none.
             assert {r.updated_at for r in memory.iter_records()} == {None}
+            assert memory.earliest_since(before) is None
             return
         time.sleep(0.01)
         middle = time.time()
@@ -289,6 +290,8 @@ class MemoryContract:
         assert sum(memory.count_since(after + 1).values()) == 0  # type: ignore[union-attr]
         times = {r.task_id: r.updated_at for r in memory.iter_records()}
         assert before <= times["old"] <= middle <= times["a"] <= after  # type: ignore[operator]
+        assert memory.earliest_since(middle) == {COMPLETED: times["a"], FAILED: times["b"]}
+        assert memory.earliest_since(after + 1) == {}
 
     # -- clearing ------------------------------------------------------------------------
 

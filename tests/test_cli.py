@@ -18,11 +18,11 @@ from typing import Any
 import pytest
 
 from messor import SQLiteMemory
+from tests.console import MESSOR, assert_one_line_error, messor
 from tests.redis_server import free_port, real_redis
 
 pytestmark = pytest.mark.slow
 
-MESSOR = Path(sys.executable).parent / "messor"
 MESSOR_ROOT = Path(__file__).resolve().parent.parent
 
 #: 200 pages; every tenth from the fourth on is broken for good.
@@ -41,33 +41,6 @@ pages = [messor.task(fetch, n) for n in range(200)]
 def make_pages():
     return (messor.task(fetch, n) for n in range(200))
 """
-
-
-def messor(
-    *args: str, cwd: Path, env: dict[str, str] | None = None
-) -> subprocess.CompletedProcess[str]:
-    """Run the installed console script; its exit code is the caller's to check."""
-    environment = {k: v for k, v in os.environ.items() if k != "MESSOR_MEMORY"}
-    environment.update(env or {})
-    return subprocess.run(
-        [str(MESSOR), *args],
-        cwd=cwd,
-        env=environment,
-        capture_output=True,
-        text=True,
-        encoding="utf-8",
-        timeout=120,
-        check=False,
-    )
-
-
-def assert_one_line_error(done: subprocess.CompletedProcess[str], code: int, *words: str) -> None:
-    assert done.returncode == code, (done.stdout, done.stderr)
-    assert "Traceback" not in done.stderr
-    [line] = done.stderr.strip().splitlines()
-    assert line.startswith("messor: error: ")
-    for word in words:
-        assert word in line
 
 
 @pytest.fixture

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from contextlib import closing
 from pathlib import Path
 from typing import Any
@@ -17,7 +18,9 @@ from messor import (
     Memory,
     MemoryURL,
     SQLiteMemory,
+    UnknownBackendError,
 )
+from messor.selection import choose_memory
 
 SECRET = "hunter2"
 
@@ -88,6 +91,61 @@ def test_a_url_missing_its_slashes_is_refused_not_taken_for_a_file(
         messor.open_memory(spec)
     assert "SECRET" not in str(raised.value)
     assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize(
+    ("spec", "meant"),
+    [
+        ("redis//host:6379/0", "redis://host:6379/0"),  # the colon missing
+        ("redis:/host", "redis://host"),  # a slash missing
+        ("s3:/bucket/harvests", "s3://bucket/harvests"),
+        ("sqlite//x.db", "sqlite:///x.db"),  # a file, relative: three slashes
+        ("sqlite:/x.db", "sqlite:///x.db"),
+        ("sqlite////var/x.db", "sqlite:////var/x.db"),  # absolute: four
+        ("unix:/run/redis.sock", "unix:///run/redis.sock"),
+        ("REDIS//cache/0", "redis://cache/0"),  # schemes are case-insensitive
+        ("reddis//host/0", "redis://host/0"),  # a typo in the scheme too
+        (f"rediss//:{SECRET}@cache/0", "rediss://:***@cache/0"),  # the password hidden
+    ],
+)
+def test_a_mistyped_url_is_refused_naming_the_url_it_likely_meant(
+    spec: str, meant: str, tmp_path: Path
+) -> None:
+    with pytest.raises(ConfigurationError) as raised:
+        messor.open_memory(spec)
+    assert f"did you mean {meant!r}?" in str(raised.value)
+    assert SECRET not in str(raised.value)
+    assert list(tmp_path.iterdir()) == []  # no SQLite file ./redis/host:6379/0
+
+
+def test_a_doubled_slash_after_a_word_that_names_no_memory_is_refused_too(tmp_path: Path) -> None:
+    with pytest.raises(ConfigurationError, match=r"missing the ':'.*single slashes"):
+        messor.open_memory("data//harvest.db")
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_a_url_with_a_typo_in_a_known_scheme_suggests_it() -> None:
+    with pytest.raises(UnknownBackendError, match="Did you mean 'redis'"):
+        messor.open_memory("reddis://host:6379/0")
+
+
+@pytest.mark.parametrize(("spec", "backend"), [("Redis://host/0", "redis"), ("S3://b/p", "s3")])
+def test_a_url_scheme_is_case_insensitive(spec: str, backend: str) -> None:
+    assert choose_memory(spec).backend.name == backend
+    assert opened_path("SQLite:///harvest.db") == "harvest.db"
+
+
+def test_a_plain_relative_path_opens_a_file_and_reports_each_directory_it_creates(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    with caplog.at_level(logging.WARNING, logger="messor"):
+        assert opened_path("data/2024/harvest.db") == "data/2024/harvest.db"
+        assert opened_path("data/2024/again.db") == "data/2024/again.db"
+    assert (tmp_path / "data" / "2024" / "harvest.db").is_file()
+    [created] = [r.getMessage() for r in caplog.records if "directo" in r.getMessage()]
+    assert created == (
+        "Created the directories data, data/2024 for the SQLite file data/2024/harvest.db"
+    )
 
 
 def test_a_token_given_as_user_name_is_hidden() -> None:

@@ -24,6 +24,7 @@ from messor.cli.common import CommandError, Formatter, print_error
 from messor.cli.inspect import add_commands
 from messor.cli.running import add_command as add_run_command
 from messor.errors import ConfigurationError, MessorError, UnknownBackendError
+from messor.terminal import printable_lines
 
 __all__ = ["main"]
 
@@ -88,12 +89,19 @@ def _show_warnings() -> None:
         return  # main() called again in this process
     handler = logging.StreamHandler()
     handler.messor_cli = True  # type: ignore[attr-defined]
-    handler.setFormatter(logging.Formatter("messor: warning: %(message)s"))
+    handler.setFormatter(_Formatter())
     logger.addHandler(handler)
     logger.setLevel(logging.WARNING)
     # A plugin that failed to load is named where it matters (`messor backends`,
     # an unknown memory's error), not before every command.
     logging.getLogger("messor.plugins").setLevel(logging.ERROR)
+
+
+class _Formatter(logging.Formatter):
+    """``messor: warning: ...``: a log line may quote a task's error or id, escaped here."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        return printable_lines(f"messor: {record.levelname.lower()}: {super().format(record)}")
 
 
 def _silence_stdout() -> None:

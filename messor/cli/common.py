@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import inspect
 import io
 import sys
 from collections.abc import Iterator
@@ -13,6 +14,7 @@ from typing import Any, TextIO
 from messor.errors import ConfigurationError
 from messor.memory import Memory
 from messor.selection import MemoryChoice, choose_memory
+from messor.terminal import printable_lines
 
 __all__ = [
     "CommandError",
@@ -37,7 +39,9 @@ class Formatter(argparse.RawDescriptionHelpFormatter):
 
 
 def print_error(message: str) -> None:
-    print(f"messor: error: {message}", file=sys.stderr, flush=True)
+    """``messor: error: message`` on stderr; ids and errors quoted in it cannot rewrite the
+    terminal (see :mod:`messor.terminal`)."""
+    print(f"messor: error: {printable_lines(message)}", file=sys.stderr, flush=True)
 
 
 def add_memory_argument(parser: argparse.ArgumentParser) -> None:
@@ -53,11 +57,13 @@ def add_memory_argument(parser: argparse.ArgumentParser) -> None:
 def open_chosen_memory(spec: str | None, *, create: bool = False) -> tuple[Memory, MemoryChoice]:
     """Open the memory the user chose (or the configured one).
 
-    A SQLite file is not created unless ``create``: a command that inspects
-    a harvest in the wrong directory says so instead of showing an empty one.
+    Without ``create``, a memory whose factory takes ``create`` is opened
+    with ``create=False``: a command that inspects a harvest in the wrong
+    SQLite file, Redis namespace or S3 prefix says so instead of showing an
+    empty one.
     """
     choice = choose_memory(spec)
-    if choice.backend.name == "sqlite" and not create:
+    if not create and "create" in inspect.signature(choice.backend.factory).parameters:
         choice = dataclasses.replace(choice, options={**choice.options, "create": False})
     try:
         return choice.open(), choice

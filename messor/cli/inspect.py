@@ -22,6 +22,7 @@ from messor.cli.export import iso_time
 from messor.memory import COMPLETED, FAILED, PENDING, Memory, TaskRecord
 from messor.plugins import get_catalog
 from messor.runloop import summary_text
+from messor.terminal import printable
 
 __all__ = ["add_commands"]
 
@@ -182,13 +183,27 @@ def _snapshot(memory: Memory) -> dict[str, Any]:
     latest = heapq.nlargest(
         STATUS_FAILURES, memory.iter_records(FAILED), key=lambda r: r.updated_at or 0.0
     )
+    keeps_times = None not in recent.values()
     return {
         "time": iso_time(now),
         "counts": counts,
         "total": sum(counts.values()),
-        "recent": None if None in recent.values() else recent,
+        "recent": recent if keeps_times else None,
+        "recent_seconds": _covered(memory, now) if keeps_times else None,
         "rate_per_second": None,
         "latest_failures": [_failure_row(record) for record in latest],
+    }
+
+
+def _covered(memory: Memory, now: float) -> dict[str, float]:
+    """The seconds each window of recent outcomes spans: the window, or less when its first
+    outcome came later (a run 2 s old has done its work in 2 s, not in a minute)."""
+    earliest = memory.earliest_since(now - max(WINDOWS.values())) or {}
+    first = min((earliest[s] for s in (COMPLETED, FAILED) if s in earliest), default=None)
+    since_first = now - first if first is not None else float("inf")
+    # At least a second: one outcome a moment ago is not a rate of thousands per second.
+    return {
+        name: round(max(1.0, min(seconds, since_first)), 1) for name, seconds in WINDOWS.items()
     }
 
 
@@ -203,10 +218,11 @@ def _print_status(snapshot: dict[str, Any], where: str, as_json: bool) -> None:
     if recent is not None:
         done = {name: c.get(COMPLETED, 0) + c.get(FAILED, 0) for name, c in recent.items()}
         if any(done.values()):
+            seconds = snapshot["recent_seconds"]
             print(
                 "Recorded in the "
                 + "; ".join(
-                    f"{name.replace('_', ' ')}: {n} ({n / WINDOWS[name]:.1f}/s on average)"
+                    f"{name.replace('_', ' ')}: {n} ({_rate(n, seconds[name], WINDOWS[name])})"
                     for name, n in done.items()
                 )
             )
@@ -223,6 +239,12 @@ def _print_status(snapshot: dict[str, Any], where: str, as_json: bool) -> None:
         print(f"Latest failures ({shown} of {total}; `messor failed` lists them):")
         for row in failures:
             print(f"  {_failure_line(row)}")
+
+
+def _rate(done: int, seconds: float, window: int) -> str:
+    """``3.3/s on average``, saying over how long when less than the whole ``window``."""
+    over = f" over {seconds:.0f} s" if seconds < window else ""
+    return f"{done / seconds:.1f}/s on average{over}"
 
 
 # -- failed -----------------------------------------------------------------------------
@@ -270,15 +292,7 @@ def _failure_line(row: dict[str, Any]) -> str:
     first, *rest = error.splitlines() or [""]
     attempts = row["attempts"]
     tries = f" ({attempts} attempt{'' if attempts == 1 else 's'})" if attempts else ""
-    return f"{_printable(row['id'])}: {_printable(first)}{' ...' if rest else ''}{tries}"
-
-
-def _printable(text: str) -> str:
-    """``text`` with control characters escaped: an id or error with ANSI codes in it
-    cannot rewrite the terminal (the JSON outputs keep it exact)."""
-    if text.isprintable():
-        return text
-    return "".join(c if c.isprintable() or c == " " else repr(c)[1:-1] for c in text)
+    return f"{printable(row['id'])}: {printable(first)}{' ...' if rest else ''}{tries}"
 
 
 # -- retry ------------------------------------------------------------------------------

@@ -16,12 +16,14 @@ from typing import Any
 
 from messor.attempt import describe_error
 from messor.cli.common import CommandError, Formatter, add_memory_argument, open_chosen_memory
+from messor.errors import MessorError
 from messor.executor import Executor
 from messor.local_threaded_executor import LocalThreadedExecutor
 from messor.memory import Memory
 from messor.runloop import RunReport, StopConditions
 from messor.selection import configured
 from messor.stops import stop_after_consecutive_failures, stop_on
+from messor.terminal import printable
 
 __all__ = ["add_command", "load_tasks"]
 
@@ -144,13 +146,22 @@ def run(arguments: argparse.Namespace) -> int:
         except KeyboardInterrupt:  # the run has printed the counts
             print("Interrupted: every task finished so far is recorded. Run again to resume.")
             return 130
+        except BaseException as exc:
+            if isinstance(exc, MessorError) or not _where(exc):
+                raise  # Messor's own error, for main() to print, or a bug in Messor
+            # The task iterable's own code (a generator) raised or called sys.exit().
+            raise CommandError(
+                f"{arguments.target} {_ending(exc)}{_where(exc)} while giving its tasks, and "
+                "the run stopped; every task finished before is recorded. Run again to resume",
+                1,
+            ) from exc
         print(_report_line(report))
         executor.status_summary(failures=arguments.failures)
     if report.interrupted:  # SIGTERM: the run finished its running tasks and returned
         print("Stopped by SIGTERM: every task finished so far is recorded. Run again to resume.")
         return 143
     if report.stopped:
-        print(f"Stopped early: {report.stopped_because}. Run again to resume.")
+        print(f"Stopped early: {printable(str(report.stopped_because))}. Run again to resume.")
         return 1
     return 1 if report.failed else 0
 
@@ -216,6 +227,8 @@ def load_tasks(target: str) -> Iterable[object]:
             value = value()
         except Exception as exc:
             raise CommandError(f"{target}() raised {describe_error(exc)}{_where(exc)}", 1) from exc
+        except BaseException as exc:  # sys.exit() in the function: still not a task set
+            raise _ended(f"{target}()", exc) from exc
     if not _iterable(value):
         raise CommandError(
             f"{target} is a {type(value).__name__}, not tasks: name a list or generator of "
@@ -264,6 +277,28 @@ def _run_import(where: str, load: Any) -> Any:
         raise CommandError(
             f"importing {where} failed: {describe_error(exc)}{_where(exc)}", 1
         ) from exc
+    except BaseException as exc:  # sys.exit() at import: a script, not a module to run
+        raise _ended(
+            f"importing {where}",
+            exc,
+            ". messor run imports the module: put a script's own start-up under "
+            '`if __name__ == "__main__":`',
+        ) from exc
+
+
+def _ended(what: str, exc: BaseException, hint: str = "") -> CommandError:
+    """The error for the user's code ending by a BaseException (sys.exit(), Ctrl-C) before
+    any task ran: without it, ``messor run`` would exit silently, or with the module's code."""
+    if isinstance(exc, KeyboardInterrupt):
+        return CommandError(f"{what} was interrupted{_where(exc)}; nothing ran", 130)
+    return CommandError(f"{what} {_ending(exc)}{_where(exc)}; nothing ran{hint}", 1)
+
+
+def _ending(exc: BaseException) -> str:
+    """``called sys.exit(3)`` or ``raised ValueError: ...``."""
+    if isinstance(exc, SystemExit):
+        return f"called sys.exit({'' if exc.code is None else repr(exc.code)})"
+    return f"raised {describe_error(exc)}"
 
 
 def _where(exc: BaseException) -> str:

@@ -60,6 +60,8 @@ ROWS_PER_CALL = 5000
 CALL_BYTES = 32 * 1024 * 1024
 #: Redis refuses larger values (proto-max-bulk-len).
 MAX_VALUE_BYTES = 512 * 1024 * 1024
+#: Keys a search for the namespaces that hold tasks looks at, at most.
+NAMESPACE_SCAN = 100_000
 
 
 class RedisMemory(Memory):
@@ -308,6 +310,24 @@ class RedisMemory(Memory):
 
     def close(self) -> None:
         self.client.close()
+
+    def namespaces_with_tasks(self) -> list[str]:
+        """The namespaces of this database that hold tasks, this one too if it does.
+
+        One bounded SCAN (at most :data:`NAMESPACE_SCAN` keys looked at): what
+        the command line suggests for a mistyped namespace, not a census.
+        """
+        head, tail = "messor:{", "}:status"  # the status hash of each namespace (see _key)
+        found: set[str] = set()
+        cursor, looked = 0, 0
+        while True:
+            cursor, keys = self._call(
+                partial(self.client.scan, cursor, match=f"{head}*{tail}", count=CHUNK)
+            )
+            found.update(key[len(head) : -len(tail)] for key in keys)
+            looked += CHUNK
+            if cursor == 0 or looked >= NAMESPACE_SCAN:
+                return sorted(found)
 
     # -- helpers --------------------------------------------------------------
 

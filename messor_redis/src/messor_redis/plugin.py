@@ -7,6 +7,7 @@ those who open a Redis memory.
 
 from __future__ import annotations
 
+import difflib
 import time
 from typing import TYPE_CHECKING, Any
 from urllib.parse import unquote_plus
@@ -20,6 +21,8 @@ if TYPE_CHECKING:
 
     from messor_redis.memory import RedisMemory
 
+#: Namespaces an error names when the one asked for holds nothing.
+SHOWN = 5
 #: URL query keys that are Messor's, not redis-py's.
 MESSOR_OPTIONS = ("namespace", "retry_for")
 #: Client settings unless the URL or the caller sets them: a network that
@@ -33,11 +36,14 @@ CLIENT_DEFAULTS = {
 TCP_DEFAULTS = {"socket_keepalive": True}
 
 
-def open_redis(url: MemoryURL | None, **options: Any) -> Memory:
+def open_redis(url: MemoryURL | None, *, create: bool = True, **options: Any) -> Memory:
     """Open ``redis://``, ``rediss://`` or ``unix://`` URLs, or by bare name (keywords only).
 
     Messor's options (``namespace``, ``retry_for``) come from the URL query or
-    keyword arguments; every other keyword goes to redis-py.
+    keyword arguments; every other keyword goes to redis-py. With
+    ``create=False`` (the command line inspecting a harvest) a namespace that
+    holds no task is a ConfigurationError naming the namespaces that do: a
+    mistyped one would otherwise show as an empty harvest.
     """
     import redis
     from redis.backoff import NoBackoff
@@ -78,6 +84,8 @@ def open_redis(url: MemoryURL | None, **options: Any) -> Memory:
         )
         _check_connection(client, memory, retry_for)
         memory.max_value_bytes = _max_value_bytes(client, memory.max_value_bytes)
+        if not create:
+            _refuse_empty(memory)
     except BaseException:
         client.close()
         raise
@@ -146,6 +154,29 @@ def _check_connection(client: redis.Redis, memory: RedisMemory, retry_for: float
             ) from None
         except TypeError as exc:  # an unknown option, which redis-py uses only now
             raise ConfigurationError(f"redis-py does not take these options: {exc}") from None
+
+
+def _refuse_empty(memory: RedisMemory) -> None:
+    """Raise ConfigurationError if ``memory``'s namespace holds no task, naming those that do."""
+    if any(memory.count_by_status().values()):
+        return
+    message = (
+        f"There is no harvest in namespace {memory.namespace!r} of Redis at {memory.location}: "
+        "nothing is recorded there (nothing ever was, or it was cleared)"
+    )
+    others = memory.namespaces_with_tasks()
+    if not others:
+        raise ConfigurationError(
+            f"{message}, nor in any other namespace of this database: is the database right?"
+        )
+    # The closest first; a shared database may hold many.
+    shown = difflib.get_close_matches(memory.namespace, others, n=SHOWN, cutoff=0)
+    more = ", ..." if len(others) > len(shown) else ""
+    message += f". Namespaces holding one: {', '.join(shown)}{more}"
+    close = difflib.get_close_matches(memory.namespace, others, n=1)
+    if close:
+        message += f"; did you mean namespace {close[0]!r} (?namespace={close[0]})?"
+    raise ConfigurationError(message)
 
 
 def _max_value_bytes(client: redis.Redis, default: int) -> int:

@@ -6,18 +6,25 @@ installed backends stays cheap.
 
 from __future__ import annotations
 
+import difflib
 import os
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from messor import Memory, MemoryURL, hookimpl
 from messor.errors import ConfigurationError
 from messor.hookspecs import Register
 
+if TYPE_CHECKING:
+    from messor_s3.bucket import Bucket
+    from messor_s3.memory import S3Memory
+
+#: Folders near an empty prefix looked into for a harvest, at most.
+CHECKED = 5
 #: URL query options (all optional): where S3 is, and how the memory behaves.
 URL_OPTIONS = ("region", "endpoint_url", "profile", "refresh_interval", "batch_delay")
 
 
-def open_s3(url: MemoryURL | None, **options: Any) -> Memory:
+def open_s3(url: MemoryURL | None, *, create: bool = True, **options: Any) -> Memory:
     """Open ``s3://bucket/prefix?region=...&endpoint_url=...&profile=...``.
 
     Credentials, region and endpoint come from boto3's usual chain
@@ -25,7 +32,10 @@ def open_s3(url: MemoryURL | None, **options: Any) -> Memory:
     S3-compatible stores, instance roles); the URL query may name the region,
     the endpoint or a profile, never a secret. Keywords: the same options,
     plus ``client`` (a boto3 S3 client of your own, instead of region,
-    endpoint and profile) and, by bare name, ``bucket`` and ``prefix``.
+    endpoint and profile) and, by bare name, ``bucket`` and ``prefix``. With
+    ``create=False`` (the command line inspecting a harvest) a prefix that
+    holds no task is a ConfigurationError naming prefixes near it that do: a
+    mistyped one would otherwise show as an empty harvest.
     """
     import boto3
     from botocore.config import Config
@@ -51,7 +61,55 @@ def open_s3(url: MemoryURL | None, **options: Any) -> Memory:
         **{k: float(v) for k, v in settings.items()},
     )
     memory.load()  # fails here, naming bucket and prefix, if S3 cannot be used
+    if not create:
+        _refuse_empty(memory)
     return memory
+
+
+def _refuse_empty(memory: S3Memory) -> None:
+    """Raise ConfigurationError if nothing is recorded under the prefix, naming prefixes
+    beside and below it that hold a harvest."""
+    if any(memory.count_by_status().values()):
+        return
+    bucket = memory.store
+    message = (
+        f"There is no harvest at {bucket.location}: nothing is recorded under this prefix "
+        "(nothing ever was, or it was cleared)"
+    )
+    near = _harvests_near(bucket)
+    if near:
+        message += ". Prefixes near it holding one: " + ", ".join(
+            f"s3://{bucket.bucket}/{folder}" for folder in near
+        )
+        names = {folder.rpartition("/")[2]: folder for folder in near}
+        close = difflib.get_close_matches(bucket.prefix.rpartition("/")[2], list(names), n=1)
+        if close:
+            message += f"; did you mean s3://{bucket.bucket}/{names[close[0]]}?"
+    raise ConfigurationError(message)
+
+
+def _harvests_near(bucket: Bucket) -> list[str]:
+    """The folders beside and below ``bucket``'s prefix that hold a harvest (a ``log/``),
+    the closest in name first: a few LIST requests for a hint, left out if one fails."""
+    from botocore.exceptions import BotoCoreError, ClientError
+
+    client, prefix = bucket.client, bucket.prefix
+    try:
+        folders: set[str] = set()
+        for base in {prefix.rpartition("/")[0], prefix}:
+            reply = client.list_objects_v2(
+                Bucket=bucket.bucket, Prefix=f"{base}/" if base else "", Delimiter="/"
+            )
+            folders.update(p["Prefix"].rstrip("/") for p in reply.get("CommonPrefixes", []))
+        folders.discard(prefix)
+        ranked = difflib.get_close_matches(prefix, sorted(folders), n=CHECKED, cutoff=0)
+        listed = (
+            client.list_objects_v2(Bucket=bucket.bucket, Prefix=f"{folder}/log/", MaxKeys=1)
+            for folder in ranked
+        )
+        return [folder for folder, reply in zip(ranked, listed, strict=True) if reply["KeyCount"]]
+    except (BotoCoreError, ClientError):
+        return []
 
 
 def _settings(url: MemoryURL | None, options: dict[str, Any]) -> dict[str, Any]:
