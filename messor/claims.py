@@ -7,7 +7,8 @@ first (:meth:`messor.Memory.claim_run`), and a second run is refused with a
 host and when it started. A claim must end with its holder, however that
 ends: a file claim is an OS lock, which the kernel drops when the process
 dies, even by SIGKILL; a remote store's claim (Redis) lapses unless renewed,
-and a claim left by a dead process on the same host is taken over at once.
+and a claim left by a dead process is taken over at once where that death is
+certain: same host, same boot, same PID namespace (see :meth:`RunOwner.is_local`).
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ import threading
 import time
 import uuid
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 from typing import IO
@@ -32,7 +33,9 @@ __all__ = [
     "LocalClaim",
     "Release",
     "RunOwner",
+    "boot_id",
     "mark_held",
+    "pid_namespace",
     "refuse",
     "release_nothing",
 ]
@@ -45,6 +48,22 @@ def release_nothing() -> None:
     """The release of a memory that does not keep runs apart."""
 
 
+def boot_id() -> str:
+    """This boot of this machine ("" where the system does not say: not Linux)."""
+    try:
+        return Path("/proc/sys/kernel/random/boot_id").read_text().strip()
+    except OSError:
+        return ""
+
+
+def pid_namespace() -> str:
+    """The PID namespace this process sees pids in ("" where the system does not say)."""
+    try:
+        return os.readlink("/proc/self/ns/pid")
+    except OSError:
+        return ""
+
+
 @dataclass(frozen=True)
 class RunOwner:
     """Who holds a claim: enough to tell a user which run it is, and whether it still lives."""
@@ -53,33 +72,66 @@ class RunOwner:
     host: str = field(default_factory=socket.gethostname)
     started: float = field(default_factory=time.time)
     token: str = field(default_factory=lambda: uuid.uuid4().hex)
+    #: Where ``pid`` means this process: a host name alone does not say (containers
+    #: share the host's name, cloned VMs share theirs). "" when not known.
+    boot: str = field(default_factory=boot_id)
+    pid_namespace: str = field(default_factory=pid_namespace)
 
     def to_json(self) -> str:
-        return json.dumps(asdict(self), sort_keys=True)
+        return json.dumps(
+            {
+                "pid": self.pid,
+                "host": self.host,
+                "started": self.started,
+                "token": self.token,
+                "boot": self.boot,
+                "pid_namespace": self.pid_namespace,
+            },
+            sort_keys=True,
+        )
 
     @classmethod
     def from_json(cls, text: str | bytes | None) -> RunOwner | None:
-        """The owner written by :meth:`to_json`; None for anything else (an empty file, say)."""
+        """The owner written by :meth:`to_json`; None for anything else (an empty file, say).
+
+        A claim written before boot and namespace were recorded lacks them:
+        its owner is never provably local.
+        """
         try:
             data = json.loads(text or "")
             return cls(
-                int(data["pid"]), str(data["host"]), float(data["started"]), str(data["token"])
+                int(data["pid"]),
+                str(data["host"]),
+                float(data["started"]),
+                str(data["token"]),
+                str(data.get("boot", "")),
+                str(data.get("pid_namespace", "")),
             )
-        except (ValueError, TypeError, KeyError):
+        except (ValueError, TypeError, KeyError, AttributeError):
             return None
 
     def describe(self) -> str:
         since = datetime.fromtimestamp(self.started).strftime("%Y-%m-%d %H:%M:%S")
         return f"process {self.pid} on {self.host}, started {since}"
 
-    def is_dead_here(self) -> bool:
-        """True if this owner's claim is stale: its run is over, as far as this host can tell.
+    def is_local(self) -> bool:
+        """True if this owner's pid provably names a process this process can see.
 
-        Its process is gone from this host, or it is this very process and
-        the run that claimed has ended (its claim could not be removed: the
-        store was unreachable then).
+        Host, boot and PID namespace must all match: a run in a container
+        that shares the host's name, or on a clone of this VM, has pids that
+        mean nothing here. Unknown (old claims, systems without /proc) is not local.
         """
-        if self.host != socket.gethostname():
+        here = (socket.gethostname(), boot_id(), pid_namespace())
+        return all(here) and (self.host, self.boot, self.pid_namespace) == here
+
+    def is_dead_here(self) -> bool:
+        """True if this owner's claim is provably stale: its run is over.
+
+        Its process is local (:meth:`is_local`) and gone, or it is this very
+        process and the run that claimed has ended (its claim could not be
+        removed: the store was unreachable then). Otherwise the claim must lapse.
+        """
+        if not self.is_local():
             return False
         if self.pid == os.getpid():
             with _active_lock:

@@ -1,11 +1,12 @@
 """The claim a harvest holds on a Redis namespace while it runs (``messor:{ns}:run``).
 
-The key holds the owner (process, host, start, a random token) and expires
-unless renewed: a thread renews it every third of its lifetime, so a run that
-dies on any machine frees the namespace within ``CLAIM_SECONDS``. A claim
-left by a dead process on this host is taken over at once, so a run restarted
-right after a crash never waits, and so is one of this very process that no
-run of it holds any more (the store was down when its run ended). Every
+The key holds the owner (process, host, boot, PID namespace, start, a random
+token) and expires unless renewed: a thread renews it every third of its
+lifetime, so a run that dies on any machine frees the namespace within
+``CLAIM_SECONDS``. A claim left by a process provably gone (same host, boot
+and PID namespace: see :meth:`RunOwner.is_local`) is taken over at once, so a
+run restarted right after a crash never waits, and so is one of this very
+process that no run of it holds any more (the store was down when its run ended). Every
 change compares the token first (in a script), so a run never renews or ends
 a claim that is not its own.
 """
