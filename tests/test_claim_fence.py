@@ -92,6 +92,7 @@ WRITES: dict[str, Callable[[RedisMemory], object]] = {
     "record_outcomes": lambda m: m.record_outcomes([EncodedUpdate("todo", COMPLETED, '"B"', None)]),
     "clear_tasks": lambda m: m.clear_tasks(["done"]),
     "clear": lambda m: m.clear(),
+    "reset_tasks": lambda m: m.reset_tasks(["done", "bad"], only_from={FAILED, COMPLETED}),
 }
 
 

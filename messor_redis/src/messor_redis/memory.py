@@ -16,7 +16,7 @@ from __future__ import annotations
 import logging
 import random
 import time
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Collection, Iterable, Iterator, Sequence
 from functools import partial
 from itertools import islice
 from typing import Any, TypeVar
@@ -108,6 +108,7 @@ class RedisMemory(Memory):
         self._update_script = client.register_script(scripts.UPDATE_STATUSES)
         self._clear_tasks = client.register_script(scripts.CLEAR_TASKS)
         self._clear = client.register_script(scripts.CLEAR)
+        self._reset = client.register_script(scripts.RESET_TASKS)
         #: The claim of the run of this memory that writes now ("": no run, no fence).
         self._fence = ""
 
@@ -281,6 +282,15 @@ class RedisMemory(Memory):
         ids = iter(task_ids)
         while chunk := list(islice(ids, CHUNK)):
             self._run(self._clear_tasks, [chunk])
+
+    def reset_tasks(self, task_ids: Iterable[str], *, only_from: Collection[str]) -> list[str]:
+        # One script checks each status and resets in the same step: a task a
+        # run completes meanwhile is either completed before it (and kept) or after.
+        ids = list(dict.fromkeys(task_ids))
+        statuses = sorted(set(only_from))
+        calls = [[str(len(statuses)), *statuses, *chunk] for chunk in _chunks(ids, len)]
+        replies = self._run(self._reset, calls) if ids and statuses else []
+        return [task_id for reply in replies for task_id in reply]
 
     def dump_all(self) -> dict[str, dict[str, Any]]:
         def read() -> list[Any]:

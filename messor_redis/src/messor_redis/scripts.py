@@ -207,3 +207,41 @@ redis.call('UNLINK', p .. 'status', p .. 'data', p .. 'result', p .. 'error', p 
 return 1
 """
 )
+
+#: ARGV: prefix, claim, the number n of statuses to reset from, those n
+#: statuses, then task ids (each once). Sets each task whose status is one of
+#: them back to pending: result, error and attempts dropped, data kept. Unknown
+#: ids are ignored. Returns the ids reset, in the given order.
+RESET_TASKS = (
+    _HELPERS
+    + _FENCE
+    + """
+local n = tonumber(ARGV[3])
+local allowed = {}
+for i = 4, 3 + n do allowed[ARGV[i]] = true end
+local ids = {}
+for i = 4 + n, #ARGV do push(ids, ARGV[i]) end
+if #ids == 0 then return {} end
+local olds = hmget(p .. 'status', ids)
+local reset, moved, status_pairs = {}, {}, {}
+for k = 1, #ids do
+  local old = olds[k]
+  if old and allowed[old] then
+    push(reset, ids[k])
+    if old ~= 'pending' then
+      push_to(moved, old, ids[k])
+      push(status_pairs, ids[k], 'pending')
+    end
+  end
+end
+if #reset == 0 then return {} end
+for status, members in pairs(moved) do
+  bulk('SREM', p .. 'ids:' .. status, members)
+  bulk('SADD', p .. 'ids:pending', members)
+end
+redis.call('SADD', p .. 'statuses', 'pending')
+bulk('HSET', p .. 'status', status_pairs)
+for _, name in ipairs({'result', 'error', 'attempts'}) do bulk('HDEL', p .. name, reset) end
+return reset
+"""
+)
