@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -260,6 +261,8 @@ def test_a_redis_claim_without_boot_and_namespace_is_waited_out_not_taken_over(
 def run_in_another_pid_namespace(script: Path, *args: str) -> subprocess.Popen[str]:
     """``python script args`` in a new PID namespace, as a container runs it, under a pid that
     no process of this namespace has; it must print one line once ready."""
+    if shutil.which("unshare") is None:
+        pytest.skip("unshare (util-linux) is not installed")
     probe = subprocess.run(
         ["unshare", "--pid", "--fork", "--mount-proc", "true"], capture_output=True, check=False
     )

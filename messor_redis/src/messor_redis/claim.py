@@ -105,9 +105,10 @@ def claim_namespace(
         owner.watch.lost(claim_lost(memory, seconds, holder, longer=LONGER))
 
     def renew() -> None:
-        # After a pause longer than the lapse, the wait below is over at once:
-        # the loss is found before the run gets far.
-        while not stop.wait(seconds / 3):
+        # After a pause longer than the lapse the wait is over at once: the
+        # loss is found before the run gets far. A renewal sent before a pause
+        # and answered after it leaves the claim in doubt: renew again at once.
+        while not stop.wait(seconds / 3 if owner.watch.certain else 0):
             sent = time.monotonic()
             try:
                 renewed = renew_or_end(keys=[key], args=[value, ms])
