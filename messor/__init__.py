@@ -14,6 +14,7 @@ from importlib.metadata import PackageNotFoundError, version
 
 from messor.async_executor import AsyncExecutor
 from messor.errors import (
+    ClaimLostError,
     ConfigurationError,
     DuplicateTaskError,
     InvalidTaskError,
@@ -47,6 +48,7 @@ logging.getLogger("messor").addHandler(logging.NullHandler())
 
 __all__ = [
     "AsyncExecutor",
+    "ClaimLostError",
     "ConfigurationError",
     "DuplicateTaskError",
     "Executor",

@@ -7,32 +7,44 @@ first (:meth:`messor.Memory.claim_run`), and a second run is refused with a
 host and when it started. A claim must end with its holder, however that
 ends: a file claim is an OS lock, which the kernel drops when the process
 dies, even by SIGKILL; a remote store's claim (Redis) lapses unless renewed,
-and a claim left by a dead process on the same host is taken over at once.
+and a claim left by a dead process is taken over at once where that death is
+certain: same host, same boot, same PID namespace (see :meth:`RunOwner.is_local`).
+
+A claim that lapses can be lost by a run that lives: a pause longer than the
+lapse (SIGSTOP, a suspended VM) lets a second run take it. The memory tells
+the run through the owner's :class:`ClaimWatch`; the run then starts nothing
+more and ends with :class:`~messor.errors.ClaimLostError`, and the memory
+refuses its writes (a fence), so the second run's results stay as it left them.
 """
 
 from __future__ import annotations
 
 import fcntl
 import json
+import math
 import os
 import socket
 import threading
 import time
 import uuid
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 from typing import IO
 
-from messor.errors import RunInProgressError
+from messor.errors import ClaimLostError, RunInProgressError
 
 __all__ = [
+    "ClaimWatch",
     "FileClaim",
     "LocalClaim",
     "Release",
     "RunOwner",
+    "boot_id",
+    "claim_lost",
     "mark_held",
+    "pid_namespace",
     "refuse",
     "release_nothing",
 ]
@@ -45,6 +57,67 @@ def release_nothing() -> None:
     """The release of a memory that does not keep runs apart."""
 
 
+def boot_id() -> str:
+    """This boot of this machine ("" where the system does not say: not Linux)."""
+    try:
+        return Path("/proc/sys/kernel/random/boot_id").read_text().strip()
+    except OSError:
+        return ""
+
+
+def pid_namespace() -> str:
+    """The PID namespace this process sees pids in ("" where the system does not say)."""
+    try:
+        return os.readlink("/proc/self/ns/pid")
+    except OSError:
+        return ""
+
+
+class ClaimWatch:
+    """What a run knows of the claim it holds: held for certain, in doubt, or lost.
+
+    A claim that cannot be lost while its holder lives (a file lock) is held
+    for certain until released. One that lapses unless renewed is certain
+    only until its lapse, counted from when the last renewal was sent: the
+    memory reports each renewal (:meth:`renewed`) and a loss (:meth:`lost`),
+    from any thread. The run starts nothing while the claim is in doubt (its
+    process was paused longer than the lapse, say: another run may hold it
+    now), and stops when it is lost. A memory of any kind reports a loss
+    here, or raises :class:`~messor.errors.ClaimLostError` from a write.
+    """
+
+    def __init__(self) -> None:
+        self._until = math.inf  # monotonic time until which the claim is certainly held
+        #: Why the claim was lost; None while it is not.
+        self.error: ClaimLostError | None = None
+        self._listener: Callable[[], None] = lambda: None
+
+    def listen(self, listener: Callable[[], None]) -> None:
+        """Call ``listener`` (from the memory's thread) when the claim is lost or certain again."""
+        self._listener = listener
+
+    @property
+    def certain(self) -> bool:
+        """True while the claim is held for certain."""
+        return time.monotonic() < self._until
+
+    def renewed(self, until: float) -> None:
+        """A lapsing claim was renewed: held for certain until ``until`` (``time.monotonic()``)."""
+        if self.error is not None:
+            return
+        was_certain = self.certain
+        self._until = until
+        if not was_certain:
+            self._listener()
+
+    def lost(self, error: ClaimLostError) -> None:
+        """The claim is gone (or lapsed): the run must stop."""
+        if self.error is None:
+            self.error = error
+            self._until = -math.inf
+            self._listener()
+
+
 @dataclass(frozen=True)
 class RunOwner:
     """Who holds a claim: enough to tell a user which run it is, and whether it still lives."""
@@ -53,33 +126,68 @@ class RunOwner:
     host: str = field(default_factory=socket.gethostname)
     started: float = field(default_factory=time.time)
     token: str = field(default_factory=lambda: uuid.uuid4().hex)
+    #: Where ``pid`` means this process: a host name alone does not say (containers
+    #: share the host's name, cloned VMs share theirs). "" when not known.
+    boot: str = field(default_factory=boot_id)
+    pid_namespace: str = field(default_factory=pid_namespace)
+    #: What the run knows of its claim while it holds it (not stored with the claim).
+    watch: ClaimWatch = field(default_factory=ClaimWatch, compare=False, repr=False)
 
     def to_json(self) -> str:
-        return json.dumps(asdict(self), sort_keys=True)
+        return json.dumps(
+            {
+                "pid": self.pid,
+                "host": self.host,
+                "started": self.started,
+                "token": self.token,
+                "boot": self.boot,
+                "pid_namespace": self.pid_namespace,
+            },
+            sort_keys=True,
+        )
 
     @classmethod
     def from_json(cls, text: str | bytes | None) -> RunOwner | None:
-        """The owner written by :meth:`to_json`; None for anything else (an empty file, say)."""
+        """The owner written by :meth:`to_json`; None for anything else (an empty file, say).
+
+        A claim written before boot and namespace were recorded lacks them:
+        its owner is never provably local.
+        """
         try:
             data = json.loads(text or "")
             return cls(
-                int(data["pid"]), str(data["host"]), float(data["started"]), str(data["token"])
+                int(data["pid"]),
+                str(data["host"]),
+                float(data["started"]),
+                str(data["token"]),
+                str(data.get("boot", "")),
+                str(data.get("pid_namespace", "")),
             )
-        except (ValueError, TypeError, KeyError):
+        except (ValueError, TypeError, KeyError, AttributeError):
             return None
 
     def describe(self) -> str:
         since = datetime.fromtimestamp(self.started).strftime("%Y-%m-%d %H:%M:%S")
         return f"process {self.pid} on {self.host}, started {since}"
 
-    def is_dead_here(self) -> bool:
-        """True if this owner's claim is stale: its run is over, as far as this host can tell.
+    def is_local(self) -> bool:
+        """True if this owner's pid provably names a process this process can see.
 
-        Its process is gone from this host, or it is this very process and
-        the run that claimed has ended (its claim could not be removed: the
-        store was unreachable then).
+        Host, boot and PID namespace must all match: a run in a container
+        that shares the host's name, or on a clone of this VM, has pids that
+        mean nothing here. Unknown (old claims, systems without /proc) is not local.
         """
-        if self.host != socket.gethostname():
+        here = (socket.gethostname(), boot_id(), pid_namespace())
+        return all(here) and (self.host, self.boot, self.pid_namespace) == here
+
+    def is_dead_here(self) -> bool:
+        """True if this owner's claim is provably stale: its run is over.
+
+        Its process is local (:meth:`is_local`) and gone, or it is this very
+        process and the run that claimed has ended (its claim could not be
+        removed: the store was unreachable then). Otherwise the claim must lapse.
+        """
+        if not self.is_local():
             return False
         if self.pid == os.getpid():
             with _active_lock:
@@ -117,6 +225,23 @@ def refuse(memory: object, holder: RunOwner | None, *, lapses: str = "") -> RunI
     return RunInProgressError(
         f"Another run is using {memory!r}{who}. Two runs on one memory would run the same "
         f"tasks twice: wait for it to end{lapses}, or give this run a memory of its own."
+    )
+
+
+def claim_lost(
+    memory: object, seconds: float, holder: RunOwner | None, *, longer: str
+) -> ClaimLostError:
+    """The error of a run whose claim on ``memory`` lapsed ``seconds`` after its last renewal.
+
+    ``longer`` says how to give the claim a longer lapse.
+    """
+    now = f"; {holder.describe()} holds it now" if holder is not None else ""
+    return ClaimLostError(
+        f"This run lost its claim on {memory!r}{now}. The claim lapses {seconds:g} s after "
+        "its last renewal, and this run could not renew it in time (its process was paused "
+        "or suspended, or the store unreachable, that long). So that two runs never do the "
+        "same tasks, this run stopped and records nothing more; what it recorded before is "
+        f"intact. Run again once the other run has ended; to ride out longer pauses, {longer}."
     )
 
 

@@ -58,3 +58,11 @@ class RunInProgressError(MessorError, RuntimeError):
 
 class RecordingError(MessorError, RuntimeError):
     """Outcomes could not be recorded; the run stopped to avoid losing more."""
+
+
+class ClaimLostError(RecordingError):
+    """This run's claim on its memory lapsed (a pause longer than the lapse) and may be another's.
+
+    The run stopped, and the memory refuses its writes: two runs would
+    otherwise run the same tasks and overwrite each other's results.
+    """

@@ -41,7 +41,7 @@ from typing import Any
 from tqdm import tqdm
 
 from messor.attempt import Attempt, Outcome, describe_error, failure, perform
-from messor.claims import RunOwner, release_nothing
+from messor.claims import ClaimWatch, RunOwner, release_nothing
 from messor.controls import Backoff, RateLimiter
 from messor.errors import TaskTimeoutError
 from messor.interrupts import InterruptGuard
@@ -129,6 +129,7 @@ class Harvest:
         self._source = TaskSource(tasks, memory, self._skipped, lambda: self.wake())
         self._writer = RecordWriter(memory)
         self._release_claim = release_nothing
+        self._claim = ClaimWatch()
         self._interrupts = InterruptGuard(self.interrupt, lambda: self._writer.backlog)
         self._order = itertools.count()  # ties in the heaps below
         self._retries: list[tuple[float, int, Attempt]] = []  # by when they may start
@@ -151,7 +152,10 @@ class Harvest:
             if reset is not None:
                 reset()  # a helper reused by a second run() starts afresh
         # Before anything is registered: a second run on this memory is refused.
-        self._release_claim = self.memory.claim_run(RunOwner())
+        owner = RunOwner()
+        self._claim = owner.watch
+        self._claim.listen(self._claim_news)
+        self._release_claim = self.memory.claim_run(owner)
         # Signals are handled from the start: registering a big list takes a while.
         self._interrupts.install()
         try:
@@ -233,7 +237,7 @@ class Harvest:
         The stop conditions are asked only when an attempt could start: before
         each start, not on every idle pass of the executor.
         """
-        if self._stopping:
+        if self._stopping or not self._claim.certain:
             return None
         now = time.monotonic()
         retry_due = bool(self._retries) and self._retries[0][0] <= now
@@ -282,7 +286,7 @@ class Harvest:
         times = []
         if self._deadlines:
             times.append(self._deadlines[0][0])
-        if room and not self._stopping:
+        if room and not self._stopping and self._claim.certain:
             if self._retries:
                 times.append(self._retries[0][0])
             if self._rate_wait:
@@ -371,6 +375,12 @@ class Harvest:
         self._stop(f"interrupted by {name}")
         self.report.interrupted = True
         self.wake()  # end a long wait (a backoff, a slow rate) now
+
+    def _claim_news(self) -> None:
+        """The memory's news of this run's claim (from its thread): lost, or certain again."""
+        if self._claim.error is not None:
+            self._fail(self._claim.error)
+        self.wake()
 
     def _stop(self, reason: str, *, halt: bool = True) -> None:
         self._halting = self._halting or halt

@@ -86,6 +86,8 @@ class RecordWriter:
         """The error a run ends with once :attr:`error` is set: what happened, what to do."""
         error = self.error
         assert error is not None, "the writer has not failed"
+        if isinstance(error, RecordingError):
+            return error  # says it all already (the run's claim was lost, say)
         if isinstance(error, KeyError):
             # Every row written is of a task this run found or registered in
             # the memory: an unknown one means the store lost it.

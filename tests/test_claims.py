@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
+import shutil
 import signal
+import socket
 import subprocess
 import sys
 import textwrap
@@ -211,3 +214,101 @@ def test_two_names_for_one_sqlite_file_share_one_claim(tmp_path: Path) -> None:
             linked.claim_run(RunOwner())
     finally:
         release()
+
+
+# -- who holds a claim: a pid means something only in its own host, boot and PID namespace ---
+
+
+def unused_pid() -> int:
+    """A pid that no process of this PID namespace has (right now)."""
+    pid_max = int(Path("/proc/sys/kernel/pid_max").read_text())
+    return next(p for p in range(pid_max - 1, 300, -1) if not Path(f"/proc/{p}").exists())
+
+
+def test_a_holder_is_taken_for_dead_only_where_host_boot_and_pid_namespace_all_match() -> None:
+    gone = RunOwner(pid=unused_pid())
+    assert gone.is_dead_here()  # here, and no such process: its run is over
+    for elsewhere in (
+        dataclasses.replace(gone, host="another-host"),
+        dataclasses.replace(gone, boot="0a7f9c1e-another-boot"),  # a cloned VM: same name
+        dataclasses.replace(gone, pid_namespace="pid:[4026532999]"),  # a container
+    ):
+        assert not elsewhere.is_dead_here()
+
+
+def test_a_claim_written_without_boot_and_namespace_still_parses_but_is_never_local() -> None:
+    old = json.dumps({"pid": unused_pid(), "host": socket.gethostname(), "started": 0.0,
+                      "token": "t"})  # fmt: skip
+    holder = RunOwner.from_json(old)
+    assert holder is not None
+    assert holder.describe().startswith(f"process {holder.pid} on")
+    assert not holder.is_local()
+    assert not holder.is_dead_here()
+
+
+def test_a_redis_claim_without_boot_and_namespace_is_waited_out_not_taken_over(
+    redis_memory: Memory,
+) -> None:
+    # Written by a Messor that recorded host and pid only: maybe a live
+    # run in a container, whose pid means nothing here.
+    client = real_redis().client()
+    old = {"pid": unused_pid(), "host": socket.gethostname(), "started": 0.0, "token": "t"}
+    client.set(claim_key(redis_memory), json.dumps(old), px=60_000)
+    with pytest.raises(RunInProgressError, match=f"process {old['pid']} on .*lapses"):
+        redis_memory.claim_run(RunOwner())
+
+
+def run_in_another_pid_namespace(script: Path, *args: str) -> subprocess.Popen[str]:
+    """``python script args`` in a new PID namespace, as a container runs it, under a pid that
+    no process of this namespace has; it must print one line once ready."""
+    if shutil.which("unshare") is None:
+        pytest.skip("unshare (util-linux) is not installed")
+    probe = subprocess.run(
+        ["unshare", "--pid", "--fork", "--mount-proc", "true"], capture_output=True, check=False
+    )
+    if probe.returncode != 0:
+        pytest.skip(f"cannot make a PID namespace here (needs root): {probe.stderr!r}")
+    pid = unused_pid()
+    # Its first processes get pids from ns_last_pid on. Not exec'd: sh is pid 1.
+    shell = f'echo {pid - 1} > /proc/sys/kernel/ns_last_pid || exit 1; "$@" & wait $!'
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    process = subprocess.Popen(
+        ["unshare", "--pid", "--fork", "--kill-child", "--mount-proc", "sh", "-c", shell,
+         "sh", sys.executable, str(script), *args],
+        stdout=subprocess.PIPE, text=True, env=env,
+    )  # fmt: skip
+    assert process.stdout is not None
+    assert process.stdout.readline() == "holding\n"
+    return process
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("kind", ["sqlite", "redis"])
+def test_a_run_in_another_pid_namespace_of_this_host_is_never_taken_for_dead(
+    kind: str, tmp_path: Path
+) -> None:
+    if kind == "sqlite":
+        spec = f"sqlite:///{tmp_path / 'harvest.db'}"
+    else:
+        spec = f"{real_redis().url}?namespace={uuid.uuid4().hex}"
+    script = tmp_path / "holder.py"
+    script.write_text(textwrap.dedent(HOLDER))
+    holder = run_in_another_pid_namespace(script, spec)
+    try:
+        if kind == "sqlite":
+            owner = RunOwner.from_json((tmp_path / "harvest.db-run").read_text())
+        else:
+            memory = messor.open_memory(spec)
+            owner = RunOwner.from_json(real_redis().client().get(claim_key(memory)))
+            memory.close()
+        assert owner is not None
+        assert owner.host == socket.gethostname()
+        # The holder's pid names no process here: by host and pid alone, it is dead.
+        assert not Path(f"/proc/{owner.pid}").exists()
+        with pytest.raises(RunInProgressError, match=f"process {owner.pid} on"):
+            LocalThreadedExecutor([FunctionTask("mine", int)], memory=spec).run()
+    finally:
+        holder.kill()
+        holder.wait()
+        assert holder.stdout is not None
+        holder.stdout.close()

@@ -239,6 +239,104 @@ def test_status_sets_stay_consistent_under_many_concurrent_writers(
     memories[0].clear()
 
 
+# -- reset_tasks: what `messor retry` calls ---------------------------------------------
+
+
+@pytest.fixture(params=["fake", "real"])
+def two_clients(request: pytest.FixtureRequest) -> Iterator[tuple[RedisMemory, RedisMemory]]:
+    """Two memories on one namespace: a harvest's, and another terminal's."""
+    if request.param == "fake":
+        memory, fake_server = fake_memory()
+        client = fakeredis.FakeRedis(server=fake_server, decode_responses=True)
+        other = RedisMemory(client, namespace=memory.namespace)
+    else:
+        namespace = uuid.uuid4().hex
+        memory, other = open_real(real_redis(), namespace), open_real(real_redis(), namespace)
+    yield memory, other
+    memory.clear()
+    memory.close()
+    other.close()
+
+
+def test_reset_tasks_resets_only_the_given_statuses_and_keeps_every_index_consistent(
+    two_clients: tuple[RedisMemory, RedisMemory],
+) -> None:
+    memory, _ = two_clients
+    memory.store_tasks([(i, {"url": i}) for i in ("done", "bad", "todo", "held", "worse", "wait")])
+    memory.record_outcomes(
+        [
+            EncodedUpdate("done", COMPLETED, '"kept"', None, 1),
+            EncodedUpdate("bad", FAILED, None, "E: bad", 3),
+            EncodedUpdate("held", "leased", None, None, 1),
+            EncodedUpdate("worse", FAILED, None, "E: worse", 2),
+            EncodedUpdate("wait", PENDING, None, "E: retry not done", 2),
+        ]
+    )
+    reset = memory.reset_tasks(
+        ["wait", "done", "ghost", "bad", "held", "bad"], only_from={FAILED, PENDING}
+    )
+    assert reset == ["wait", "bad"]  # in the given order, each once; the unknown id ignored
+    assert_consistent(memory)
+    assert memory.count_by_status() == {PENDING: 3, COMPLETED: 1, FAILED: 1, "leased": 1}
+    records = {r.task_id: r for r in memory.iter_records()}
+    for task_id in reset:
+        assert records[task_id] == (task_id, PENDING, None, None, 0, None)
+    assert records["done"][:3] == ("done", COMPLETED, "kept")
+    assert records["worse"][:4] == ("worse", FAILED, None, "E: worse")
+    assert memory.dump_all()["task_definitions"]["bad"] == {"url": "bad"}
+    assert memory.reset_tasks(["done", "held"], only_from={COMPLETED}) == ["done"]
+    assert memory.get_task_result("done") is None
+    assert memory.reset_tasks(["ghost"], only_from={COMPLETED, FAILED, PENDING}) == []
+    assert memory.reset_tasks(["worse"], only_from=set()) == []
+    assert_consistent(memory)
+
+
+def test_reset_tasks_over_several_script_calls_applies_in_one_transaction(
+    two_clients: tuple[RedisMemory, RedisMemory], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    memory, _ = two_clients
+    ids = [f"t{n}" for n in range(10)]
+    memory.store_tasks([(i, {}) for i in ids])
+    memory.update_task_statuses([(i, FAILED, None, "E") for i in ids])
+    monkeypatch.setattr(redis_memory, "ROWS_PER_CALL", 3)
+    assert memory.reset_tasks(reversed(ids), only_from={FAILED}) == ids[::-1]
+    assert memory.count_by_status() == {PENDING: 10, COMPLETED: 0, FAILED: 0}
+    assert_consistent(memory)
+
+
+def test_reset_tasks_racing_a_harvest_never_undoes_a_completion(
+    two_clients: tuple[RedisMemory, RedisMemory],
+) -> None:
+    # A harvest reruns failed tasks while `messor retry --failed` in another
+    # terminal looks the failed ones up and resets them, again and again:
+    # whatever completes between its look-up and its reset keeps its result.
+    memory, terminal = two_clients
+    ids = [f"t{n}" for n in range(300)]
+    failing = [FunctionTask(i, int, "not a number") for i in ids]
+    LocalThreadedExecutor(failing, memory=memory, retry=0, progress=False).run()
+    assert memory.count_by_status()[FAILED] == 300
+    errors: list[BaseException] = []
+
+    def harvest() -> None:
+        try:
+            tasks = [FunctionTask(i, time.sleep, 0.001) for i in ids]
+            LocalThreadedExecutor(tasks, memory=memory, max_concurrency=4, progress=False).run()
+        except BaseException as exc:
+            errors.append(exc)
+
+    thread = threading.Thread(target=harvest)
+    thread.start()
+    resets = 0
+    while thread.is_alive():
+        looked_up = [task_id for task_id, _ in terminal.get_failed_tasks()]
+        resets += len(terminal.reset_tasks(looked_up, only_from={FAILED}))
+    thread.join()
+    assert errors == []
+    assert resets > 0
+    assert memory.count_by_status() == {PENDING: 0, COMPLETED: 300, FAILED: 0}
+    assert_consistent(memory)
+
+
 # -- limits -----------------------------------------------------------------------------
 
 

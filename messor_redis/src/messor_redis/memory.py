@@ -6,6 +6,9 @@ listing and counting never scan the database. A connection lost mid-run is
 retried with backoff for ``retry_for`` seconds, then
 :class:`~messor.MemoryUnavailableError` ends the run; every operation is
 idempotent, so a call retried after a lost reply leaves the same state.
+While a run holds the namespace's claim, every write of this memory is fenced
+by it: once the claim is lost, a write fails with
+:class:`~messor.ClaimLostError` and changes nothing.
 """
 
 from __future__ import annotations
@@ -13,7 +16,7 @@ from __future__ import annotations
 import logging
 import random
 import time
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Collection, Iterable, Iterator, Sequence
 from functools import partial
 from itertools import islice
 from typing import Any, TypeVar
@@ -21,8 +24,8 @@ from typing import Any, TypeVar
 import redis
 
 from messor import Memory, MemoryUnavailableError, TaskNotFoundError
-from messor.claims import Release, RunOwner
-from messor.errors import ConfigurationError, TaskDataError
+from messor.claims import Release, RunOwner, claim_lost
+from messor.errors import ClaimLostError, ConfigurationError, TaskDataError
 from messor.memory import (
     COMPLETED,
     FAILED,
@@ -35,7 +38,7 @@ from messor.memory import (
     encode_update,
 )
 from messor_redis import scripts
-from messor_redis.claim import CLAIM_SECONDS, claim_namespace
+from messor_redis.claim import CLAIM_SECONDS, LONGER, claim_namespace
 
 __all__ = ["RedisMemory"]
 
@@ -69,10 +72,10 @@ class RedisMemory(Memory):
 
     ``client`` must decode responses (``decode_responses=True``); most users
     open one with ``messor.open_memory("redis://host:6379/0?namespace=name")``.
+    ``claim_seconds``: how long a run's claim on the namespace outlives its
+    last renewal: a run that dies elsewhere frees the namespace that much
+    later, and a run paused that long loses its claim.
     """
-
-    #: How long a run's claim on the namespace outlives the run if it dies elsewhere.
-    claim_seconds: float = CLAIM_SECONDS
 
     def __init__(
         self,
@@ -80,6 +83,7 @@ class RedisMemory(Memory):
         namespace: str = DEFAULT_NAMESPACE,
         *,
         retry_for: float = 30.0,
+        claim_seconds: float = CLAIM_SECONDS,
         display: str | None = None,
         max_value_bytes: int = MAX_VALUE_BYTES,
     ) -> None:
@@ -88,11 +92,16 @@ class RedisMemory(Memory):
             raise ConfigurationError(
                 f"retry_for must be a number of seconds >= 0, got {retry_for!r}"
             )
+        if not (isinstance(claim_seconds, int | float) and 0.1 <= claim_seconds < float("inf")):
+            raise ConfigurationError(
+                f"claim_seconds must be a number of seconds >= 0.1, got {claim_seconds!r}"
+            )
         if not client.get_encoder().decode_responses:
             raise ConfigurationError("RedisMemory needs a client made with decode_responses=True")
         self.client = client
         self.namespace = namespace
         self.retry_for = float(retry_for)
+        self.claim_seconds = float(claim_seconds)
         #: The largest value the server takes (its proto-max-bulk-len).
         self.max_value_bytes = max_value_bytes
         self._prefix = f"messor:{{{namespace}}}:"
@@ -101,6 +110,9 @@ class RedisMemory(Memory):
         self._update_script = client.register_script(scripts.UPDATE_STATUSES)
         self._clear_tasks = client.register_script(scripts.CLEAR_TASKS)
         self._clear = client.register_script(scripts.CLEAR)
+        self._reset = client.register_script(scripts.RESET_TASKS)
+        #: The claim of the run of this memory that writes now ("": no run, no fence).
+        self._fence = ""
 
     def __repr__(self) -> str:
         return f"RedisMemory({self._display!r}, namespace={self.namespace!r})"
@@ -113,9 +125,17 @@ class RedisMemory(Memory):
     def claim_run(self, owner: RunOwner) -> Release:
         # messor:{ns}:run is not among the keys clear() removes: clearing
         # the namespace during a run leaves the run's claim in place.
-        return claim_namespace(
+        release = claim_namespace(
             self, self._key("run"), owner, self._call, seconds=self.claim_seconds
         )
+        fence = self._fence = owner.to_json()
+
+        def release_and_unfence() -> None:
+            release()
+            if self._fence == fence:
+                self._fence = ""
+
+        return release_and_unfence
 
     def _key(self, name: str) -> str:
         return self._prefix + name
@@ -127,18 +147,34 @@ class RedisMemory(Memory):
         connection is lost between two calls.
         """
         keys = [self._key("status")]
-        if len(calls) == 1:
-            return [self._call(lambda: script(keys=keys, args=[self._prefix, *calls[0]]))]
+        fence = self._fence
+        try:
+            if len(calls) == 1:
+                return [
+                    self._call(lambda: script(keys=keys, args=[self._prefix, fence, *calls[0]]))
+                ]
 
-        def in_one_transaction() -> list[Any]:
-            pipe = self.client.pipeline(transaction=True)
-            for args in calls:
-                script(keys=keys, args=[self._prefix, *args], client=pipe)
-            replies: list[Any] = pipe.execute()
-            return replies
+            def in_one_transaction() -> list[Any]:
+                pipe = self.client.pipeline(transaction=True)
+                for args in calls:
+                    script(keys=keys, args=[self._prefix, fence, *args], client=pipe)
+                replies: list[Any] = pipe.execute()
+                return replies
 
-        result: list[Any] = self._call(in_one_transaction)
-        return result
+            result: list[Any] = self._call(in_one_transaction)
+            return result
+        except redis.ResponseError as exc:
+            # In a transaction, redis-py puts the failed command before the script's error.
+            if not str(exc).rpartition("caused error: ")[2].startswith(scripts.CLAIM_LOST):
+                raise
+            raise self._claim_lost() from None
+
+    def _claim_lost(self) -> ClaimLostError:
+        try:
+            holder = RunOwner.from_json(self.client.get(self._key("run")))
+        except redis.RedisError:
+            holder = None
+        return claim_lost(self, self.claim_seconds, holder, longer=LONGER)
 
     def _call(self, operation: Callable[[], Any]) -> Any:
         """Run ``operation``, retrying a lost connection with backoff for ``retry_for`` seconds.
@@ -248,6 +284,15 @@ class RedisMemory(Memory):
         ids = iter(task_ids)
         while chunk := list(islice(ids, CHUNK)):
             self._run(self._clear_tasks, [chunk])
+
+    def reset_tasks(self, task_ids: Iterable[str], *, only_from: Collection[str]) -> list[str]:
+        # One script checks each status and resets in the same step: a task a
+        # run completes meanwhile is either completed before it (and kept) or after.
+        ids = list(dict.fromkeys(task_ids))
+        statuses = sorted(set(only_from))
+        calls = [[str(len(statuses)), *statuses, *chunk] for chunk in _chunks(ids, len)]
+        replies = self._run(self._reset, calls) if ids and statuses else []
+        return [task_id for reply in replies for task_id in reply]
 
     def dump_all(self) -> dict[str, dict[str, Any]]:
         def read() -> list[Any]:

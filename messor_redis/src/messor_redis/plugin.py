@@ -24,7 +24,7 @@ if TYPE_CHECKING:
 #: Namespaces an error names when the one asked for holds nothing.
 SHOWN = 5
 #: URL query keys that are Messor's, not redis-py's.
-MESSOR_OPTIONS = ("namespace", "retry_for")
+MESSOR_OPTIONS = ("namespace", "retry_for", "claim_seconds")
 #: Client settings unless the URL or the caller sets them: a network that
 #: silently drops packets must end in a timeout, never in a hang.
 CLIENT_DEFAULTS = {
@@ -39,26 +39,23 @@ TCP_DEFAULTS = {"socket_keepalive": True}
 def open_redis(url: MemoryURL | None, *, create: bool = True, **options: Any) -> Memory:
     """Open ``redis://``, ``rediss://`` or ``unix://`` URLs, or by bare name (keywords only).
 
-    Messor's options (``namespace``, ``retry_for``) come from the URL query or
-    keyword arguments; every other keyword goes to redis-py. With
-    ``create=False`` (the command line inspecting a harvest) a namespace that
-    holds no task is a ConfigurationError naming the namespaces that do: a
-    mistyped one would otherwise show as an empty harvest.
+    Messor's options (``namespace``, ``retry_for``, ``claim_seconds``) come from
+    the URL query or keyword arguments; every other keyword goes to redis-py.
+    With ``create=False`` (the command line inspecting a harvest) a namespace
+    that holds no task is a ConfigurationError naming the namespaces that do:
+    a mistyped one would otherwise show as an empty harvest.
     """
     import redis
     from redis.backoff import NoBackoff
     from redis.retry import Retry
 
+    from messor_redis.claim import CLAIM_SECONDS
     from messor_redis.memory import DEFAULT_NAMESPACE, RedisMemory, check_namespace
 
     ours = _messor_options(url, options)
     namespace = check_namespace(ours.get("namespace", DEFAULT_NAMESPACE))
-    try:
-        retry_for = float(ours.get("retry_for", 30.0))
-    except (TypeError, ValueError):
-        raise ConfigurationError(
-            f"retry_for must be a number of seconds, got {ours['retry_for']!r}"
-        ) from None
+    retry_for = _seconds(ours, "retry_for", 30.0)
+    claim_seconds = _seconds(ours, "claim_seconds", CLAIM_SECONDS)
     tcp = url is None or url.scheme != "unix"
     settings = {
         **CLIENT_DEFAULTS,
@@ -80,6 +77,7 @@ def open_redis(url: MemoryURL | None, *, create: bool = True, **options: Any) ->
             client,
             namespace,
             retry_for=retry_for,
+            claim_seconds=claim_seconds,
             display=str(url) if url is not None else None,
         )
         _check_connection(client, memory, retry_for)
@@ -90,6 +88,13 @@ def open_redis(url: MemoryURL | None, *, create: bool = True, **options: Any) ->
         client.close()
         raise
     return memory
+
+
+def _seconds(ours: dict[str, Any], key: str, default: float) -> float:
+    try:
+        return float(ours.get(key, default))
+    except (TypeError, ValueError):
+        raise ConfigurationError(f"{key} must be a number of seconds, got {ours[key]!r}") from None
 
 
 def _messor_options(url: MemoryURL | None, options: dict[str, Any]) -> dict[str, Any]:

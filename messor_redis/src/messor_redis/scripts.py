@@ -6,6 +6,13 @@ two status sets at once, and a crash of the client mid-call changes nothing
 (the script runs whole or not at all). Keys are built from the namespace
 prefix, ``ARGV[1]``; ``KEYS[1]`` (the status hash) routes the call in a Cluster.
 
+Every script that writes is fenced: ``ARGV[2]`` is the claim of the run that
+writes (the exact value of ``run``), and the script changes nothing and
+answers an error starting with :data:`CLAIM_LOST` unless that run still holds
+it. A run paused past its claim's lapse, whose claim another run took, thus
+cannot overwrite a thing. Writes made outside a run (``messor retry`` from
+another terminal) pass ``''`` and are not fenced.
+
 Each script works in bulk: one HMGET reads every old status, then a handful of
 multi-field HSET/HDEL/SADD/SREM commands apply the whole batch, so a call
 costs about ten commands per few thousand tasks. Lua's ``unpack`` is bounded
@@ -16,12 +23,33 @@ Layout under the prefix ``messor:{namespace}:``:
 * ``status``, ``data``, ``result``, ``error``, ``attempts``: hashes from task id
 * ``ids:<status>``: the set of task ids with that status
 * ``statuses``: the statuses ever used (to count and clear without scanning)
+* ``run``: the claim of the run using the namespace (see :mod:`messor_redis.claim`)
 """
 
 from __future__ import annotations
 
-# Helpers shared by the scripts.
-_HELPERS = """
+#: How the error of a fenced write begins.
+CLAIM_LOST = "MESSOR_CLAIM_LOST"
+
+_PREFIX = """
+local p = ARGV[1]
+"""
+
+# Comes before a script's first write.
+_FENCE = (
+    """
+if ARGV[2] ~= '' and redis.call('GET', p .. 'run') ~= ARGV[2] then
+  return redis.error_reply('"""
+    + CLAIM_LOST
+    + """ this run no longer holds its claim on the namespace')
+end
+"""
+)
+
+# The prefix, and helpers shared by the scripts.
+_HELPERS = (
+    _PREFIX
+    + """
 local SLICE = 5000  -- values per redis.call; even, so that field/value pairs stay whole
 local function push(t, ...)
   for _, v in ipairs({...}) do t[#t + 1] = v end
@@ -44,15 +72,16 @@ local function hmget(key, fields)
   return out
 end
 """
+)
 
-#: ARGV: prefix, then task id and data (JSON) pairs; the first of a repeated id
-#: wins. Returns how many tasks were new.
+#: ARGV: prefix, claim, then task id and data (JSON) pairs; the first of a
+#: repeated id wins. Returns how many tasks were new.
 STORE_TASKS = (
     _HELPERS
+    + _FENCE
     + """
-local p = ARGV[1]
 local ids = {}
-for i = 2, #ARGV, 2 do push(ids, ARGV[i]) end
+for i = 3, #ARGV, 2 do push(ids, ARGV[i]) end
 if #ids == 0 then return 0 end
 local known = hmget(p .. 'status', ids)
 local statuses, data, new, seen = {}, {}, {}, {}
@@ -61,7 +90,7 @@ for k = 1, #ids do
   if not known[k] and not seen[id] then
     seen[id] = true
     push(statuses, id, 'pending')
-    push(data, id, ARGV[2 * k + 1])
+    push(data, id, ARGV[2 * k + 2])
     push(new, id)
   end
 end
@@ -75,7 +104,7 @@ return #new
 """
 )
 
-#: ARGV: prefix, keep_completed ('1' or '0'), then per task: id, status,
+#: ARGV: prefix, claim, keep_completed ('1' or '0'), then per task: id, status,
 #: result ('' for none, else JSON), error ('n' for none, else 's' .. text) and
 #: attempts ('0' for not known).
 #: Rows apply in order (a repeated id ends as its last row says); with
@@ -84,19 +113,22 @@ return #new
 UPDATE_STATUSES = (
     _HELPERS
     + """
-local p = ARGV[1]
-local keep_completed = ARGV[2] == '1'
+local keep_completed = ARGV[3] == '1'
 local ids = {}
-for i = 3, #ARGV, 5 do push(ids, ARGV[i]) end
+for i = 4, #ARGV, 5 do push(ids, ARGV[i]) end
 if #ids == 0 then return {1} end
 local olds = hmget(p .. 'status', ids)
 for k = 1, #ids do
   if not olds[k] then return {0, ids[k]} end
 end
+"""
+    # Unknown ids first (no write yet): a store that lost its data, the claim with it, says so.
+    + _FENCE
+    + """
 -- Fold the rows into one final state per task, in order.
 local original, final, order = {}, {}, {}
 for k = 1, #ids do
-  local id, row = ids[k], 3 + (k - 1) * 5
+  local id, row = ids[k], 4 + (k - 1) * 5
   if not original[id] then
     original[id] = olds[k]
     push(order, id)
@@ -139,13 +171,13 @@ return {1}
 """
 )
 
-#: ARGV: prefix, then task ids. Forgets those tasks; unknown ids are ignored.
+#: ARGV: prefix, claim, then task ids. Forgets those tasks; unknown ids are ignored.
 CLEAR_TASKS = (
     _HELPERS
+    + _FENCE
     + """
-local p = ARGV[1]
 local ids = {}
-for i = 2, #ARGV do push(ids, ARGV[i]) end
+for i = 3, #ARGV do push(ids, ARGV[i]) end
 if #ids == 0 then return 1 end
 local olds = hmget(p .. 'status', ids)
 local by_status = {}
@@ -160,10 +192,13 @@ return 1
 """
 )
 
-#: ARGV: prefix. Deletes every key of the namespace, and nothing else (UNLINK:
-#: a harvest of millions of tasks is freed in the background, not blocking others).
-CLEAR = """
-local p = ARGV[1]
+#: ARGV: prefix, claim. Deletes every key of the namespace but the claim, and
+#: nothing else (UNLINK: a harvest of millions of tasks is freed in the
+#: background, not blocking others).
+CLEAR = (
+    _PREFIX
+    + _FENCE
+    + """
 for _, status in ipairs(redis.call('SMEMBERS', p .. 'statuses')) do
   redis.call('UNLINK', p .. 'ids:' .. status)
 end
@@ -171,3 +206,42 @@ redis.call('UNLINK', p .. 'status', p .. 'data', p .. 'result', p .. 'error', p 
   p .. 'statuses')
 return 1
 """
+)
+
+#: ARGV: prefix, claim, the number n of statuses to reset from, those n
+#: statuses, then task ids (each once). Sets each task whose status is one of
+#: them back to pending: result, error and attempts dropped, data kept. Unknown
+#: ids are ignored. Returns the ids reset, in the given order.
+RESET_TASKS = (
+    _HELPERS
+    + _FENCE
+    + """
+local n = tonumber(ARGV[3])
+local allowed = {}
+for i = 4, 3 + n do allowed[ARGV[i]] = true end
+local ids = {}
+for i = 4 + n, #ARGV do push(ids, ARGV[i]) end
+if #ids == 0 then return {} end
+local olds = hmget(p .. 'status', ids)
+local reset, moved, status_pairs = {}, {}, {}
+for k = 1, #ids do
+  local old = olds[k]
+  if old and allowed[old] then
+    push(reset, ids[k])
+    if old ~= 'pending' then
+      push_to(moved, old, ids[k])
+      push(status_pairs, ids[k], 'pending')
+    end
+  end
+end
+if #reset == 0 then return {} end
+for status, members in pairs(moved) do
+  bulk('SREM', p .. 'ids:' .. status, members)
+  bulk('SADD', p .. 'ids:pending', members)
+end
+redis.call('SADD', p .. 'statuses', 'pending')
+bulk('HSET', p .. 'status', status_pairs)
+for _, name in ipairs({'result', 'error', 'attempts'}) do bulk('HDEL', p .. name, reset) end
+return reset
+"""
+)
