@@ -283,14 +283,17 @@ class Harvest:
         if self._deadlines:
             times.append(self._deadlines[0][0])
         if room and not self._stopping:
-            if self._retries:
-                times.append(self._retries[0][0])
-            if self._rate_wait:
+            if self._rate_wait > now:
+                # Nothing starts before the rate limit allows it, however many
+                # tasks are ready: asking again sooner would only spin.
                 times.append(self._rate_wait)
-            if self._source.ready:
-                times.append(now)
-            elif self._source.streaming:
-                times.append(now + SOURCE_POLL)
+            else:
+                if self._retries:
+                    times.append(self._retries[0][0])
+                if self._source.ready:
+                    times.append(now)
+                elif self._source.streaming:
+                    times.append(now + SOURCE_POLL)
         return max(0.0, min(times) - now) if times else None
 
     def on_outcome(self, outcome: Outcome) -> bool:
