@@ -126,7 +126,9 @@ class Harvest:
         self._progress = progress
         #: Ends the executor's wait from another thread; the executor sets it.
         self.wake: Callable[[], None] = _nothing
-        self._source = TaskSource(tasks, memory, self._skipped, lambda: self.wake())
+        self._source = TaskSource(
+            tasks, memory, self._skipped, lambda: self.wake(), lambda: self._stopping
+        )
         self._writer = RecordWriter(memory)
         self._release_claim = release_nothing
         self._interrupts = InterruptGuard(self.interrupt, lambda: self._writer.backlog)
@@ -185,7 +187,7 @@ class Harvest:
         left_undone = bool(self._retries) or not self._source.exhausted
         abandoned = False
         try:
-            self._close_source()
+            self._source.close()
             # A retry the run did not get to: the task goes back to pending,
             # with its last error, and its retries start afresh next run.
             for _, _, attempt in self._retries:
@@ -447,14 +449,6 @@ class Harvest:
         """Failures and retries on the bar: redrawn only when one of them changes."""
         if self._bar is not None:
             self._bar.set_postfix(failed=self._failures, retries=self.report.retried, refresh=False)
-
-    def _close_source(self) -> None:
-        # Registering the rest of a list may fail (the memory is gone): the
-        # run's own outcome and error matter more than that.
-        try:
-            self._source.close(register_rest=not self.report.interrupted)
-        except Exception as exc:
-            logger.warning("Could not register the tasks not started: %s", exc)
 
     def _tidy_memory(self) -> None:
         """Let the memory tidy up after the run; its records are safe, so a failure only warns."""

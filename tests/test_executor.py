@@ -9,6 +9,7 @@ import threading
 import time
 from collections import Counter
 from collections.abc import Iterator, Sequence
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -396,6 +397,37 @@ def test_tasks_may_come_from_a_generator_consumed_lazily() -> None:
     assert len(memory.get_completed_tasks()) >= 10
     # read ahead by at most one registration chunk, plus one chunk registered
     assert pulled[0] <= 2 * REGISTRATION_CHUNK + 1
+
+
+def test_a_list_is_registered_whole_before_its_first_task_starts(tmp_path: Path) -> None:
+    path = tmp_path / "harvest.db"
+    seen: list[dict[str, int]] = []
+
+    def look() -> None:
+        # As `messor status` from another terminal: its own connection to the file.
+        other = SQLiteMemory(path)
+        seen.append(other.count_by_status())
+        other.close()
+
+    tasks = [
+        FunctionTask("first", look),
+        *(FunctionTask(f"t{n}", lambda: None) for n in range(4999)),
+    ]
+    Executor(tasks, memory=SQLiteMemory(path), max_concurrency=1).run()
+    assert seen == [{PENDING: 5000, COMPLETED: 0, FAILED: 0}]
+
+
+def test_after_ctrl_c_every_task_of_a_list_not_run_is_in_the_memory_pending() -> None:
+    memory = SQLiteMemory(":memory:")
+    tasks = [
+        FunctionTask("ctrl-c", os.kill, os.getpid(), signal.SIGINT),
+        *(FunctionTask(f"t{n}", time.sleep, 0.01) for n in range(4999)),
+    ]
+    with pytest.raises(KeyboardInterrupt):
+        Executor(tasks, memory=memory, max_concurrency=1).run()
+    counts = memory.count_by_status()
+    assert sum(counts.values()) == 5000  # `messor status` can tell how much is left
+    assert counts[PENDING] > 4900
 
 
 def test_a_generator_task_set_resumes_like_a_list(any_memory: Memory) -> None:
