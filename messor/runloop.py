@@ -210,8 +210,8 @@ class Harvest:
                 self._bar.close()
         self._settle_report(exc_type if not abandoned else KeyboardInterrupt, left_undone)
         first_signal = self._interrupts.first_signal
-        if first_signal is not None and not abandoned:
-            self._print_summary()
+        if self.report.interrupted and not abandoned:
+            self._print_summary()  # by a signal, or by cancelling run_async()
         if exc_type is not None or abandoned:
             # A second signal abandoned the run; after a SIGTERM, run() returns.
             if first_signal == signal.SIGTERM:

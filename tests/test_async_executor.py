@@ -21,6 +21,7 @@ import pytest
 import messor
 from messor import AsyncExecutor, FunctionTask, InProcessMemory, SQLiteMemory, TaskTimeoutError
 from messor.memory import EncodedUpdate
+from tests.test_signals import counts, wait_for_starts
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -251,3 +252,57 @@ def test_cancelling_run_async_twice_abandons_the_running_which_stay_pending() ->
     counts = memory.count_by_status()
     assert counts["completed"] == 5  # what finished before is recorded
     assert counts["pending"] == 15  # the abandoned ones, and those never started
+
+
+# -- Ctrl-C around asyncio.run(main()), the README's pattern -----------------------------------
+
+SIGNAL_CHILD = Path(__file__).with_name("async_signal_child.py")
+
+
+def start_readme_harvest(
+    tmp_path: Path, *, hanging: bool
+) -> tuple[subprocess.Popen[str], Path, SQLiteMemory]:
+    log, spec = tmp_path / "started.log", f"sqlite:///{tmp_path / 'harvest.db'}"
+    child = subprocess.Popen(
+        [sys.executable, str(SIGNAL_CHILD), spec, str(log), "yes" if hanging else "no"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+    )
+    return child, log, SQLiteMemory(tmp_path / "harvest.db")
+
+
+@pytest.mark.slow
+def test_ctrl_c_around_asyncio_run_finishes_the_running_tasks_and_prints_the_summary(
+    tmp_path: Path,
+) -> None:
+    child, log, memory = start_readme_harvest(tmp_path, hanging=False)
+    wait_for_starts(log, 20)
+    child.send_signal(signal.SIGINT)
+    out, err = child.communicate(timeout=30)
+    # asyncio.run() turns the cancellation into KeyboardInterrupt, as run() raises it.
+    assert child.returncode == -signal.SIGINT, err
+    assert err.rstrip().endswith("KeyboardInterrupt")
+    summary = counts(out)
+    assert summary == memory.count_by_status()
+    started = set(log.read_text().split())
+    assert set(memory.get_completed_tasks()) == started  # every started task was recorded
+    assert summary["pending"] == 200 - len(started) > 0
+
+
+@pytest.mark.slow
+def test_a_second_ctrl_c_around_asyncio_run_abandons_hanging_tasks_and_prints_the_summary(
+    tmp_path: Path,
+) -> None:
+    child, log, memory = start_readme_harvest(tmp_path, hanging=True)
+    wait_for_starts(log, 10)
+    child.send_signal(signal.SIGINT)
+    time.sleep(0.5)  # the quick task running beside the hanging ones finishes
+    child.send_signal(signal.SIGINT)
+    out, err = child.communicate(timeout=30)  # not the minute the hanging tasks would take
+    assert child.returncode == -signal.SIGINT, err
+    assert memory.get_task_status("hang0") == "pending"
+    assert memory.get_task_status("hang1") == "pending"
+    assert len(memory.get_completed_tasks()) >= 8
+    assert counts(out) == memory.count_by_status()
