@@ -33,7 +33,7 @@ import itertools
 import logging
 import signal
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from types import TracebackType
 from typing import Any
@@ -119,6 +119,9 @@ class Harvest:
         self.retry_on = retry_on
         self.timeout = timeout
         self.report = RunReport()
+        #: The one-pass iterator (a generator) this run began to read: no run can read it again.
+        self.read_once: Iterator[object] | None = None
+        self._tasks = tasks
         self._conditions = _conditions(stop_all_when)
         self._observers = [c for c in self._conditions if hasattr(c, "observe")]
         self._limiter = RateLimiter(rate_limit, rate_burst) if rate_limit is not None else None
@@ -162,6 +165,8 @@ class Harvest:
             self._interrupts.restore()
             self._release_claim()
             raise
+        if total is None and isinstance(self._tasks, Iterator):
+            self.read_once = self._tasks
         bar = tqdm(
             total=total,
             initial=self.report.skipped,

@@ -23,8 +23,10 @@ from messor import (
     LocalThreadedExecutor,
     Memory,
     RecordingError,
+    RunInProgressError,
     SQLiteMemory,
 )
+from messor.claims import RunOwner
 from messor.memory import COMPLETED, FAILED, PENDING, EncodedUpdate
 from messor.runloop import REGISTRATION_CHUNK
 from tests.executors import run_with_each_executor
@@ -436,6 +438,29 @@ def test_a_generator_task_set_resumes_like_a_list(any_memory: Memory) -> None:
     report = Executor(iter(pages(40, recorder)), memory=any_memory).run()
     assert (report.completed, report.skipped) == (10, 30)
     assert sum(recorder.calls.values()) == 40
+
+
+def test_a_generator_read_by_a_run_is_refused_by_the_next_run_with_the_fix(
+    tmp_path: Path,
+) -> None:
+    recorder = Recorder()
+
+    def every_page() -> Iterator[Page]:
+        yield from pages(30, recorder)
+
+    path = tmp_path / "harvest.db"
+    executor = Executor(every_page(), memory=SQLiteMemory(path))
+    release = SQLiteMemory(path).claim_run(RunOwner())  # another run holds the memory
+    with pytest.raises(RunInProgressError):
+        executor.run()  # refused before reading a single task: the generator is intact
+    release()
+    assert executor.run().completed == 30
+    with pytest.raises(ConfigurationError, match=r"only once, so none are left") as raised:
+        executor.run()  # it would silently do nothing
+    assert isinstance(raised.value, ValueError)
+    assert "executor.tasks = " in str(raised.value)
+    executor.tasks = every_page()
+    assert executor.run().skipped == 30
 
 
 def test_duplicate_ids_in_a_list_are_refused_before_anything_is_written(
