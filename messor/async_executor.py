@@ -11,6 +11,11 @@ threads) and runs a new event loop on a thread beside it. ``await
 run_async()`` uses the running loop and drives from a worker thread;
 cancelling it stops the run as a first Ctrl-C does, a second cancellation
 abandons the running attempts.
+
+A task whose call is a plain function would hold the event loop for as long
+as it runs, and every other task with it: such calls run on threads of
+their own (:class:`_Threads`), and only what they return, if awaitable, is
+awaited on the loop.
 """
 
 from __future__ import annotations
@@ -27,6 +32,7 @@ from messor.attempt import Attempt, Outcome, failure, returned
 from messor.errors import ConfigurationError
 from messor.executor import Executor, drive, take_all
 from messor.runloop import Harvest, RunReport
+from messor.tasks import FunctionTask, Task
 
 __all__ = ["AsyncExecutor"]
 
@@ -38,15 +44,22 @@ class AsyncExecutor(Executor):
 
     A task is any object with ``get_id()`` whose ``__call__()`` returns an
     awaitable (``async def __call__``, or a :class:`~messor.FunctionTask` of an
-    ``async def`` function); a task returning a plain value runs on the event
-    loop too, so keep such ones short. Options and semantics are those of
-    :class:`~messor.executor.Executor`: resume, retries with backoff,
-    ``retry_on``, stop conditions, rate limit, progress, summary and report.
+    ``async def`` function): those are called and awaited on the event loop.
+    A task whose call is a plain function (a ``FunctionTask`` of a ``def``, a
+    plain ``def __call__``) runs on a thread of its own instead, up to
+    ``max_concurrency`` at once, so that a blocking call never stalls the
+    loop; if it returns an awaitable, that is awaited on the loop (a function
+    that needs the running loop when called must be ``async def``). Options and
+    semantics are those of :class:`~messor.executor.Executor`: resume, retries
+    with backoff, ``retry_on``, stop conditions, rate limit, progress, summary
+    and report.
 
     ``timeout`` cancels the attempt's coroutine (unlike a thread, a coroutine
-    can be stopped): it is recorded failed with a TimeoutError. On the first
-    Ctrl-C no new attempt starts and the running ones finish and are
-    recorded; a second one cancels them, and they stay pending.
+    can be stopped): it is recorded failed with a TimeoutError. A plain call
+    past its timeout runs on in its thread, and what it returns is ignored.
+    On the first Ctrl-C, or when ``run_async()`` is cancelled, no new attempt
+    starts, the running ones finish and are recorded, and the summary is
+    printed; a second one cancels them, and they stay pending.
     """
 
     def run(self) -> RunReport:
@@ -121,6 +134,7 @@ class AsyncExecutor(Executor):
                         harvest.on_outcome(outcome)
                 finally:
                     workers.cancel_all()
+                    workers.threads.close()
         return harvest.report
 
 
@@ -137,6 +151,7 @@ class _Coroutines:
         self.window = size
         self.in_flight = 0
         self.harvest: Harvest | None = None
+        self.threads = _Threads(loop)
         self._starting: list[Attempt] = []
         self._outbox: queue.SimpleQueue[Outcome | Callable[[], bool] | None] = queue.SimpleQueue()
         self._tasks: dict[int, asyncio.Task[Outcome]] = {}
@@ -208,7 +223,7 @@ class _Coroutines:
 
     def _start(self, attempts: list[Attempt]) -> None:
         for attempt in attempts:
-            task = self.loop.create_task(_perform(attempt))
+            task = self.loop.create_task(_perform(attempt, self.threads))
             self._tasks[id(attempt)] = task
             task.add_done_callback(self._finished)
 
@@ -234,12 +249,94 @@ async def _wind_down() -> None:
     await asyncio.get_running_loop().shutdown_asyncgens()
 
 
-async def _perform(attempt: Attempt) -> Outcome:
-    """Run one attempt on the event loop: await what it returns, then encode it."""
+class _Threads:
+    """Daemon threads for the calls that block, started as needed and reused once free.
+
+    Not the loop's ThreadPoolExecutor: it has a handful of threads, and joins
+    them when the interpreter exits, so that a call abandoned by a second
+    Ctrl-C (or past its timeout) would keep the process alive until it returns.
+    """
+
+    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+        self._loop = loop
+        self._inbox: queue.SimpleQueue[tuple[Attempt, asyncio.Future[Any]] | None]
+        self._inbox = queue.SimpleQueue()
+        self._lock = threading.Lock()
+        self._idle = 0
+        self._started = 0
+
+    def call(self, attempt: Attempt) -> asyncio.Future[Any]:
+        """Run ``attempt`` on a free thread (called on the loop): its Outcome, or its awaitable."""
+        future = self._loop.create_future()
+        with self._lock:
+            free = self._idle > 0
+            self._idle -= free
+            self._started += not free
+        if not free:
+            name = f"messor-blocking-{self._started}"
+            threading.Thread(target=self._work, name=name, daemon=True).start()
+        self._inbox.put((attempt, future))
+        return future
+
+    def close(self) -> None:
+        """Let every thread end once its call returns."""
+        for _ in range(self._started):
+            self._inbox.put(None)
+
+    def _work(self) -> None:
+        while (item := self._inbox.get()) is not None:
+            attempt, future = item
+            done = _call_blocking(attempt)
+            try:
+                self._loop.call_soon_threadsafe(_settle, future, done)
+            except RuntimeError:  # the loop is closed: the run ended without this call
+                _discard(done)
+            with self._lock:
+                self._idle += 1
+
+
+def _call_blocking(attempt: Attempt) -> Any:
+    """On a thread: the attempt's Outcome (its result encoded here), or the awaitable it gave."""
     try:
-        result: Any = attempt.task()
-        if inspect.isawaitable(result):
-            result = await result
+        result = attempt.task()
+    except BaseException as exc:
+        return failure(attempt, exc)
+    return result if inspect.isawaitable(result) else returned(attempt, result)
+
+
+def _settle(future: asyncio.Future[Any], done: Any) -> None:
+    if future.done():  # cancelled: the attempt timed out, or the run was abandoned
+        _discard(done)
+    else:
+        future.set_result(done)
+
+
+def _discard(done: Any) -> None:
+    if inspect.iscoroutine(done):
+        done.close()  # never to be awaited: closed, it warns of nothing
+
+
+def _blocks(task: Task) -> bool:
+    """Whether calling ``task`` does the work there and then (a plain function), not a coroutine."""
+    call = task.function if isinstance(task, FunctionTask) else task
+    # A function or a bound method says so itself; an object, by its class's __call__.
+    return not (
+        inspect.iscoroutinefunction(call) or inspect.iscoroutinefunction(type(call).__call__)
+    )
+
+
+async def _perform(attempt: Attempt, threads: _Threads) -> Outcome:
+    """Run one attempt (a coroutine on the loop, a plain call on a thread); encode its result."""
+    try:
+        if _blocks(attempt.task):
+            done = await threads.call(attempt)
+            if isinstance(done, Outcome):
+                return done
+            result: Any = await done
+        else:
+            result = attempt.task()
+            if inspect.isawaitable(result):
+                result = await result
     except asyncio.CancelledError as exc:
         this = asyncio.current_task()
         if this is not None and this.cancelling():

@@ -33,7 +33,8 @@ class Executor(ABC):
     Args:
         tasks: any iterable of tasks (objects with ``get_id()`` and
             ``__call__()``); a generator is consumed lazily, and only once:
-            a second ``run()`` needs a new one.
+            a second ``run()`` refuses it and needs a new one (set
+            ``executor.tasks``), while a list runs again as it is.
         memory: a :class:`~messor.memory.Memory`, a spec for
             :func:`messor.open_memory` (``"sqlite:///harvest.db"``), or None for
             the configured default.
@@ -104,6 +105,7 @@ class Executor(ABC):
         self.timeout = timeout
         #: What the last ``run()`` did, also when it raised.
         self.report = RunReport()
+        self._last_run: Harvest | None = None
 
     @abstractmethod
     def run(self) -> RunReport:
@@ -111,6 +113,17 @@ class Executor(ABC):
 
     def _harvest(self) -> Harvest:
         """A new run over the tasks; its report stays readable as ``self.report``, Ctrl-C or not."""
+        if self._last_run is not None and self._last_run.read_once is self.tasks:
+            name = getattr(self.tasks, "__name__", None)
+            remake = (
+                f"{name}()" if isinstance(name, str) and name.isidentifier() else "make_tasks()"
+            )
+            raise ConfigurationError(
+                f"run() was called again with the same {type(self.tasks).__name__} of tasks, which "
+                "the previous run() read; a generator (like any iterator) gives its tasks only "
+                f"once, so none are left. Give the executor a new one (executor.tasks = {remake}) "
+                "or a list, which runs again as often as you like."
+            )
         harvest = Harvest(
             self.tasks,
             self.memory,
@@ -125,6 +138,7 @@ class Executor(ABC):
             timeout=self.timeout,
         )
         self.report = harvest.report
+        self._last_run = harvest
         return harvest
 
     def status_summary(self, failures: int = 0) -> dict[str, int]:

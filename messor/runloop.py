@@ -33,7 +33,7 @@ import itertools
 import logging
 import signal
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from types import TracebackType
 from typing import Any
@@ -119,6 +119,9 @@ class Harvest:
         self.retry_on = retry_on
         self.timeout = timeout
         self.report = RunReport()
+        #: The one-pass iterator (a generator) this run began to read: no run can read it again.
+        self.read_once: Iterator[object] | None = None
+        self._tasks = tasks
         self._conditions = _conditions(stop_all_when)
         self._observers = [c for c in self._conditions if hasattr(c, "observe")]
         self._limiter = RateLimiter(rate_limit, rate_burst) if rate_limit is not None else None
@@ -126,7 +129,9 @@ class Harvest:
         self._progress = progress
         #: Ends the executor's wait from another thread; the executor sets it.
         self.wake: Callable[[], None] = _nothing
-        self._source = TaskSource(tasks, memory, self._skipped, lambda: self.wake())
+        self._source = TaskSource(
+            tasks, memory, self._skipped, lambda: self.wake(), lambda: self._stopping
+        )
         self._writer = RecordWriter(memory)
         self._release_claim = release_nothing
         self._claim = ClaimWatch()
@@ -164,6 +169,8 @@ class Harvest:
             self._interrupts.restore()
             self._release_claim()
             raise
+        if total is None and isinstance(self._tasks, Iterator):
+            self.read_once = self._tasks
         bar = tqdm(
             total=total,
             initial=self.report.skipped,
@@ -189,7 +196,7 @@ class Harvest:
         left_undone = bool(self._retries) or not self._source.exhausted
         abandoned = False
         try:
-            self._close_source()
+            self._source.close()
             # A retry the run did not get to: the task goes back to pending,
             # with its last error, and its retries start afresh next run.
             for _, _, attempt in self._retries:
@@ -212,8 +219,8 @@ class Harvest:
                 self._bar.close()
         self._settle_report(exc_type if not abandoned else KeyboardInterrupt, left_undone)
         first_signal = self._interrupts.first_signal
-        if first_signal is not None and not abandoned:
-            self._print_summary()
+        if self.report.interrupted and not abandoned:
+            self._print_summary()  # by a signal, or by cancelling run_async()
         if exc_type is not None or abandoned:
             # A second signal abandoned the run; after a SIGTERM, run() returns.
             if first_signal == signal.SIGTERM:
@@ -287,14 +294,17 @@ class Harvest:
         if self._deadlines:
             times.append(self._deadlines[0][0])
         if room and not self._stopping and self._claim.certain:
-            if self._retries:
-                times.append(self._retries[0][0])
-            if self._rate_wait:
+            if self._rate_wait > now:
+                # Nothing starts before the rate limit allows it, however many
+                # tasks are ready: asking again sooner would only spin.
                 times.append(self._rate_wait)
-            if self._source.ready:
-                times.append(now)
-            elif self._source.streaming:
-                times.append(now + SOURCE_POLL)
+            else:
+                if self._retries:
+                    times.append(self._retries[0][0])
+                if self._source.ready:
+                    times.append(now)
+                elif self._source.streaming:
+                    times.append(now + SOURCE_POLL)
         return max(0.0, min(times) - now) if times else None
 
     def on_outcome(self, outcome: Outcome) -> bool:
@@ -454,14 +464,6 @@ class Harvest:
         """Failures and retries on the bar: redrawn only when one of them changes."""
         if self._bar is not None:
             self._bar.set_postfix(failed=self._failures, retries=self.report.retried, refresh=False)
-
-    def _close_source(self) -> None:
-        # Registering the rest of a list may fail (the memory is gone): the
-        # run's own outcome and error matter more than that.
-        try:
-            self._source.close(register_rest=not self.report.interrupted)
-        except Exception as exc:
-            logger.warning("Could not register the tasks not started: %s", exc)
 
     def _tidy_memory(self) -> None:
         """Let the memory tidy up after the run; its records are safe, so a failure only warns."""

@@ -1,5 +1,9 @@
 """Where a run's tasks come from: a list registered up front, or a generator read on a thread.
 
+A list is registered whole before anything starts (a chunk per round trip),
+so that the memory knows the run's total at once: ``messor status`` from
+another terminal tells how much is left, even after a Ctrl-C.
+
 A generator may be slow (paging through an API) or block (a crawl frontier fed
 by the tasks' own results). Read on the run loop's thread, it would hold up
 everything else: recording outcomes, checking the stop condition, reacting to
@@ -234,14 +238,13 @@ class StreamReader:
 
 
 class TaskSource:
-    """The tasks of one run, registered in the memory as the run needs them.
+    """The tasks of one run, registered in the memory: a list up front, a generator as it is read.
 
-    A list's ids are checked when the source opens (a duplicate is refused
-    before anything is written); its chunks are registered as the run reaches
-    them, and after a stop every unstarted task is registered, pending. A
-    generator is read by a :class:`StreamReader` and registered a chunk at a
-    time. Either way, ids the memory already has as completed are skipped,
-    decided with one look-up per chunk.
+    A list's ids are all checked, then all registered, when the source opens
+    (a duplicate is refused before anything is written). A generator is read
+    by a :class:`StreamReader` and registered a chunk at a time. Either way,
+    ids the memory already has as completed are skipped, decided with one
+    look-up per chunk.
     """
 
     def __init__(
@@ -250,13 +253,17 @@ class TaskSource:
         memory: Memory,
         on_skipped: Callable[[int], None],
         wake: Callable[[], None],
+        stopped: Callable[[], bool],
     ) -> None:
         self._tasks = tasks
         self._memory = memory
         self._on_skipped = on_skipped
         self._wake = wake
+        self._stopped = stopped
         self._listed: tuple[list[str], list[Task]] | None = None  # a list's ids and tasks
-        self._registered = 0  # how many of a list's tasks are registered
+        #: Per registered task of a list: 1 if it still has to run (not completed before).
+        self._to_run = bytearray()
+        self._handed = 0  # how many of those were looked at for attempts
         self._reader: StreamReader | None = None
         self._runnable: deque[Attempt] = deque()
         self._ended = False  # nothing more will arrive in _runnable
@@ -264,19 +271,24 @@ class TaskSource:
         self.error: BaseException | None = None
 
     def open(self) -> int | None:
-        """Check a list (returns its length), or start reading a generator (returns None).
+        """Check and register a list (returns its length), or start reading a generator (None).
 
-        A list's ids are all checked now, so that a duplicate is refused before
-        anything is written; its tasks are registered a chunk at a time as the
-        run needs them, while earlier chunks run, and whatever is left when
-        the run ends early is registered then (see :meth:`close`).
+        A list's ids are all checked first, so that a duplicate is refused
+        before anything is written; then it is registered a chunk at a time.
+        A stop meanwhile (Ctrl-C: registering a long list on a slow store
+        takes a while) ends the registering there; the next run does the rest.
         """
         if isinstance(self._tasks, Sized):
             tasks = [as_task(item) for item in self._tasks]
             ids = [task_id_of(task) for task in tasks]
             _refuse_duplicates(ids)
             self._listed = (ids, tasks)
-            self._refill()  # the first chunk now: the progress bar starts with what is done
+            for start in range(0, len(ids), REGISTRATION_CHUNK):
+                if self._stopped():
+                    break
+                end = start + REGISTRATION_CHUNK
+                self._to_run += bytes(self._register(ids[start:end], tasks[start:end]))
+            self._ended = self._to_run.find(1) < 0
             return len(ids)
         self._reader = StreamReader(
             iter(self._tasks), max_ahead=REGISTRATION_CHUNK, wake=self._wake
@@ -320,37 +332,28 @@ class TaskSource:
         """Hand out the attempt :meth:`peek` returned."""
         return self._runnable.popleft()
 
-    def close(self, *, register_rest: bool = True) -> None:
-        """Stop reading a generator; register what is left of a list, as pending.
-
-        After a stop every unstarted task of a list is in the memory, pending,
-        as if the list had been registered whole at the start. After Ctrl-C
-        (``register_rest=False``) the run ends at once instead: the next run
-        registers them.
-        """
+    def close(self) -> None:
+        """Stop reading a generator (a list has nothing to stop: it was registered up front)."""
         if self._reader is not None:
             self._reader.close()
-        if self._listed is not None and register_rest:
-            ids, tasks = self._listed
-            while self._registered < len(ids):
-                start, self._registered = self._registered, self._registered + REGISTRATION_CHUNK
-                self._register(ids[start : self._registered], tasks[start : self._registered])
 
     def _refill(self) -> int:
         """Move the next tasks into ``_runnable``; how many the source gave (0: none now)."""
         if self._listed is not None:
+            # Attempts a chunk at a time, not all at once: a long list stays
+            # one object per task, and a resume skips completed ones in C.
             ids, tasks = self._listed
-            start = self._registered
-            self._registered = min(start + REGISTRATION_CHUNK, len(ids))
-            chunk_ids, chunk_tasks = ids[start : self._registered], tasks[start : self._registered]
-            runnable = self._register(chunk_ids, chunk_tasks) if chunk_ids else []
+            start = self._to_run.find(1, self._handed)
+            if start < 0:
+                self._ended = True
+                return 0
+            end = min(start + REGISTRATION_CHUNK, len(self._to_run))
             self._runnable.extend(
-                Attempt(i, t)
-                for i, t, run in zip(chunk_ids, chunk_tasks, runnable, strict=True)
-                if run
+                Attempt(ids[i], tasks[i]) for i in range(start, end) if self._to_run[i]
             )
-            self._ended = self._registered == len(ids)
-            return len(chunk_ids)
+            self._handed = end
+            self._ended = self._to_run.find(1, end) < 0
+            return end - start
         assert self._reader is not None
         pairs = self._reader.take(REGISTRATION_CHUNK)
         if pairs:

@@ -12,15 +12,18 @@ import signal
 import subprocess
 import sys
 import textwrap
+import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 import messor
 from messor import AsyncExecutor, FunctionTask, InProcessMemory, SQLiteMemory, TaskTimeoutError
 from messor.memory import EncodedUpdate
+from tests.test_signals import counts, wait_for_starts
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -251,3 +254,163 @@ def test_cancelling_run_async_twice_abandons_the_running_which_stay_pending() ->
     counts = memory.count_by_status()
     assert counts["completed"] == 5  # what finished before is recorded
     assert counts["pending"] == 15  # the abandoned ones, and those never started
+
+
+# -- tasks whose call is a plain function --------------------------------------------------------
+
+
+class Meeting:
+    """Five calls that each block until all five are inside at once (10 s at most)."""
+
+    def __init__(self) -> None:
+        self.barrier = threading.Barrier(5, timeout=10)
+
+    def join(self, n: int) -> int:
+        self.barrier.wait()
+        return n
+
+    async def later(self, n: int) -> int:
+        await asyncio.sleep(0.01)
+        return n
+
+    def join_then_await(self, n: int) -> Any:
+        self.barrier.wait()
+        return self.later(n)  # an awaitable: awaited on the loop
+
+
+class BlockingPage:
+    """A seed-style task whose ``__call__`` is a plain, blocking method."""
+
+    def __init__(self, meeting: Meeting, n: int) -> None:
+        self.meeting, self.n = meeting, n
+
+    def get_id(self) -> str:
+        return f"page-{self.n}"
+
+    def __call__(self) -> int:
+        return self.meeting.join(self.n)
+
+
+@pytest.mark.parametrize("kind", ["function", "object", "function-returning-a-coroutine"])
+def test_plain_blocking_tasks_run_on_threads_max_concurrency_at_once(kind: str) -> None:
+    # On the event loop the first call would block it, and the other four
+    # would never join: the barrier breaks after 10 s and every task fails.
+    meeting = Meeting()
+    make: dict[str, Callable[[int], object]] = {
+        "function": lambda n: messor.task(meeting.join, n),
+        "object": lambda n: BlockingPage(meeting, n),
+        "function-returning-a-coroutine": lambda n: messor.task(meeting.join_then_await, n),
+    }
+    memory = InProcessMemory()
+    tasks = [make[kind](n) for n in range(5)]
+    report = AsyncExecutor(tasks, memory=memory, max_concurrency=5, retry=0).run()
+    assert (report.completed, report.failed) == (5, 0), memory.get_failed_tasks()
+    assert sorted(memory.get_task_result(i) for i in memory.get_completed_tasks()) == [
+        0,
+        1,
+        2,
+        3,
+        4,
+    ]
+
+
+def test_a_blocking_task_past_its_timeout_frees_its_slot_while_its_thread_runs_on() -> None:
+    release, returned = threading.Event(), threading.Event()
+    released: list[bool] = []
+
+    def hangs() -> str:
+        released.append(release.wait(10))
+        returned.set()
+        return "too late"
+
+    async def quick(n: int) -> int:
+        await asyncio.sleep(0.01)
+        if n == 9:
+            release.set()
+        return n
+
+    memory = InProcessMemory()
+    tasks = [FunctionTask("hangs", hangs), *(messor.task(quick, n) for n in range(10))]
+    report = AsyncExecutor(tasks, memory=memory, max_concurrency=1, retry=0, timeout=0.3).run()
+    assert (report.completed, report.failed, report.timed_out) == (10, 1, 1)
+    assert returned.wait(10)
+    assert released == [True]  # the quick tasks ran while the hanging call blocked its thread
+    [(_, error)] = memory.get_failed_tasks()
+    assert error is not None
+    assert "TaskTimeoutError" in error
+
+
+ABANDONED = """
+import time
+from messor import AsyncExecutor, FunctionTask
+
+hangs = FunctionTask("hangs", time.sleep, 60)
+report = AsyncExecutor([hangs], memory="memory://", retry=0, timeout=0.5).run()
+print(report.timed_out, flush=True)
+"""
+
+
+def test_a_blocking_call_given_up_on_does_not_keep_the_process_alive() -> None:
+    done = subprocess.run(
+        [sys.executable, "-c", ABANDONED],
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+        capture_output=True,
+        text=True,
+        timeout=30,  # not the minute the abandoned call sleeps
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split() == ["1"]
+
+
+# -- Ctrl-C around asyncio.run(main()), the README's pattern -----------------------------------
+
+SIGNAL_CHILD = Path(__file__).with_name("async_signal_child.py")
+
+
+def start_readme_harvest(
+    tmp_path: Path, *, hanging: bool
+) -> tuple[subprocess.Popen[str], Path, SQLiteMemory]:
+    log, spec = tmp_path / "started.log", f"sqlite:///{tmp_path / 'harvest.db'}"
+    child = subprocess.Popen(
+        [sys.executable, str(SIGNAL_CHILD), spec, str(log), "yes" if hanging else "no"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+    )
+    return child, log, SQLiteMemory(tmp_path / "harvest.db")
+
+
+@pytest.mark.slow
+def test_ctrl_c_around_asyncio_run_finishes_the_running_tasks_and_prints_the_summary(
+    tmp_path: Path,
+) -> None:
+    child, log, memory = start_readme_harvest(tmp_path, hanging=False)
+    wait_for_starts(log, 20)
+    child.send_signal(signal.SIGINT)
+    out, err = child.communicate(timeout=30)
+    # asyncio.run() turns the cancellation into KeyboardInterrupt, as run() raises it.
+    assert child.returncode == -signal.SIGINT, err
+    assert err.rstrip().endswith("KeyboardInterrupt")
+    summary = counts(out)
+    assert summary == memory.count_by_status()
+    started = set(log.read_text().split())
+    assert set(memory.get_completed_tasks()) == started  # every started task was recorded
+    assert summary["pending"] == 200 - len(started) > 0
+
+
+@pytest.mark.slow
+def test_a_second_ctrl_c_around_asyncio_run_abandons_hanging_tasks_and_prints_the_summary(
+    tmp_path: Path,
+) -> None:
+    child, log, memory = start_readme_harvest(tmp_path, hanging=True)
+    wait_for_starts(log, 10)
+    child.send_signal(signal.SIGINT)
+    time.sleep(0.5)  # the quick task running beside the hanging ones finishes
+    child.send_signal(signal.SIGINT)
+    out, err = child.communicate(timeout=30)  # not the minute the hanging tasks would take
+    assert child.returncode == -signal.SIGINT, err
+    assert memory.get_task_status("hang0") == "pending"
+    assert memory.get_task_status("hang1") == "pending"
+    assert len(memory.get_completed_tasks()) >= 8
+    assert counts(out) == memory.count_by_status()

@@ -83,6 +83,19 @@ def test_the_rate_limit_holds_within_5_percent_across_all_threads() -> None:
         assert sum(first <= t < first + 0.5 for t in starts.times) <= 22
 
 
+@pytest.mark.parametrize("source", [list, iter], ids=["list", "generator"])
+def test_a_rate_limited_run_sleeps_until_the_next_start_instead_of_spinning(
+    source: Any,
+) -> None:
+    # Tasks ready to start, free slots, and the rate limit says "not yet":
+    # the run loop must sleep until the next start, not ask again at once.
+    tasks = source(FunctionTask(f"t{n}", time.sleep, 0.4) for n in range(12))
+    cpu, wall = time.process_time(), time.monotonic()
+    Executor(tasks, memory="memory://", max_concurrency=4, rate_limit="6/s").run()
+    cpu, wall = time.process_time() - cpu, time.monotonic() - wall
+    assert cpu < 0.3 * wall, f"{cpu:.2f} s of CPU in {wall:.2f} s of a run of sleeping tasks"
+
+
 def test_a_burst_lets_that_many_start_at_once_and_no_more() -> None:
     limiter = RateLimiter("1/s", burst=5)
     assert [limiter.try_acquire(now=100.0) for _ in range(5)] == [0.0] * 5

@@ -9,6 +9,7 @@ import threading
 import time
 from collections import Counter
 from collections.abc import Iterator, Sequence
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -22,8 +23,10 @@ from messor import (
     LocalThreadedExecutor,
     Memory,
     RecordingError,
+    RunInProgressError,
     SQLiteMemory,
 )
+from messor.claims import RunOwner
 from messor.memory import COMPLETED, FAILED, PENDING, EncodedUpdate
 from messor.runloop import REGISTRATION_CHUNK
 from tests.executors import run_with_each_executor
@@ -398,12 +401,66 @@ def test_tasks_may_come_from_a_generator_consumed_lazily() -> None:
     assert pulled[0] <= 2 * REGISTRATION_CHUNK + 1
 
 
+def test_a_list_is_registered_whole_before_its_first_task_starts(tmp_path: Path) -> None:
+    path = tmp_path / "harvest.db"
+    seen: list[dict[str, int]] = []
+
+    def look() -> None:
+        # As `messor status` from another terminal: its own connection to the file.
+        other = SQLiteMemory(path)
+        seen.append(other.count_by_status())
+        other.close()
+
+    tasks = [
+        FunctionTask("first", look),
+        *(FunctionTask(f"t{n}", lambda: None) for n in range(4999)),
+    ]
+    Executor(tasks, memory=SQLiteMemory(path), max_concurrency=1).run()
+    assert seen == [{PENDING: 5000, COMPLETED: 0, FAILED: 0}]
+
+
+def test_after_ctrl_c_every_task_of_a_list_not_run_is_in_the_memory_pending() -> None:
+    memory = SQLiteMemory(":memory:")
+    tasks = [
+        FunctionTask("ctrl-c", os.kill, os.getpid(), signal.SIGINT),
+        *(FunctionTask(f"t{n}", time.sleep, 0.01) for n in range(4999)),
+    ]
+    with pytest.raises(KeyboardInterrupt):
+        Executor(tasks, memory=memory, max_concurrency=1).run()
+    counts = memory.count_by_status()
+    assert sum(counts.values()) == 5000  # `messor status` can tell how much is left
+    assert counts[PENDING] > 4900
+
+
 def test_a_generator_task_set_resumes_like_a_list(any_memory: Memory) -> None:
     recorder = Recorder()
     Executor(iter(pages(30, recorder)), memory=any_memory).run()
     report = Executor(iter(pages(40, recorder)), memory=any_memory).run()
     assert (report.completed, report.skipped) == (10, 30)
     assert sum(recorder.calls.values()) == 40
+
+
+def test_a_generator_read_by_a_run_is_refused_by_the_next_run_with_the_fix(
+    tmp_path: Path,
+) -> None:
+    recorder = Recorder()
+
+    def every_page() -> Iterator[Page]:
+        yield from pages(30, recorder)
+
+    path = tmp_path / "harvest.db"
+    executor = Executor(every_page(), memory=SQLiteMemory(path))
+    release = SQLiteMemory(path).claim_run(RunOwner())  # another run holds the memory
+    with pytest.raises(RunInProgressError):
+        executor.run()  # refused before reading a single task: the generator is intact
+    release()
+    assert executor.run().completed == 30
+    with pytest.raises(ConfigurationError, match=r"only once, so none are left") as raised:
+        executor.run()  # it would silently do nothing
+    assert isinstance(raised.value, ValueError)
+    assert "executor.tasks = " in str(raised.value)
+    executor.tasks = every_page()
+    assert executor.run().skipped == 30
 
 
 def test_duplicate_ids_in_a_list_are_refused_before_anything_is_written(
