@@ -14,7 +14,7 @@ import boto3
 import pytest
 from botocore.awsrequest import AWSResponse
 from botocore.compat import HTTPHeaders
-from messor_s3.bucket import ConditionFailed
+from messor_s3.bucket import Bucket, ConditionFailed
 
 import messor
 from messor import (
@@ -496,17 +496,17 @@ def test_options_that_would_mislead_are_refused(
 
 
 def test_a_clock_stepped_back_keeps_a_writers_own_changes_in_order(
-    endpoint: str, bucket: str, monkeypatch: pytest.MonkeyPatch
+    endpoint: str, bucket: str
 ) -> None:
     client = boto3.client("s3", region_name=REGION, endpoint_url=endpoint)
-    memory = open_s3(bucket, client, refresh_interval=0)
+    step = [0]
+    memory = S3Memory(Bucket(client, bucket, "harvest"), clock=lambda: time.time_ns() - step[0])
     memory.store_tasks([("t", {"url": "u"})])
     memory.update_task_statuses([("t", FAILED, None, "boom")])
-    real = time.time_ns
-    monkeypatch.setattr(time, "time_ns", lambda: real() - 5 * 10**9)  # NTP stepped back
+    step[0] = 5 * 10**9  # NTP stepped the clock back
     memory.update_task_statuses([("t", PENDING, None, None)])  # retry it, says the user
     assert memory.get_task_status("t") == PENDING
-    monkeypatch.setattr(time, "time_ns", real)
+    step[0] = 0
     memory.flush()
     fresh = open_s3(bucket, client)
     assert fresh.get_task_status("t") == PENDING
