@@ -26,7 +26,7 @@ from typing import Any
 
 from messor.memory import COMPLETED, PENDING
 
-__all__ = ["Blob", "Entry", "Index", "Stamp", "State", "stamp_time"]
+__all__ = ["Blob", "Entry", "Index", "Stamp", "State", "clock_of", "stamp_time"]
 
 #: ``(segment name, position in it)``: orders events across writers.
 Stamp = tuple[str, int]
@@ -90,9 +90,12 @@ class Index:
 
     def __init__(self) -> None:
         self.entries: dict[str, Entry] = {}
+        #: The greatest segment name of any stamp here: a writer's clock must pass it.
+        self.newest = f"log/{0:020d}"
 
     def apply(self, events: Iterable[list[Any]], segment: str) -> None:
         """Apply the events of ``segment`` (in any order relative to other segments)."""
+        self.newest = max(self.newest, segment)
         entries = self.entries
         for position, event in enumerate(events):
             stamp = (segment, position)
@@ -166,12 +169,19 @@ class Index:
             )
             entry.settle()
             index.entries[task_id] = entry
+        if segments:
+            index.newest = max(index.newest, max(segments))
         return index
 
 
 def stamp_time(stamp: Stamp) -> int:
     """The clock reading (ns) a stamp starts with: segment names are ``log/<20 digits>-...``."""
-    return int(stamp[0][4:24])
+    return clock_of(stamp[0])
+
+
+def clock_of(name: str) -> int:
+    """The clock reading (ns) in a segment name: ``log/<20 digits>...``."""
+    return int(name[4:24])
 
 
 def _after(state: State | None, stamp: Stamp) -> State | None:

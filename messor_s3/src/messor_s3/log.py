@@ -54,8 +54,16 @@ class Log:
         return f"blobs/{self.tick():020d}-{uuid.uuid4().hex}"
 
     def names(self) -> list[str]:
-        """Segment and snapshot names, in key order; anything else under log/ is not ours."""
-        return [n for n in self.store.names("log") if SEGMENT.fullmatch(n) or SNAPSHOT.fullmatch(n)]
+        """Segment and snapshot names, in key order (the clock passes all of them).
+
+        Anything else under log/ is not ours.
+        """
+        names = []
+        for name in self.store.names("log"):
+            if match := SEGMENT.fullmatch(name) or SNAPSHOT.fullmatch(name):
+                self.see(int(match[1]))
+                names.append(name)
+        return names
 
     def read(self, name: str) -> Any | None:
         """The document ``name`` holds; None if it is not there."""

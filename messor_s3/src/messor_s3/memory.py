@@ -47,7 +47,7 @@ from messor.memory import (
 )
 from messor_s3 import blobs
 from messor_s3.bucket import Bucket
-from messor_s3.index import Index, State
+from messor_s3.index import Index, State, clock_of
 from messor_s3.log import SEGMENT, SNAPSHOT, Log
 
 __all__ = ["S3Memory"]
@@ -130,6 +130,7 @@ class S3Memory(Memory):
                 return head
             index = Index.from_rows(document["tasks"])
             applied = set(document["segments"])
+        self._log.see(clock_of(index.newest))
         read = self._fold(index, applied, listed)
         if read is None:
             return False
@@ -183,7 +184,6 @@ class S3Memory(Memory):
                 return None
             index.apply(document["events"], name)
             applied.add(name)
-            self._log.see(int(name[4:24]))
             read += 1
         applied.intersection_update(listed)  # deleted ones cannot come back
         return read
