@@ -1,4 +1,5 @@
-"""The S3 memory under adversarial timing: writers whose clocks disagree.
+"""The S3 memory under adversarial timing: skewed clocks, clears racing writers, a clear
+killed half-way.
 
 Each writer here is a memory of its own on one prefix of moto's HTTP server; a
 writer's clock is given to it (``clock=``), never patched for the process.
@@ -17,9 +18,14 @@ from messor_s3.bucket import Bucket
 from messor.memory import COMPLETED, PENDING, EncodedUpdate
 from messor_s3 import S3Memory
 from tests.s3_server import REGION
+from tests.test_s3_memory import object_keys
 
 HOUR = 3600 * 10**9
 PREFIX = "harvest"
+
+
+class Killed(Exception):
+    """Stands for the process dying at that instant: nothing after it runs."""
 
 
 def s3_client(endpoint: str) -> Any:
@@ -72,3 +78,81 @@ def test_a_writer_whose_clock_is_behind_is_not_outranked_by_a_snapshot_it_read(
     reader = writer(client, bucket)
     assert reader.get_task_status("t") == COMPLETED
     assert reader.get_task_result("t") == "second"
+
+
+# -- item 5: a clear deletes no blob that a segment written meanwhile refers to -----------------
+
+
+@pytest.mark.parametrize(
+    ("skew", "kept"),
+    [(0, {}), (HOUR, {"big": "x" * 5000})],
+    ids=["segment-stamped-before-the-clear", "segment-stamped-after-it"],
+)
+def test_a_clear_racing_a_writer_leaves_the_blobs_its_segment_refers_to(
+    endpoint: str, bucket: str, skew: int, kept: dict[str, str]
+) -> None:
+    client = s3_client(endpoint)
+    harvest = writer(client, bucket, skew=skew)
+    harvest.store_tasks([("big", {})])
+    clearing = writer(client, bucket)
+    put = harvest.store.put
+
+    def clear_between_blob_and_segment(name: str, body: bytes, **options: Any) -> str:
+        if name.startswith("log/"):  # the blob is written; the segment naming it is next
+            harvest.store.put = put  # type: ignore[method-assign]
+            clearing.clear()
+        return put(name, body, **options)
+
+    harvest.store.put = clear_between_blob_and_segment  # type: ignore[method-assign]
+    harvest.record_outcomes([completed("big", "x" * 5000)])
+    # Stamped before the clear, the write is cleared with the rest; after it, it stays.
+    assert writer(client, bucket).dump_all()["task_results"] == kept
+
+
+# -- item 6: a clear applies whole, wherever it is killed after HEAD moved ----------------------
+
+
+def killed_after_head_moves(memory: S3Memory) -> None:
+    put = memory.store.put
+
+    def put_then_die(name: str, body: bytes, **options: Any) -> str:
+        etag = put(name, body, **options)
+        if name == "HEAD":
+            raise Killed
+        return etag
+
+    memory.store.put = put_then_die  # type: ignore[method-assign]
+
+
+def killed_half_way_through_deleting(memory: S3Memory) -> None:
+    delete = memory.store.delete
+
+    def delete_half_then_die(names: list[str]) -> None:
+        delete(names[: len(names) // 2])
+        raise Killed
+
+    memory.store.delete = delete_half_then_die  # type: ignore[method-assign]
+
+
+@pytest.mark.parametrize("kill", [killed_after_head_moves, killed_half_way_through_deleting])
+def test_a_clear_killed_once_head_moved_forgets_everything_for_good(
+    endpoint: str, bucket: str, kill: Callable[[S3Memory], None]
+) -> None:
+    client = s3_client(endpoint)
+    old = writer(client, bucket)
+    old.store_tasks([(f"old-{n}", {}) for n in range(3)])
+    old.record_outcomes([completed("old-0", "x" * 1000)])
+    old.flush()  # a snapshot...
+    for n in range(3, 9):
+        old.store_tasks([(f"old-{n}", {})])  # ...and segments since
+    clearing = writer(client, bucket)
+    kill(clearing)
+    with pytest.raises(Killed):
+        clearing.clear()
+    assert writer(client, bucket).dump_all()["task_statuses"] == {}
+    survivor = writer(client, bucket)  # the next writer tidies up what the clear left
+    survivor.store_tasks([("new", {})])
+    survivor.flush()
+    assert writer(client, bucket).dump_all()["task_statuses"] == {"new": PENDING}
+    logs = [k for k in object_keys(endpoint, bucket) if "/log/" in k]
+    assert len(logs) == 1  # the survivor's snapshot; nothing old is left to come back

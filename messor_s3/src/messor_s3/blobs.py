@@ -53,9 +53,9 @@ def write(
 def collect(store: Bucket, used: set[str], before: int) -> None:
     """Delete the blobs not in ``used`` written before ``before`` (ns).
 
-    A writer puts its blobs before the segment that refers to them, so a blob
-    younger than the grace period may be referred to by a segment not written
-    (or listed) yet.
+    The one rule for every deletion of blobs, a clear's too: a writer puts its
+    blobs before the segment that refers to them, so a blob younger than the
+    grace period may be referred to by a segment not written (or listed) yet.
     """
     stale = [
         name

@@ -14,7 +14,8 @@ a hybrid logical clock, so a writer's stamps follow everything it has seen.
 The fold is commutative: each task keeps a few registers, each the newest (or,
 for stores, every) event of its kind, and its visible state is derived from
 them. Whatever order segments become visible in (another writer's may arrive
-late), every reader ends with the same index.
+late), every reader ends with the same index. A clear sets a *floor*: events
+stamped below it are gone, from every task at once.
 """
 
 from __future__ import annotations
@@ -90,44 +91,59 @@ class Index:
 
     def __init__(self) -> None:
         self.entries: dict[str, Entry] = {}
+        #: Events stamped below this are gone (a clear): ``log/<clock>``, a prefix of no name.
+        self.floor = _floor(0)
         #: The greatest segment name of any stamp here: a writer's clock must pass it.
-        self.newest = f"log/{0:020d}"
+        self.newest = self.floor
 
     def apply(self, events: Iterable[list[Any]], segment: str) -> None:
         """Apply the events of ``segment`` (in any order relative to other segments)."""
         self.newest = max(self.newest, segment)
-        entries = self.entries
         for position, event in enumerate(events):
-            stamp = (segment, position)
-            kind, task_id = event[0], event[1]
-            entry = entries.get(task_id)
-            if entry is None:
-                entry = entries[task_id] = Entry([])
-            if entry.deleted is not None and stamp < entry.deleted:
-                continue  # older than the task's deletion
-            if kind == "s":
-                entry.stores.append((stamp, _shared(event[2])))
-            elif kind == "u":
-                status, result, blob, error, keep = event[2:7]
-                attempts = int(event[7]) if len(event) > 7 else 0
-                state = State(
-                    stamp, sys.intern(status), _small(result), _blob(blob), error, attempts
-                )
-                if status == COMPLETED:
-                    entry.completed = _newer(entry.completed, state)
-                elif keep:
-                    entry.failed = _newer(entry.failed, state)
-                else:
-                    entry.reset = _newer(entry.reset, state)
-            elif kind == "d":
-                entry.deleted = stamp
-                entry.stores = [s for s in entry.stores if s[0] > stamp]
-                entry.completed = _after(entry.completed, stamp)
-                entry.reset = _after(entry.reset, stamp)
-                entry.failed = _after(entry.failed, stamp)
+            self._event((segment, position), event)
+
+    def _event(self, stamp: Stamp, event: list[Any]) -> None:
+        kind, task_id = event[0], event[1]
+        if stamp[0] < self.floor:
+            return  # older than a clear
+        entry = self.entries.get(task_id)
+        if entry is None:
+            entry = self.entries[task_id] = Entry([])
+        if entry.deleted is not None and stamp < entry.deleted:
+            return  # older than the task's deletion
+        if kind == "s":
+            entry.stores.append((stamp, _shared(event[2])))
+        elif kind == "u":
+            status, result, blob, error, keep = event[2:7]
+            attempts = int(event[7]) if len(event) > 7 else 0
+            state = State(stamp, sys.intern(status), _small(result), _blob(blob), error, attempts)
+            if status == COMPLETED:
+                entry.completed = _newer(entry.completed, state)
+            elif keep:
+                entry.failed = _newer(entry.failed, state)
             else:
-                raise ValueError(f"unknown event {kind!r} in segment {segment}")
+                entry.reset = _newer(entry.reset, state)
+        elif kind == "d":
+            entry.deleted = stamp
+            _forget_before(entry, stamp)
+        else:
+            raise ValueError(f"unknown event {kind!r} at {stamp}")
+        entry.settle()
+
+    def wipe(self, clock: int) -> None:
+        """Forget every event stamped before ``clock`` (ns): what a clear at that time covers."""
+        floor = _floor(clock)
+        if floor <= self.floor:
+            return
+        self.floor, self.newest = floor, max(self.newest, floor)
+        stamp = (floor, 0)
+        for task_id, entry in list(self.entries.items()):
+            _forget_before(entry, stamp)
+            if entry.deleted is not None and entry.deleted < stamp:
+                entry.deleted = None
             entry.settle()
+            if entry.view is None and entry.deleted is None:
+                del self.entries[task_id]
 
     def visible(self) -> Iterator[tuple[str, State]]:
         """``(task_id, state)`` of every task that exists."""
@@ -145,6 +161,7 @@ class Index:
 
     @classmethod
     def from_rows(cls, rows: Iterable[list[Any]]) -> Index:
+        """The index a snapshot's rows describe."""
         index = cls()
         segments: dict[str, str] = {}  # one string object per segment name
 
@@ -180,8 +197,19 @@ def stamp_time(stamp: Stamp) -> int:
 
 
 def clock_of(name: str) -> int:
-    """The clock reading (ns) in a segment name: ``log/<20 digits>...``."""
+    """The clock reading (ns) in a segment name or a floor: ``log/<20 digits>...``."""
     return int(name[4:24])
+
+
+def _floor(clock: int) -> str:
+    return f"log/{clock:020d}"
+
+
+def _forget_before(entry: Entry, stamp: Stamp) -> None:
+    entry.stores = [s for s in entry.stores if s[0] > stamp]
+    entry.completed = _after(entry.completed, stamp)
+    entry.reset = _after(entry.reset, stamp)
+    entry.failed = _after(entry.failed, stamp)
 
 
 def _after(state: State | None, stamp: Stamp) -> State | None:

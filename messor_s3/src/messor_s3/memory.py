@@ -15,6 +15,12 @@ Layout under ``s3://bucket/prefix/`` (nothing else there is read or deleted):
   segments since. Snapshots sort after segments in the same listing, so the
   one LIST a refresh makes also shows when another writer compacted (maybe
   deleting segments never read here) or cleared: then the index is read afresh.
+  A clear is a snapshot too, empty, that names the segments it covers and
+  sets the index's floor: moved to by the same conditional write, it applies
+  whole, however far its deletions got.
+
+Nothing is deleted that no HEAD covers: a snapshot becomes HEAD before the
+segments it covers go, blobs go only an hour after they were written.
 
 The index lives in RAM once read (see :mod:`messor_s3.index` for why the order
 of segments does not matter): answers come from it, refreshed by one listing
@@ -24,7 +30,6 @@ once, another writer's within that interval.
 
 from __future__ import annotations
 
-import json
 import logging
 import threading
 import time
@@ -129,6 +134,7 @@ class S3Memory(Memory):
             if document is None:
                 return head
             index = Index.from_rows(document["tasks"])
+            index.wipe(document.get("cleared", 0))
             applied = set(document["segments"])
         self._log.see(clock_of(index.newest))
         read = self._fold(index, applied, listed)
@@ -241,7 +247,7 @@ class S3Memory(Memory):
             return
         covered = sorted(n for n in self._applied if SEGMENT.fullmatch(n))
         rows = list(self._index.rows(forget_before=self._log.clock() - GRACE))
-        name = self._put_snapshot(covered, rows)
+        name = self._put_snapshot(covered, rows, clock_of(self._index.floor))
         etag = self._log.move_head(name, self._head)
         if etag is None:
             self.store.delete([name])
@@ -259,10 +265,13 @@ class S3Memory(Memory):
         }
         blobs.collect(self.store, used, before=self._log.clock() - GRACE)
 
-    def _put_snapshot(self, covered: list[str], rows: list[list[Any]]) -> str:
-        """Write a snapshot of ``rows`` covering ``covered``; its name."""
+    def _put_snapshot(self, covered: list[str], rows: list[list[Any]], cleared: int) -> str:
+        """Write a snapshot of ``rows`` covering ``covered``, below a floor at ``cleared``."""
         name = self._log.new_snapshot()
-        self._log.write(name, {"segments": covered, "tasks": rows})
+        document: dict[str, Any] = {"segments": covered, "tasks": rows}
+        if cleared:  # absent from older versions' snapshots: nothing cleared
+            document["cleared"] = cleared
+        self._log.write(name, document)
         self._known_snapshots.add(name)
         return name
 
@@ -324,15 +333,34 @@ class S3Memory(Memory):
         return blobs.read_one(self.store, state.blob)
 
     def clear(self) -> None:
-        """Forget everything: an empty snapshot becomes HEAD first, so other readers notice."""
+        """Forget everything, whole or not at all, whatever other writers do meanwhile.
+
+        An empty snapshot that covers every segment listed and sets the floor
+        past them becomes HEAD by the same conditional write as a compaction's
+        (so a compaction that moved HEAD meanwhile makes the clear start over,
+        and one that did not cannot move it after). Once HEAD names it the
+        clear is whole: the deletions that follow only tidy up, and blobs
+        follow the grace rule of :func:`messor_s3.blobs.collect`.
+        """
         with self._lock:
-            listed = self._list()
-            stored = [n for n in self.store.names("blobs") if blobs.BLOB.fullmatch(n)]
-            name = self._put_snapshot([], [])
-            self._head = self.store.put("HEAD", json.dumps({"snapshot": name}).encode())
-            self._index, self._applied, self._snapshot = Index(), set(), name
+            while True:
+                # HEAD before the listing: a HEAD moved after this read fails the write below.
+                found = self._log.head()
+                listed = self._list()  # the clock passes every name listed: the floor too
+                covered = [n for n in listed if SEGMENT.fullmatch(n)]
+                floor = self._log.tick()
+                name = self._put_snapshot(covered, [], floor)
+                etag = self._log.move_head(name, None if found is None else found[1])
+                if etag is not None:
+                    break
+                self.store.delete([name])
+            self._index = Index()
+            self._index.wipe(floor)
+            self._applied, self._head, self._snapshot = set(covered), etag, name
             self._known_snapshots, self._loaded, self._uncovered = {name}, True, 0
-            self.store.delete([n for n in listed if n != name] + stored)
+            self.store.delete([n for n in listed if n != name])
+            self._applied.clear()
+            blobs.collect(self.store, set(), before=self._log.clock() - GRACE)
 
     def clear_tasks(self, task_ids: Iterable[str]) -> None:
         with self._lock:
