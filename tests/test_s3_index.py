@@ -109,6 +109,26 @@ def view(index: Index) -> dict[str, tuple[str, str, Any]]:
 
 @settings(max_examples=200, deadline=None)
 @given(histories(), st.randoms(use_true_random=False))
+def test_snapshots_of_overlapping_parts_of_the_log_fold_together_like_the_whole_log(
+    segments: list[tuple[str, list[list[Any]]]], rng: Any
+) -> None:
+    """What reading every snapshot listed does when HEAD is missing."""
+    parts = []
+    for _ in range(rng.randint(1, 3)):
+        index = Index()
+        for name, events in rng.sample(segments, rng.randrange(len(segments) + 1)):
+            index.apply(events, name)
+        parts.append(list(index.rows(forget_before=0)))
+    merged = Index.from_rows(parts[0])
+    for rows in parts[1:]:
+        merged.absorb(rows)
+    for name, events in rng.sample(segments, len(segments)):
+        merged.apply(events, name)
+    assert view(merged) == reference(segments)
+
+
+@settings(max_examples=200, deadline=None)
+@given(histories(), st.randoms(use_true_random=False))
 def test_a_floor_forgets_every_event_below_it_wherever_they_are_folded_in(
     segments: list[tuple[str, list[list[Any]]]], rng: Any
 ) -> None:

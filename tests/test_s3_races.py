@@ -1,5 +1,5 @@
 """The S3 memory under adversarial timing: skewed clocks, clears racing writers, a clear
-killed half-way.
+killed half-way, a HEAD deleted by hand.
 
 Each writer here is a memory of its own on one prefix of moto's HTTP server; a
 writer's clock is given to it (``clock=``), never patched for the process.
@@ -48,6 +48,10 @@ def completed(task_id: str, result: str) -> EncodedUpdate:
     return EncodedUpdate(task_id, COMPLETED, f'"{result}"', None)
 
 
+def delete_head(client: Any, bucket: str) -> None:
+    client.delete_object(Bucket=bucket, Key=f"{PREFIX}/HEAD")
+
+
 # -- item 4: every load path moves the clock past what it read ---------------------------------
 
 
@@ -62,7 +66,17 @@ def open_before_compaction(client: Any, bucket: str, skew: int) -> Callable[[], 
     return lambda: early
 
 
-@pytest.mark.parametrize("load", [open_after_compaction, open_before_compaction])
+def open_without_head(client: Any, bucket: str, skew: int) -> Callable[[], S3Memory]:
+    """Open the writer once HEAD is gone: it reads every snapshot listed."""
+
+    def opened() -> S3Memory:
+        delete_head(client, bucket)
+        return writer(client, bucket, skew=skew)
+
+    return opened
+
+
+@pytest.mark.parametrize("load", [open_after_compaction, open_before_compaction, open_without_head])
 def test_a_writer_whose_clock_is_behind_is_not_outranked_by_a_snapshot_it_read(
     endpoint: str, bucket: str, load: Callable[[Any, str, int], Callable[[], S3Memory]]
 ) -> None:
@@ -156,3 +170,51 @@ def test_a_clear_killed_once_head_moved_forgets_everything_for_good(
     assert writer(client, bucket).dump_all()["task_statuses"] == {"new": PENDING}
     logs = [k for k in object_keys(endpoint, bucket) if "/log/" in k]
     assert len(logs) == 1  # the survivor's snapshot; nothing old is left to come back
+
+
+# -- item 7: a missing HEAD never loses or deletes data ---------------------------------------
+
+
+def test_a_deleted_head_is_recovered_from_the_snapshots_and_nothing_is_deleted(
+    endpoint: str, bucket: str
+) -> None:
+    client = s3_client(endpoint)
+    memory = writer(client, bucket)
+    memory.store_tasks([("small", {"n": 1}), ("large", {"n": 2})])
+    memory.record_outcomes([completed("small", "s"), completed("large", "L" * 5000)])
+    memory.flush()
+    delete_head(client, bucket)  # by hand, or by a lifecycle rule
+    recovered = writer(client, bucket)
+    assert recovered.get_task_result("small") == "s"
+    recovered.store_tasks([("new", {})])
+    recovered.flush()  # writes HEAD again; must not take the old snapshot for a stray
+    dump = writer(client, bucket).dump_all()
+    assert dump["task_results"] == {"small": "s", "large": "L" * 5000}
+    assert dump["task_definitions"] == {"small": {"n": 1}, "large": {"n": 2}, "new": {}}
+
+
+def test_a_deleted_head_is_recovered_from_every_snapshot_not_only_the_newest(
+    endpoint: str, bucket: str
+) -> None:
+    client = s3_client(endpoint)
+    slow = writer(client, bucket, skew=HOUR)  # its snapshot will be the newest by name
+    quick = writer(client, bucket)
+    slow.store_tasks([("slow's", {})])
+    put, delete = slow.store.put, slow.store.delete
+
+    def let_quick_compact_first(name: str, body: bytes, **options: Any) -> str:
+        if "~snapshot" in name:  # slow has listed and built its snapshot; HEAD is next
+            quick.store_tasks([("quick's", {})])
+            quick.flush()  # HEAD names quick's snapshot; its segments are deleted
+        return put(name, body, **options)
+
+    def die_before_deleting_own_snapshot(names: list[str]) -> None:
+        raise Killed  # slow lost the race; its snapshot (without quick's task) stays
+
+    slow.store.put = let_quick_compact_first  # type: ignore[method-assign]
+    slow.store.delete = die_before_deleting_own_snapshot  # type: ignore[method-assign]
+    with pytest.raises(Killed):
+        slow.flush()
+    slow.store.put, slow.store.delete = put, delete  # type: ignore[method-assign]
+    delete_head(client, bucket)
+    assert set(writer(client, bucket).get_pending_tasks()) == {"slow's", "quick's"}

@@ -161,7 +161,7 @@ class Index:
 
     @classmethod
     def from_rows(cls, rows: Iterable[list[Any]]) -> Index:
-        """The index a snapshot's rows describe."""
+        """The index a snapshot's rows describe (see :meth:`absorb` to add more to one)."""
         index = cls()
         segments: dict[str, str] = {}  # one string object per segment name
 
@@ -189,6 +189,19 @@ class Index:
         if segments:
             index.newest = max(index.newest, max(segments))
         return index
+
+    def absorb(self, rows: Iterable[list[Any]]) -> None:
+        """Fold another snapshot's rows in: the index then holds what both held."""
+        for task_id, stores, completed, reset, failed, deleted in rows:
+            events: list[tuple[list[Any], list[Any]]] = [(s, ["s", task_id, s[2]]) for s in stores]
+            for state, keep in ((completed, 0), (reset, 0), (failed, 1)):
+                if state is not None:
+                    events.append((state, ["u", task_id, *state[2:6], keep, *state[6:7]]))
+            if deleted is not None:
+                events.append((deleted, ["d", task_id]))
+            for where, event in events:
+                self.newest = max(self.newest, where[0])
+                self._event((where[0], where[1]), event)
 
 
 def stamp_time(stamp: Stamp) -> int:

@@ -20,7 +20,10 @@ Layout under ``s3://bucket/prefix/`` (nothing else there is read or deleted):
   whole, however far its deletions got.
 
 Nothing is deleted that no HEAD covers: a snapshot becomes HEAD before the
-segments it covers go, blobs go only an hour after they were written.
+segments it covers go, blobs go only an hour after they were written. With
+HEAD missing (deleted by hand, a lifecycle rule, or a crash before the first
+one was written) the index is the fold of every snapshot listed and every
+segment: each holds only events that happened, and the fold keeps them all.
 
 The index lives in RAM once read (see :mod:`messor_s3.index` for why the order
 of segments does not matter): answers come from it, refreshed by one listing
@@ -115,9 +118,10 @@ class S3Memory(Memory):
                 if isinstance(outcome, str):  # HEAD names a snapshot that is not there
                     if outcome == stuck:
                         raise MemoryUnavailableError(
-                            f"{self.store.location}/HEAD names a snapshot that does not exist; "
-                            "the memory is damaged (an object deleted by hand, or a lifecycle "
-                            "rule): delete HEAD to rebuild it from the log"
+                            f"{self.store.location}/HEAD names a snapshot that does not exist "
+                            "(deleted by hand, or by a lifecycle rule?): the records it held "
+                            "cannot be read. Restore that object (from a backup, or an earlier "
+                            "version if the bucket keeps versions); nothing was changed"
                         )
                     stuck = outcome
 
@@ -126,24 +130,37 @@ class S3Memory(Memory):
         # List first, then read HEAD: a snapshot in the listing that HEAD does
         # not name yet cannot have had its segments deleted before the listing.
         listed = self._list()
-        index, applied, snapshot, head = Index(), set[str](), None, None
         found = self._log.head()
         if found is not None:
-            snapshot, head = found
+            head: str | None = found[1]
+            snapshots = [found[0]]
+        else:
+            head, snapshots = None, [n for n in listed if SNAPSHOT.fullmatch(n)]
+            if snapshots:
+                logger.warning(
+                    "%r has no HEAD: reading all %d snapshots listed; the next compaction "
+                    "writes a HEAD again",
+                    self,
+                    len(snapshots),
+                )
+        index, applied = Index(), set[str]()
+        for number, snapshot in enumerate(snapshots):
             document = self._log.read(snapshot)
-            if document is None:
-                return head
-            index = Index.from_rows(document["tasks"])
+            if document is None:  # HEAD's is damage; another's was deleted by its writer
+                return False if head is None else head
+            if number == 0:
+                index = Index.from_rows(document["tasks"])
+            else:
+                index.absorb(document["tasks"])
             index.wipe(document.get("cleared", 0))
-            applied = set(document["segments"])
+            applied.update(document["segments"])
         self._log.see(clock_of(index.newest))
         read = self._fold(index, applied, listed)
         if read is None:
             return False
-        self._index, self._applied, self._snapshot, self._head = index, applied, snapshot, head
-        self._known_snapshots = {n for n in listed if SNAPSHOT.fullmatch(n)}
-        if snapshot is not None:
-            self._known_snapshots.add(snapshot)
+        self._index, self._applied, self._head = index, applied, head
+        self._snapshot = snapshots[0] if head is not None else None
+        self._known_snapshots = {n for n in listed if SNAPSHOT.fullmatch(n)} | set(snapshots)
         self._loaded, self._uncovered = True, read
         return True
 
