@@ -16,6 +16,7 @@ from messor_s3.index import Index
 from messor.memory import COMPLETED, FAILED, PENDING
 
 TASKS = ["a", "b"]
+SEGMENT = "log/{:020d}-000000000000-00000000.json.gz"
 
 
 def reference(segments: list[tuple[str, list[list[Any]]]]) -> dict[str, tuple[str, str, Any]]:
@@ -29,6 +30,9 @@ def reference(segments: list[tuple[str, list[list[Any]]]]) -> dict[str, tuple[st
                 task["data"] = task["data"] or event[2]  # the first store wins
             elif kind == "d":
                 tasks.pop(task_id, None)
+            elif kind == "r":  # a conditional reset: only from the statuses it names
+                if task_id in tasks and tasks[task_id]["status"] in event[2]:
+                    tasks[task_id].update(status=PENDING, result=None)
             else:
                 _, _, status, result, _, _, keep = event
                 # Known, unless a clear forgot its store: then it exists from here on.
@@ -47,7 +51,7 @@ def histories(draw: st.DrawFn) -> list[tuple[str, list[list[Any]]]]:
         events: list[list[Any]] = []
         for _ in range(draw(st.integers(1, 4))):
             task_id = draw(st.sampled_from(TASKS))
-            updates = st.sampled_from(["s", "u", "u", "u", "d"])
+            updates = st.sampled_from(["s", "u", "u", "u", "r", "r", "d"])
             kind = draw(updates) if task_id in known else "s"
             if kind == "s":
                 events.append(["s", task_id, draw(st.sampled_from(["{}", '{"v":1}', '{"v":2}']))])
@@ -55,6 +59,9 @@ def histories(draw: st.DrawFn) -> list[tuple[str, list[list[Any]]]]:
             elif kind == "d":
                 events.append(["d", task_id])
                 known.discard(task_id)
+            elif kind == "r":
+                statuses = draw(st.sampled_from([[FAILED], [COMPLETED, FAILED], [PENDING]]))
+                events.append(["r", task_id, statuses])
             else:
                 status = draw(st.sampled_from([PENDING, COMPLETED, FAILED, "leased"]))
                 result = f'"{number}"' if status == COMPLETED else None
@@ -146,3 +153,13 @@ def test_a_floor_forgets_every_event_below_it_wherever_they_are_folded_in(
     for name, events in shuffled[at:]:
         index.apply(events, name)
     assert view(index) == reference(kept)
+
+
+def test_a_reset_does_not_discard_a_completion_stamped_before_it_that_arrives_after_it() -> None:
+    index = Index()
+    index.apply([["s", "t", "{}"], ["u", "t", FAILED, None, None, "boom", 1]], SEGMENT.format(1))
+    index.apply([["r", "t", [FAILED]]], SEGMENT.format(3))  # its writer saw "failed"
+    index.apply([["u", "t", COMPLETED, '"done"', None, None, 1]], SEGMENT.format(2))  # late
+    state = index.entries["t"].view
+    assert state is not None
+    assert (state.status, state.result) == (COMPLETED, '"done"')

@@ -1,5 +1,5 @@
 """The S3 memory under adversarial timing: skewed clocks, clears racing writers, a clear
-killed half-way, a HEAD deleted by hand.
+killed half-way, a HEAD deleted by hand, a reset racing a completion.
 
 Each writer here is a memory of its own on one prefix of moto's HTTP server; a
 writer's clock is given to it (``clock=``), never patched for the process.
@@ -7,6 +7,7 @@ writer's clock is given to it (``clock=``), never patched for the process.
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Callable
 from typing import Any
@@ -15,7 +16,7 @@ import boto3
 import pytest
 from messor_s3.bucket import Bucket
 
-from messor.memory import COMPLETED, PENDING, EncodedUpdate
+from messor.memory import COMPLETED, FAILED, PENDING, EncodedUpdate
 from messor_s3 import S3Memory
 from tests.s3_server import REGION
 from tests.test_s3_memory import object_keys
@@ -218,3 +219,85 @@ def test_a_deleted_head_is_recovered_from_every_snapshot_not_only_the_newest(
     slow.store.put, slow.store.delete = put, delete  # type: ignore[method-assign]
     delete_head(client, bucket)
     assert set(writer(client, bucket).get_pending_tasks()) == {"slow's", "quick's"}
+
+
+# -- reset_tasks: conditional in the fold, whatever order the segments land in ------------------
+
+
+def test_reset_tasks_resets_only_tasks_in_the_given_statuses_and_says_which(
+    endpoint: str, bucket: str
+) -> None:
+    memory = writer(s3_client(endpoint), bucket)
+    memory.store_tasks([("done", {}), ("broken", {}), ("waiting", {})])
+    memory.record_outcomes(
+        [completed("done", "kept"), EncodedUpdate("broken", FAILED, None, "boom", 3)]
+    )
+    reset = memory.reset_tasks(["waiting", "unknown", "broken", "done"], only_from={FAILED})
+    assert reset == ["broken"]
+    assert memory.reset_tasks(["done"], only_from={FAILED, COMPLETED}) == ["done"]
+    records = {r.task_id: r for r in writer(s3_client(endpoint), bucket).iter_records()}
+    assert {i: (r.status, r.result, r.error, r.attempts) for i, r in records.items()} == {
+        "done": (PENDING, None, None, 0),
+        "broken": (PENDING, None, None, 0),
+        "waiting": (PENDING, None, None, 0),
+    }
+
+
+@pytest.mark.parametrize("resetter_skew", [-HOUR, HOUR], ids=["resetter-behind", "ahead"])
+@pytest.mark.parametrize("lands", ["completion-first", "reset-first"])
+def test_a_reset_racing_a_completion_it_has_not_seen_keeps_the_result(
+    endpoint: str, bucket: str, resetter_skew: int, lands: str
+) -> None:
+    client = s3_client(endpoint)
+    harvest = writer(client, bucket, skew=-resetter_skew)
+    harvest.store_tasks([("t", {})])
+    harvest.record_outcomes([EncodedUpdate("t", FAILED, None, "first attempt")])
+    retry = writer(client, bucket, skew=resetter_skew)
+    put = retry.store.put
+
+    def complete_meanwhile(name: str, body: bytes, **options: Any) -> str:
+        # retry has looked and seen "failed"; its reset is written now.
+        retry.store.put = put  # type: ignore[method-assign]
+        if lands == "completion-first":
+            harvest.record_outcomes([completed("t", "done")])
+            return put(name, body, **options)
+        etag = put(name, body, **options)
+        harvest.refresh_interval = 3600  # has not read the reset when it completes
+        harvest.record_outcomes([completed("t", "done")])
+        return etag
+
+    retry.store.put = complete_meanwhile  # type: ignore[method-assign]
+    retry.reset_tasks(["t"], only_from={FAILED})
+    for reader in (writer(client, bucket), retry):
+        reader.refresh(force=True)
+        assert reader.get_task_status("t") == COMPLETED
+        assert reader.get_task_result("t") == "done"
+
+
+def test_resetting_failed_tasks_over_and_over_during_a_harvest_loses_no_result(
+    endpoint: str, bucket: str
+) -> None:
+    client = s3_client(endpoint)
+    ids = [f"t{n}" for n in range(200)]
+    harvest = writer(client, bucket)
+    harvest.store_tasks([(i, {}) for i in ids])
+    harvest.record_outcomes([EncodedUpdate(i, FAILED, None, "first run") for i in ids])
+    retry = writer(client, bucket, refresh_interval=3600)
+    done = threading.Event()
+
+    def complete_in_batches() -> None:
+        try:
+            for start in range(0, len(ids), 10):
+                harvest.record_outcomes([completed(i, i) for i in ids[start : start + 10]])
+        finally:
+            done.set()
+
+    thread = threading.Thread(target=complete_in_batches)
+    thread.start()
+    resets = 0
+    while not done.is_set():  # messor retry --failed, again and again
+        resets += len(retry.reset_tasks(ids, only_from={FAILED}))
+    thread.join()
+    records = {r.task_id: (r.status, r.result) for r in writer(client, bucket).iter_records()}
+    assert records == {i: (COMPLETED, i) for i in ids}
+    assert resets > 0

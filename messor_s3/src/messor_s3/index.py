@@ -7,15 +7,18 @@ Every change is an event in a log segment (see :mod:`messor_s3.memory`):
   state; the result is inline JSON text, or ``blob`` says where it lies;
   ``keep`` marks an executor's outcome, whose failure never replaces a
   completed result; ``attempts`` were made by the run that recorded it;
+* ``["r", id, statuses]``: set a task back to pending, only if its status just
+  before (in stamp order) is one of ``statuses`` (``messor retry``): a
+  completion that the writer of the reset had not seen yet keeps its result;
 * ``["d", id]``: forget a task.
 
 Each event has a stamp, ``(segment name, position)``; segment names start with
 a hybrid logical clock, so a writer's stamps follow everything it has seen.
 The fold is commutative: each task keeps a few registers, each the newest (or,
-for stores, every) event of its kind, and its visible state is derived from
-them. Whatever order segments become visible in (another writer's may arrive
-late), every reader ends with the same index. A clear sets a *floor*: events
-stamped below it are gone, from every task at once.
+for stores and resets, every) event of its kind, and its visible state is
+derived from them. Whatever order segments become visible in (another writer's
+may arrive late), every reader ends with the same index. A clear sets a
+*floor*: events stamped below it are gone, from every task at once.
 """
 
 from __future__ import annotations
@@ -33,6 +36,8 @@ __all__ = ["Blob", "Entry", "Index", "Stamp", "State", "clock_of", "stamp_time"]
 Stamp = tuple[str, int]
 #: ``(blob name, offset, length)``: where a large result lies.
 Blob = tuple[str, int, int]
+#: A conditional reset: its stamp, and the statuses it resets.
+Retry = tuple[Stamp, frozenset[str]]
 
 
 @dataclass(slots=True)
@@ -56,6 +61,7 @@ class Entry:
     reset: State | None = None  # the newest other update not flagged keep
     failed: State | None = None  # the newest other update flagged keep
     deleted: Stamp | None = None  # the newest delete
+    retries: list[Retry] | None = None  # every conditional reset since the last delete
     view: State | None = None  # the state a reader sees; None: the task does not exist
 
     @property
@@ -64,6 +70,9 @@ class Entry:
 
     def settle(self) -> None:
         """Derive ``view`` from the registers (on every event: kept cheap)."""
+        if self.retries:
+            self.view = self._replayed()
+            return
         completed, reset, failed = self.completed, self.reset, self.failed
         if completed is None or (reset is not None and reset.stamp > completed.stamp):
             latest = reset
@@ -76,6 +85,30 @@ class Entry:
         if latest is None and self.stores:
             latest = _STORED
         self.view = latest
+
+    def _replayed(self) -> State | None:
+        """The view, by replaying the registers in stamp order (when there are resets).
+
+        Whether a reset applies depends on the status just before it, so every
+        reset is kept. The newest completion, update and failure are enough:
+        a completion or an update replaces whatever came before it, and an
+        older failure only ever leaves a task "not completed", which is what a
+        newer failure or a reset after it finds either way.
+        """
+        events: list[tuple[Stamp, State | frozenset[str]]] = [
+            (state.stamp, state)
+            for state in (self.completed, self.reset, self.failed)
+            if state is not None
+        ]
+        events.extend(self.retries or ())
+        view = _STORED if self.stores else None
+        for stamp, event in sorted(events, key=lambda pair: pair[0]):
+            if isinstance(event, frozenset):
+                if view is not None and view.status in event:
+                    view = State(stamp, PENDING, None, None, None)
+            elif event is not self.failed or view is None or view.status != COMPLETED:
+                view = event
+        return view
 
 
 #: The view of a task stored and never updated (readers use no stamp of a view).
@@ -123,6 +156,9 @@ class Index:
                 entry.failed = _newer(entry.failed, state)
             else:
                 entry.reset = _newer(entry.reset, state)
+        elif kind == "r":
+            retry = (stamp, frozenset(sys.intern(status) for status in event[2]))
+            entry.retries = [*(entry.retries or ()), retry]
         elif kind == "d":
             entry.deleted = stamp
             _forget_before(entry, stamp)
@@ -142,7 +178,7 @@ class Index:
             if entry.deleted is not None and entry.deleted < stamp:
                 entry.deleted = None
             entry.settle()
-            if entry.view is None and entry.deleted is None:
+            if entry.view is None and entry.deleted is None and not entry.retries:
                 del self.entries[task_id]
 
     def visible(self) -> Iterator[tuple[str, State]]:
@@ -154,10 +190,15 @@ class Index:
     def rows(self, *, forget_before: int) -> Iterator[list[Any]]:
         """The index as rows, for a snapshot; tombstones older than ``forget_before`` ns go."""
         for task_id, e in self.entries.items():
-            if e.view is None and (e.deleted is None or stamp_time(e.deleted) < forget_before):
+            # A task with no view but resets stays: a reset may yet apply to a late store.
+            gone = e.deleted is None or stamp_time(e.deleted) < forget_before
+            if e.view is None and not e.retries and gone:
                 continue
             states = [_state_row(s) for s in (e.completed, e.reset, e.failed)]
-            yield [task_id, [[*stamp, data] for stamp, data in e.stores], *states, e.deleted]
+            row = [task_id, [[*stamp, data] for stamp, data in e.stores], *states, e.deleted]
+            if e.retries:  # only then: a snapshot without resets stays readable by older versions
+                row.append([[*stamp, sorted(statuses)] for stamp, statuses in e.retries])
+            yield row
 
     @classmethod
     def from_rows(cls, rows: Iterable[list[Any]]) -> Index:
@@ -176,7 +217,8 @@ class Index:
                 stamp(row), sys.intern(row[2]), _small(row[3]), _blob(row[4]), row[5], attempts
             )
 
-        for task_id, stores, completed, reset, failed, deleted in rows:
+        for row in rows:
+            task_id, stores, completed, reset, failed, deleted = row[:6]
             entry = Entry(
                 [(stamp(s), _shared(s[2])) for s in stores],
                 state(completed),
@@ -184,6 +226,8 @@ class Index:
                 state(failed),
                 None if deleted is None else stamp(deleted),
             )
+            if len(row) > 6:
+                entry.retries = [(stamp(r), frozenset(r[2])) for r in row[6]]
             entry.settle()
             index.entries[task_id] = entry
         if segments:
@@ -192,13 +236,15 @@ class Index:
 
     def absorb(self, rows: Iterable[list[Any]]) -> None:
         """Fold another snapshot's rows in: the index then holds what both held."""
-        for task_id, stores, completed, reset, failed, deleted in rows:
+        for row in rows:
+            task_id, stores, completed, reset, failed, deleted = row[:6]
             events: list[tuple[list[Any], list[Any]]] = [(s, ["s", task_id, s[2]]) for s in stores]
             for state, keep in ((completed, 0), (reset, 0), (failed, 1)):
                 if state is not None:
                     events.append((state, ["u", task_id, *state[2:6], keep, *state[6:7]]))
             if deleted is not None:
                 events.append((deleted, ["d", task_id]))
+            events.extend((r, ["r", task_id, r[2]]) for r in (row[6] if len(row) > 6 else ()))
             for where, event in events:
                 self.newest = max(self.newest, where[0])
                 self._event((where[0], where[1]), event)
@@ -223,6 +269,8 @@ def _forget_before(entry: Entry, stamp: Stamp) -> None:
     entry.completed = _after(entry.completed, stamp)
     entry.reset = _after(entry.reset, stamp)
     entry.failed = _after(entry.failed, stamp)
+    if entry.retries:
+        entry.retries = [r for r in entry.retries if r[0] > stamp] or None
 
 
 def _after(state: State | None, stamp: Stamp) -> State | None:

@@ -37,7 +37,7 @@ import logging
 import threading
 import time
 from collections import Counter
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Collection, Iterable, Iterator, Sequence
 from typing import Any
 
 from messor import Memory, TaskNotFoundError
@@ -400,6 +400,26 @@ class S3Memory(Memory):
         }
 
     # -- from the index ---------------------------------------------------------
+
+    def reset_tasks(self, task_ids: Iterable[str], *, only_from: Collection[str]) -> list[str]:
+        """Set tasks back to pending, each only if its status is one of ``only_from``.
+
+        The condition is part of the event (see :mod:`messor_s3.index`), not
+        only of this look-up: a completion that another writer recorded before
+        the reset, and that this memory has not read yet, keeps its result
+        wherever and whenever its segment lands.
+        """
+        statuses = sorted(set(only_from))
+        with self._lock:
+            self.refresh(force=True)
+            chosen = [
+                task_id
+                for task_id in dict.fromkeys(task_ids)
+                if (state := self._view(task_id)) is not None and state.status in statuses
+            ]
+            if chosen:
+                self._write([["r", task_id, statuses] for task_id in chosen])
+            return chosen
 
     def count_by_status(self) -> dict[str, int]:
         counts = {PENDING: 0, COMPLETED: 0, FAILED: 0}
