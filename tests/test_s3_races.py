@@ -7,9 +7,14 @@ writer's clock is given to it (``clock=``), never patched for the process.
 
 from __future__ import annotations
 
+import os
+import random
+import subprocess
+import sys
 import threading
 import time
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import boto3
@@ -18,7 +23,9 @@ from messor_s3.bucket import Bucket
 
 from messor.memory import COMPLETED, FAILED, PENDING, EncodedUpdate
 from messor_s3 import S3Memory
-from tests.s3_server import REGION
+from tests.crash_campaign import RUN_TIMEOUT
+from tests.crash_child import LAST_FAILING_RUN, expected_result
+from tests.s3_server import REGION, new_bucket
 from tests.test_s3_memory import object_keys
 
 HOUR = 3600 * 10**9
@@ -301,3 +308,114 @@ def test_resetting_failed_tasks_over_and_over_during_a_harvest_loses_no_result(
     records = {r.task_id: (r.status, r.result) for r in writer(client, bucket).iter_records()}
     assert records == {i: (COMPLETED, i) for i in ids}
     assert resets > 0
+
+
+# -- the campaign: a clock-skewed second writer across compactions ------------------------------
+
+ROOT = Path(__file__).resolve().parents[1]
+CAMPAIGN_ROUNDS = 3
+CAMPAIGN_TASKS = 200
+
+
+class SkewedHarvests:
+    """Harvests of tests/crash_child.py's task set on one prefix, by writers with given clocks."""
+
+    def __init__(self, endpoint: str, directory: Path, where: str) -> None:
+        self.endpoint = endpoint
+        self.bucket = new_bucket(endpoint)
+        self.log = directory / f"{self.bucket}.log"
+        self.where = where
+        self.expected = {f"t{n}": expected_result(n) for n in range(CAMPAIGN_TASKS)}
+        self.violations: list[str] = []
+
+    def launch(self, run: int, skew: float) -> subprocess.Popen[bytes]:
+        command = [sys.executable, "-m", "tests.s3_skewed_child", self.endpoint, self.bucket]
+        command += [str(self.log), str(CAMPAIGN_TASKS), "--run", str(run), "--skew", str(skew)]
+        return subprocess.Popen(command, cwd=ROOT, stderr=subprocess.PIPE)
+
+    def run(self, *runs: tuple[int, float]) -> None:
+        """Harvest once per ``(run number, clock skew in seconds)``, all at the same time."""
+        children = [self.launch(run, skew) for run, skew in runs]
+        for child, (run, skew) in zip(children, runs, strict=True):
+            _, errors = child.communicate(timeout=RUN_TIMEOUT)
+            if child.returncode:
+                self.violation(f"run {run} (skew {skew:+.0f} s) failed: {errors.decode()[-2000:]}")
+
+    def memory(self, skew: float = 0.0) -> S3Memory:
+        return writer(s3_client(self.endpoint), self.bucket, skew=int(skew * 10**9))
+
+    def completed(self) -> dict[str, Any]:
+        return {r.task_id: r.result for r in self.memory().iter_records(COMPLETED)}
+
+    def started(self, run: int) -> list[str]:
+        lines = self.log.read_text().splitlines() if self.log.exists() else []
+        return [
+            task
+            for number, task, event in map(str.split, lines)
+            if number == str(run) and event == "start"
+        ]
+
+    def violation(self, text: str) -> None:
+        self.violations.append(f"{self.where}: {text}")
+
+    def check_results(self, completed: dict[str, Any], before: dict[str, Any], when: str) -> None:
+        wrong = sorted(i for i, result in completed.items() if result != self.expected.get(i))
+        lost = sorted(set(before) - set(completed))
+        if wrong:
+            self.violation(f"{when}: {len(wrong)} wrong results, such as {wrong[:3]}")
+        if lost:
+            self.violation(f"{when}: {len(lost)} completed results lost, such as {lost[:3]}")
+
+
+@pytest.mark.slow
+def test_a_clock_skewed_second_writer_across_compactions_loses_nothing_and_reruns_nothing(
+    endpoint: str, tmp_path: Path
+) -> None:
+    """Rounds on fresh prefixes: two writers, one off by up to three hours either way.
+
+    Both harvest at once (compacting every few segments, each other's
+    compactions landing mid-run), one resets failed tasks and forces a few
+    completed ones (what ``messor retry`` does) and compacts, the other
+    harvests again: it must run exactly the tasks left to do, record every
+    one, and a last run must find nothing to do. The seed is random unless
+    ``MESSOR_CRASH_SEED`` is set; every violation names it.
+    """
+    seed = int(os.environ.get("MESSOR_CRASH_SEED") or random.randrange(2**32))
+    chance = random.Random(seed)
+    violations = []
+    for number in range(CAMPAIGN_ROUNDS):
+        skew = chance.choice([-1, 1]) * chance.uniform(60, 3 * 3600)
+        resetter, harvester = chance.sample([0.0, skew], 2)
+        where = (
+            f"seed {seed}, round {number + 1}, resetter {resetter:+.0f} s, other {harvester:+.0f} s"
+        )
+        harvests = SkewedHarvests(endpoint, tmp_path, where)
+        harvests.run((1, resetter), (1, harvester))
+        first = harvests.completed()
+        harvests.check_results(first, {}, "after the first runs")
+        retry = harvests.memory(resetter)
+        failed = [task_id for task_id, _ in retry.get_failed_tasks()]
+        forced = chance.sample(sorted(first), 10)
+        retry.reset_tasks(failed, only_from={FAILED})
+        retry.reset_tasks(forced, only_from={COMPLETED})
+        retry.flush()
+        kept = {i: r for i, r in first.items() if i not in forced}
+        to_do = set(harvests.expected) - set(kept)
+        harvests.run((LAST_FAILING_RUN + 1, harvester))
+        second = harvests.completed()
+        harvests.check_results(second, kept, "after the retry's run")
+        ran = harvests.started(LAST_FAILING_RUN + 1)
+        if set(ran) != to_do:
+            harvests.violation(
+                f"the retry's run ran {len(ran)} tasks, not the {len(to_do)} left to do: "
+                f"missing {sorted(to_do - set(ran))[:3]}, extra {sorted(set(ran) - to_do)[:3]}"
+            )
+        if len(second) != CAMPAIGN_TASKS:
+            harvests.violation(f"only {len(second)} of {CAMPAIGN_TASKS} completed")
+        harvests.run((LAST_FAILING_RUN + 2, resetter))
+        again = harvests.started(LAST_FAILING_RUN + 2)
+        if again:
+            harvests.violation(f"a last run ran {len(again)} tasks again, such as {again[:3]}")
+        harvests.check_results(harvests.completed(), second, "after the last run")
+        violations += harvests.violations
+    assert not violations, "\n".join(violations)
