@@ -14,7 +14,7 @@ import boto3
 import pytest
 from botocore.awsrequest import AWSResponse
 from botocore.compat import HTTPHeaders
-from messor_s3.bucket import ConditionFailed
+from messor_s3.bucket import Bucket, ConditionFailed, encode
 
 import messor
 from messor import (
@@ -405,6 +405,10 @@ def test_a_head_naming_a_missing_snapshot_is_a_clear_error_not_a_hang(
     client.delete_object(Bucket=bucket, Key=snapshot)
     with pytest.raises(MemoryUnavailableError, match="HEAD names a snapshot that does not exist"):
         open_s3(bucket, client)
+    with pytest.raises(MemoryUnavailableError, match="Restore that object") as raised:
+        open_s3(bucket, client)
+    assert "delete HEAD" not in str(raised.value)  # that was advice to lose the rest
+    assert "harvest/HEAD" in object_keys(endpoint, bucket)
 
 
 def test_a_clear_is_noticed_by_every_other_open_memory(endpoint: str, bucket: str) -> None:
@@ -439,7 +443,7 @@ def test_stray_snapshots_and_unreferenced_old_blobs_are_collected(
     monkeypatch.setattr(s3_module, "GRACE", 0)
     client = boto3.client("s3", region_name=REGION, endpoint_url=endpoint)
     stray = f"harvest/log/~snapshot-{1:020d}-{'0' * 12}.json.gz"  # from a crashed compaction
-    client.put_object(Bucket=bucket, Key=stray, Body=b"")
+    client.put_object(Bucket=bucket, Key=stray, Body=encode({"segments": [], "tasks": []}))
     memory = open_s3(bucket, client)
     memory.store_tasks([("t", {})])
     memory.record_outcomes([EncodedUpdate("t", FAILED, None, "first try")])
@@ -496,17 +500,17 @@ def test_options_that_would_mislead_are_refused(
 
 
 def test_a_clock_stepped_back_keeps_a_writers_own_changes_in_order(
-    endpoint: str, bucket: str, monkeypatch: pytest.MonkeyPatch
+    endpoint: str, bucket: str
 ) -> None:
     client = boto3.client("s3", region_name=REGION, endpoint_url=endpoint)
-    memory = open_s3(bucket, client, refresh_interval=0)
+    step = [0]
+    memory = S3Memory(Bucket(client, bucket, "harvest"), clock=lambda: time.time_ns() - step[0])
     memory.store_tasks([("t", {"url": "u"})])
     memory.update_task_statuses([("t", FAILED, None, "boom")])
-    real = time.time_ns
-    monkeypatch.setattr(time, "time_ns", lambda: real() - 5 * 10**9)  # NTP stepped back
+    step[0] = 5 * 10**9  # NTP stepped the clock back
     memory.update_task_statuses([("t", PENDING, None, None)])  # retry it, says the user
     assert memory.get_task_status("t") == PENDING
-    monkeypatch.setattr(time, "time_ns", real)
+    step[0] = 0
     memory.flush()
     fresh = open_s3(bucket, client)
     assert fresh.get_task_status("t") == PENDING

@@ -7,14 +7,18 @@ Every change is an event in a log segment (see :mod:`messor_s3.memory`):
   state; the result is inline JSON text, or ``blob`` says where it lies;
   ``keep`` marks an executor's outcome, whose failure never replaces a
   completed result; ``attempts`` were made by the run that recorded it;
+* ``["r", id, statuses]``: set a task back to pending, only if its status just
+  before (in stamp order) is one of ``statuses`` (``messor retry``): a
+  completion that the writer of the reset had not seen yet keeps its result;
 * ``["d", id]``: forget a task.
 
 Each event has a stamp, ``(segment name, position)``; segment names start with
 a hybrid logical clock, so a writer's stamps follow everything it has seen.
 The fold is commutative: each task keeps a few registers, each the newest (or,
-for stores, every) event of its kind, and its visible state is derived from
-them. Whatever order segments become visible in (another writer's may arrive
-late), every reader ends with the same index.
+for stores and resets, every) event of its kind, and its visible state is
+derived from them. Whatever order segments become visible in (another writer's
+may arrive late), every reader ends with the same index. A clear sets a
+*floor*: events stamped below it are gone, from every task at once.
 """
 
 from __future__ import annotations
@@ -26,12 +30,14 @@ from typing import Any
 
 from messor.memory import COMPLETED, PENDING
 
-__all__ = ["Blob", "Entry", "Index", "Stamp", "State", "stamp_time"]
+__all__ = ["Blob", "Entry", "Index", "Stamp", "State", "clock_of", "stamp_time"]
 
 #: ``(segment name, position in it)``: orders events across writers.
 Stamp = tuple[str, int]
 #: ``(blob name, offset, length)``: where a large result lies.
 Blob = tuple[str, int, int]
+#: A conditional reset: its stamp, and the statuses it resets.
+Retry = tuple[Stamp, frozenset[str]]
 
 
 @dataclass(slots=True)
@@ -55,6 +61,7 @@ class Entry:
     reset: State | None = None  # the newest other update not flagged keep
     failed: State | None = None  # the newest other update flagged keep
     deleted: Stamp | None = None  # the newest delete
+    retries: list[Retry] | None = None  # every conditional reset since the last delete
     view: State | None = None  # the state a reader sees; None: the task does not exist
 
     @property
@@ -63,6 +70,9 @@ class Entry:
 
     def settle(self) -> None:
         """Derive ``view`` from the registers (on every event: kept cheap)."""
+        if self.retries:
+            self.view = self._replayed()
+            return
         completed, reset, failed = self.completed, self.reset, self.failed
         if completed is None or (reset is not None and reset.stamp > completed.stamp):
             latest = reset
@@ -75,6 +85,30 @@ class Entry:
         if latest is None and self.stores:
             latest = _STORED
         self.view = latest
+
+    def _replayed(self) -> State | None:
+        """The view, by replaying the registers in stamp order (when there are resets).
+
+        Whether a reset applies depends on the status just before it, so every
+        reset is kept. The newest completion, update and failure are enough:
+        a completion or an update replaces whatever came before it, and an
+        older failure only ever leaves a task "not completed", which is what a
+        newer failure or a reset after it finds either way.
+        """
+        events: list[tuple[Stamp, State | frozenset[str]]] = [
+            (state.stamp, state)
+            for state in (self.completed, self.reset, self.failed)
+            if state is not None
+        ]
+        events.extend(self.retries or ())
+        view = _STORED if self.stores else None
+        for stamp, event in sorted(events, key=lambda pair: pair[0]):
+            if isinstance(event, frozenset):
+                if view is not None and view.status in event:
+                    view = State(stamp, PENDING, None, None, None)
+            elif event is not self.failed or view is None or view.status != COMPLETED:
+                view = event
+        return view
 
 
 #: The view of a task stored and never updated (readers use no stamp of a view).
@@ -90,41 +124,62 @@ class Index:
 
     def __init__(self) -> None:
         self.entries: dict[str, Entry] = {}
+        #: Events stamped below this are gone (a clear): ``log/<clock>``, a prefix of no name.
+        self.floor = _floor(0)
+        #: The greatest segment name of any stamp here: a writer's clock must pass it.
+        self.newest = self.floor
 
     def apply(self, events: Iterable[list[Any]], segment: str) -> None:
         """Apply the events of ``segment`` (in any order relative to other segments)."""
-        entries = self.entries
+        self.newest = max(self.newest, segment)
         for position, event in enumerate(events):
-            stamp = (segment, position)
-            kind, task_id = event[0], event[1]
-            entry = entries.get(task_id)
-            if entry is None:
-                entry = entries[task_id] = Entry([])
-            if entry.deleted is not None and stamp < entry.deleted:
-                continue  # older than the task's deletion
-            if kind == "s":
-                entry.stores.append((stamp, _shared(event[2])))
-            elif kind == "u":
-                status, result, blob, error, keep = event[2:7]
-                attempts = int(event[7]) if len(event) > 7 else 0
-                state = State(
-                    stamp, sys.intern(status), _small(result), _blob(blob), error, attempts
-                )
-                if status == COMPLETED:
-                    entry.completed = _newer(entry.completed, state)
-                elif keep:
-                    entry.failed = _newer(entry.failed, state)
-                else:
-                    entry.reset = _newer(entry.reset, state)
-            elif kind == "d":
-                entry.deleted = stamp
-                entry.stores = [s for s in entry.stores if s[0] > stamp]
-                entry.completed = _after(entry.completed, stamp)
-                entry.reset = _after(entry.reset, stamp)
-                entry.failed = _after(entry.failed, stamp)
+            self._event((segment, position), event)
+
+    def _event(self, stamp: Stamp, event: list[Any]) -> None:
+        kind, task_id = event[0], event[1]
+        if stamp[0] < self.floor:
+            return  # older than a clear
+        entry = self.entries.get(task_id)
+        if entry is None:
+            entry = self.entries[task_id] = Entry([])
+        if entry.deleted is not None and stamp < entry.deleted:
+            return  # older than the task's deletion
+        if kind == "s":
+            entry.stores.append((stamp, _shared(event[2])))
+        elif kind == "u":
+            status, result, blob, error, keep = event[2:7]
+            attempts = int(event[7]) if len(event) > 7 else 0
+            state = State(stamp, sys.intern(status), _small(result), _blob(blob), error, attempts)
+            if status == COMPLETED:
+                entry.completed = _newer(entry.completed, state)
+            elif keep:
+                entry.failed = _newer(entry.failed, state)
             else:
-                raise ValueError(f"unknown event {kind!r} in segment {segment}")
+                entry.reset = _newer(entry.reset, state)
+        elif kind == "r":
+            retry = (stamp, frozenset(sys.intern(status) for status in event[2]))
+            entry.retries = [*(entry.retries or ()), retry]
+        elif kind == "d":
+            entry.deleted = stamp
+            _forget_before(entry, stamp)
+        else:
+            raise ValueError(f"unknown event {kind!r} at {stamp}")
+        entry.settle()
+
+    def wipe(self, clock: int) -> None:
+        """Forget every event stamped before ``clock`` (ns): what a clear at that time covers."""
+        floor = _floor(clock)
+        if floor <= self.floor:
+            return
+        self.floor, self.newest = floor, max(self.newest, floor)
+        stamp = (floor, 0)
+        for task_id, entry in list(self.entries.items()):
+            _forget_before(entry, stamp)
+            if entry.deleted is not None and entry.deleted < stamp:
+                entry.deleted = None
             entry.settle()
+            if entry.view is None and entry.deleted is None and not entry.retries:
+                del self.entries[task_id]
 
     def visible(self) -> Iterator[tuple[str, State]]:
         """``(task_id, state)`` of every task that exists."""
@@ -135,13 +190,19 @@ class Index:
     def rows(self, *, forget_before: int) -> Iterator[list[Any]]:
         """The index as rows, for a snapshot; tombstones older than ``forget_before`` ns go."""
         for task_id, e in self.entries.items():
-            if e.view is None and (e.deleted is None or stamp_time(e.deleted) < forget_before):
+            # A task with no view but resets stays: a reset may yet apply to a late store.
+            gone = e.deleted is None or stamp_time(e.deleted) < forget_before
+            if e.view is None and not e.retries and gone:
                 continue
             states = [_state_row(s) for s in (e.completed, e.reset, e.failed)]
-            yield [task_id, [[*stamp, data] for stamp, data in e.stores], *states, e.deleted]
+            row = [task_id, [[*stamp, data] for stamp, data in e.stores], *states, e.deleted]
+            if e.retries:  # only then: a snapshot without resets stays readable by older versions
+                row.append([[*stamp, sorted(statuses)] for stamp, statuses in e.retries])
+            yield row
 
     @classmethod
     def from_rows(cls, rows: Iterable[list[Any]]) -> Index:
+        """The index a snapshot's rows describe (see :meth:`absorb` to add more to one)."""
         index = cls()
         segments: dict[str, str] = {}  # one string object per segment name
 
@@ -156,7 +217,8 @@ class Index:
                 stamp(row), sys.intern(row[2]), _small(row[3]), _blob(row[4]), row[5], attempts
             )
 
-        for task_id, stores, completed, reset, failed, deleted in rows:
+        for row in rows:
+            task_id, stores, completed, reset, failed, deleted = row[:6]
             entry = Entry(
                 [(stamp(s), _shared(s[2])) for s in stores],
                 state(completed),
@@ -164,14 +226,51 @@ class Index:
                 state(failed),
                 None if deleted is None else stamp(deleted),
             )
+            if len(row) > 6:
+                entry.retries = [(stamp(r), frozenset(r[2])) for r in row[6]]
             entry.settle()
             index.entries[task_id] = entry
+        if segments:
+            index.newest = max(index.newest, max(segments))
         return index
+
+    def absorb(self, rows: Iterable[list[Any]]) -> None:
+        """Fold another snapshot's rows in: the index then holds what both held."""
+        for row in rows:
+            task_id, stores, completed, reset, failed, deleted = row[:6]
+            events: list[tuple[list[Any], list[Any]]] = [(s, ["s", task_id, s[2]]) for s in stores]
+            for state, keep in ((completed, 0), (reset, 0), (failed, 1)):
+                if state is not None:
+                    events.append((state, ["u", task_id, *state[2:6], keep, *state[6:7]]))
+            if deleted is not None:
+                events.append((deleted, ["d", task_id]))
+            events.extend((r, ["r", task_id, r[2]]) for r in (row[6] if len(row) > 6 else ()))
+            for where, event in events:
+                self.newest = max(self.newest, where[0])
+                self._event((where[0], where[1]), event)
 
 
 def stamp_time(stamp: Stamp) -> int:
     """The clock reading (ns) a stamp starts with: segment names are ``log/<20 digits>-...``."""
-    return int(stamp[0][4:24])
+    return clock_of(stamp[0])
+
+
+def clock_of(name: str) -> int:
+    """The clock reading (ns) in a segment name or a floor: ``log/<20 digits>...``."""
+    return int(name[4:24])
+
+
+def _floor(clock: int) -> str:
+    return f"log/{clock:020d}"
+
+
+def _forget_before(entry: Entry, stamp: Stamp) -> None:
+    entry.stores = [s for s in entry.stores if s[0] > stamp]
+    entry.completed = _after(entry.completed, stamp)
+    entry.reset = _after(entry.reset, stamp)
+    entry.failed = _after(entry.failed, stamp)
+    if entry.retries:
+        entry.retries = [r for r in entry.retries if r[0] > stamp] or None
 
 
 def _after(state: State | None, stamp: Stamp) -> State | None:

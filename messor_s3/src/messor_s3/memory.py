@@ -15,6 +15,15 @@ Layout under ``s3://bucket/prefix/`` (nothing else there is read or deleted):
   segments since. Snapshots sort after segments in the same listing, so the
   one LIST a refresh makes also shows when another writer compacted (maybe
   deleting segments never read here) or cleared: then the index is read afresh.
+  A clear is a snapshot too, empty, that names the segments it covers and
+  sets the index's floor: moved to by the same conditional write, it applies
+  whole, however far its deletions got.
+
+Nothing is deleted that no HEAD covers: a snapshot becomes HEAD before the
+segments it covers go, blobs go only an hour after they were written. With
+HEAD missing (deleted by hand, a lifecycle rule, or a crash before the first
+one was written) the index is the fold of every snapshot listed and every
+segment: each holds only events that happened, and the fold keeps them all.
 
 The index lives in RAM once read (see :mod:`messor_s3.index` for why the order
 of segments does not matter): answers come from it, refreshed by one listing
@@ -24,14 +33,11 @@ once, another writer's within that interval.
 
 from __future__ import annotations
 
-import json
 import logging
-import re
 import threading
 import time
-import uuid
-from collections import Counter, defaultdict
-from collections.abc import Iterable, Iterator, Sequence
+from collections import Counter
+from collections.abc import Callable, Collection, Iterable, Iterator, Sequence
 from typing import Any
 
 from messor import Memory, TaskNotFoundError
@@ -47,8 +53,10 @@ from messor.memory import (
     encode_tasks,
     encode_update,
 )
-from messor_s3.bucket import Bucket, ConditionFailed, decode, encode
-from messor_s3.index import Blob, Index, State
+from messor_s3 import blobs
+from messor_s3.bucket import Bucket
+from messor_s3.index import Index, State, clock_of
+from messor_s3.log import SEGMENT, SNAPSHOT, Log
 
 __all__ = ["S3Memory"]
 
@@ -67,13 +75,13 @@ COMPACT_AFTER = 64
 #: segment or blob that late belongs to a writer long dead.
 GRACE = 3600 * 10**9
 
-SEGMENT = re.compile(r"log/\d{20}-[0-9a-f]{12}-\d{8}\.json\.gz")
-SNAPSHOT = re.compile(r"log/~snapshot-\d{20}-[0-9a-f]{12}\.json\.gz")
-BLOB = re.compile(r"blobs/(\d{20})-[0-9a-f]{32}")
-
 
 class S3Memory(Memory):
-    """A memory under ``s3://bucket/prefix``; see the module docstring for its layout."""
+    """A memory under ``s3://bucket/prefix``; see the module docstring for its layout.
+
+    ``clock`` reads the time in ns since the epoch (``time.time_ns``): what
+    the hybrid logical clock starts from, given to simulate a skewed host.
+    """
 
     def __init__(
         self,
@@ -81,14 +89,13 @@ class S3Memory(Memory):
         *,
         refresh_interval: float = 1.0,
         batch_delay: float = 0.5,
+        clock: Callable[[], int] = time.time_ns,
     ) -> None:
         self.store = bucket
         self.refresh_interval = refresh_interval
         self.batch_delay = batch_delay
+        self._log = Log(bucket, clock)
         self._lock = threading.RLock()
-        self._writer = uuid.uuid4().hex[:12]
-        self._sequence = 0
-        self._clock = 0  # hybrid logical clock (ns): past every stamp seen
         self._index = Index()
         self._applied: set[str] = set()  # segments folded into the index
         self._head: str | None = None  # ETag of HEAD when the index was loaded
@@ -111,9 +118,10 @@ class S3Memory(Memory):
                 if isinstance(outcome, str):  # HEAD names a snapshot that is not there
                     if outcome == stuck:
                         raise MemoryUnavailableError(
-                            f"{self.store.location}/HEAD names a snapshot that does not exist; "
-                            "the memory is damaged (an object deleted by hand, or a lifecycle "
-                            "rule): delete HEAD to rebuild it from the log"
+                            f"{self.store.location}/HEAD names a snapshot that does not exist "
+                            "(deleted by hand, or by a lifecycle rule?): the records it held "
+                            "cannot be read. Restore that object (from a backup, or an earlier "
+                            "version if the bucket keeps versions); nothing was changed"
                         )
                     stuck = outcome
 
@@ -122,23 +130,37 @@ class S3Memory(Memory):
         # List first, then read HEAD: a snapshot in the listing that HEAD does
         # not name yet cannot have had its segments deleted before the listing.
         listed = self._list()
-        index, applied, snapshot, head = Index(), set[str](), None, None
-        found = self.store.get("HEAD")
+        found = self._log.head()
         if found is not None:
-            snapshot, head = json.loads(found[0])["snapshot"], found[1]
-            body = self.store.get(snapshot)
-            if body is None:
-                return head
-            document = self._decode(body[0], snapshot)
-            index = Index.from_rows(document["tasks"])
-            applied = set(document["segments"])
+            head: str | None = found[1]
+            snapshots = [found[0]]
+        else:
+            head, snapshots = None, [n for n in listed if SNAPSHOT.fullmatch(n)]
+            if snapshots:
+                logger.warning(
+                    "%r has no HEAD: reading all %d snapshots listed; the next compaction "
+                    "writes a HEAD again",
+                    self,
+                    len(snapshots),
+                )
+        index, applied = Index(), set[str]()
+        for number, snapshot in enumerate(snapshots):
+            document = self._log.read(snapshot)
+            if document is None:  # HEAD's is damage; another's was deleted by its writer
+                return False if head is None else head
+            if number == 0:
+                index = Index.from_rows(document["tasks"])
+            else:
+                index.absorb(document["tasks"])
+            index.wipe(document.get("cleared", 0))
+            applied.update(document["segments"])
+        self._log.see(clock_of(index.newest))
         read = self._fold(index, applied, listed)
         if read is None:
             return False
-        self._index, self._applied, self._snapshot, self._head = index, applied, snapshot, head
-        self._known_snapshots = {n for n in listed if SNAPSHOT.fullmatch(n)}
-        if snapshot is not None:
-            self._known_snapshots.add(snapshot)
+        self._index, self._applied, self._head = index, applied, head
+        self._snapshot = snapshots[0] if head is not None else None
+        self._known_snapshots = {n for n in listed if SNAPSHOT.fullmatch(n)} | set(snapshots)
         self._loaded, self._uncovered = True, read
         return True
 
@@ -164,10 +186,7 @@ class S3Memory(Memory):
         return listed
 
     def _list(self) -> list[str]:
-        """Segment and snapshot names, in key order; anything else under log/ is not ours."""
-        names = [
-            n for n in self.store.names("log") if SEGMENT.fullmatch(n) or SNAPSHOT.fullmatch(n)
-        ]
+        names = self._log.names()
         self._last_refresh = time.monotonic()
         return names
 
@@ -183,37 +202,21 @@ class S3Memory(Memory):
         for name in listed:
             if name in applied or not SEGMENT.fullmatch(name):
                 continue
-            found = self.store.get(name)
-            if found is None:  # deleted by a compaction, which covers it
+            document = self._log.read(name)
+            if document is None:  # deleted by a compaction, which covers it
                 return None
-            index.apply(self._decode(found[0], name)["events"], name)
+            index.apply(document["events"], name)
             applied.add(name)
-            self._clock = max(self._clock, int(name[4:24]))
             read += 1
         applied.intersection_update(listed)  # deleted ones cannot come back
         return read
 
-    def _decode(self, body: bytes, name: str) -> Any:
-        try:
-            return decode(body)
-        except (OSError, ValueError) as exc:
-            raise MemoryUnavailableError(
-                f"{self.store.location}/{name} is not a Messor object ({exc}); "
-                "keep other files out of the memory's prefix"
-            ) from None
-
     # -- writing the log ------------------------------------------------------
-
-    def _tick(self) -> int:
-        """The next clock reading: now, or just past everything seen, whichever is later."""
-        self._clock = max(time.time_ns(), self._clock + 1)
-        return self._clock
 
     def _write(self, events: list[list[Any]]) -> None:
         """Append one segment of ``events`` and fold it in; compact now and then."""
-        self._sequence += 1
-        name = f"log/{self._tick():020d}-{self._writer}-{self._sequence:08d}.json.gz"
-        self.store.put(name, encode({"events": events}))
+        name = self._log.new_segment()
+        self._log.write(name, {"events": events})
         self._index.apply(events, name)
         self._applied.add(name)
         self._uncovered += 1
@@ -234,46 +237,20 @@ class S3Memory(Memory):
             for position, row in enumerate(rows)
             if row.result_json is not None and len(row.result_json) > INLINE_BYTES
         }
-        blobs = self._write_blobs(large)
+        placed = blobs.write(self.store, large, self._log.new_blob, BLOB_BYTES)
         return [
             [
                 "u",
                 row.task_id,
                 row.status,
-                None if position in blobs else row.result_json,
-                blobs.get(position),
+                None if position in placed else row.result_json,
+                placed.get(position),
                 row.error,
                 1 if keep else 0,
                 row.attempts,
             ]
             for position, row in enumerate(rows)
         ]
-
-    def _write_blobs(self, texts: dict[int, str]) -> dict[int, Blob]:
-        """Pack results into blob objects of about ``BLOB_BYTES``; return where each lies."""
-        placed: dict[int, Blob] = {}
-        pending: list[tuple[int, bytes]] = []
-        size = 0
-
-        def put() -> None:
-            name = f"blobs/{self._tick():020d}-{uuid.uuid4().hex}"
-            offset = 0
-            for position, body in pending:
-                placed[position] = (name, offset, len(body))
-                offset += len(body)
-            self.store.put(name, b"".join(body for _, body in pending))
-            pending.clear()
-
-        for position, text in texts.items():
-            body = text.encode()  # encode_json's output is ASCII
-            if pending and size + len(body) > BLOB_BYTES:
-                put()
-                size = 0
-            pending.append((position, body))
-            size += len(body)
-        if pending:
-            put()
-        return placed
 
     def _compact(self) -> None:
         """Fold everything into a new snapshot, point HEAD at it, delete what it covers.
@@ -286,11 +263,9 @@ class S3Memory(Memory):
         if listed is None:
             return
         covered = sorted(n for n in self._applied if SEGMENT.fullmatch(n))
-        name = f"log/~snapshot-{self._tick():020d}-{self._writer}.json.gz"
-        rows = list(self._index.rows(forget_before=time.time_ns() - GRACE))
-        self.store.put(name, encode({"segments": covered, "tasks": rows}))
-        self._known_snapshots.add(name)
-        etag = self._move_head(name)
+        rows = list(self._index.rows(forget_before=self._log.clock() - GRACE))
+        name = self._put_snapshot(covered, rows, clock_of(self._index.floor))
+        etag = self._log.move_head(name, self._head)
         if etag is None:
             self.store.delete([name])
             self._loaded = False
@@ -299,38 +274,23 @@ class S3Memory(Memory):
         strays = [n for n in listed if SNAPSHOT.fullmatch(n) and n != name]
         self.store.delete(strays + covered)
         self._applied.difference_update(covered)
-        self._collect_blobs()
-
-    def _move_head(self, snapshot: str) -> str | None:
-        """Point HEAD at ``snapshot`` if nobody moved it since; its new ETag, or None."""
-        body = json.dumps({"snapshot": snapshot}).encode()
-        try:
-            if self._head is None:
-                return self.store.put("HEAD", body, if_absent=True)
-            return self.store.put("HEAD", body, if_match=self._head)
-        except ConditionFailed:
-            # Lost the race, or won it and botocore retried a write whose
-            # answer was lost: HEAD tells which.
-            found = self.store.get("HEAD")
-            if found is not None and json.loads(found[0])["snapshot"] == snapshot:
-                return found[1]
-            return None
-
-    def _collect_blobs(self) -> None:
-        """Delete blobs no task refers to any more, once they are older than ``GRACE``."""
         used = {
             state.blob[0]
             for entry in self._index.entries.values()
             for state in (entry.completed, entry.reset, entry.failed)
             if state is not None and state.blob is not None
         }
-        cutoff = time.time_ns() - GRACE
-        stale = [
-            name
-            for name in self.store.names("blobs")
-            if (match := BLOB.fullmatch(name)) and int(match[1]) < cutoff and name not in used
-        ]
-        self.store.delete(stale)
+        blobs.collect(self.store, used, before=self._log.clock() - GRACE)
+
+    def _put_snapshot(self, covered: list[str], rows: list[list[Any]], cleared: int) -> str:
+        """Write a snapshot of ``rows`` covering ``covered``, below a floor at ``cleared``."""
+        name = self._log.new_snapshot()
+        document: dict[str, Any] = {"segments": covered, "tasks": rows}
+        if cleared:  # absent from older versions' snapshots: nothing cleared
+            document["cleared"] = cleared
+        self._log.write(name, document)
+        self._known_snapshots.add(name)
+        return name
 
     # -- the seed's methods ---------------------------------------------------
 
@@ -387,23 +347,37 @@ class S3Memory(Memory):
         state = self._state(task_id)
         if state.blob is None:
             return None if state.result is None else decode_json(state.result)
-        name, offset, length = state.blob
-        found = self.store.get(name, (offset, offset + length - 1))
-        if found is None:
-            raise self._missing(name)
-        return decode_json(found[0].decode())
+        return blobs.read_one(self.store, state.blob)
 
     def clear(self) -> None:
-        """Forget everything: an empty snapshot becomes HEAD first, so other readers notice."""
+        """Forget everything, whole or not at all, whatever other writers do meanwhile.
+
+        An empty snapshot that covers every segment listed and sets the floor
+        past them becomes HEAD by the same conditional write as a compaction's
+        (so a compaction that moved HEAD meanwhile makes the clear start over,
+        and one that did not cannot move it after). Once HEAD names it the
+        clear is whole: the deletions that follow only tidy up, and blobs
+        follow the grace rule of :func:`messor_s3.blobs.collect`.
+        """
         with self._lock:
-            listed = self._list()
-            blobs = [n for n in self.store.names("blobs") if BLOB.fullmatch(n)]
-            name = f"log/~snapshot-{self._tick():020d}-{self._writer}.json.gz"
-            self.store.put(name, encode({"segments": [], "tasks": []}))
-            self._head = self.store.put("HEAD", json.dumps({"snapshot": name}).encode())
-            self._index, self._applied, self._snapshot = Index(), set(), name
+            while True:
+                # HEAD before the listing: a HEAD moved after this read fails the write below.
+                found = self._log.head()
+                listed = self._list()  # the clock passes every name listed: the floor too
+                covered = [n for n in listed if SEGMENT.fullmatch(n)]
+                floor = self._log.tick()
+                name = self._put_snapshot(covered, [], floor)
+                etag = self._log.move_head(name, None if found is None else found[1])
+                if etag is not None:
+                    break
+                self.store.delete([name])
+            self._index = Index()
+            self._index.wipe(floor)
+            self._applied, self._head, self._snapshot = set(covered), etag, name
             self._known_snapshots, self._loaded, self._uncovered = {name}, True, 0
-            self.store.delete([n for n in listed if n != name] + blobs)
+            self.store.delete([n for n in listed if n != name])
+            self._applied.clear()
+            blobs.collect(self.store, set(), before=self._log.clock() - GRACE)
 
     def clear_tasks(self, task_ids: Iterable[str]) -> None:
         with self._lock:
@@ -416,7 +390,8 @@ class S3Memory(Memory):
         with self._lock:
             self.refresh()
             entries = [(i, e.data, e.view) for i, e in self._index.entries.items() if e.view]
-        results = dict(self._results([(i, s) for i, _, s in entries if s.result or s.blob]))
+        with_result = [(i, s) for i, _, s in entries if s.result or s.blob]
+        results = dict(blobs.read_results(self.store, with_result))
         return {
             "task_definitions": {i: decode_json(data) for i, data, _ in entries},
             "task_statuses": {i: s.status for i, _, s in entries},
@@ -425,6 +400,26 @@ class S3Memory(Memory):
         }
 
     # -- from the index ---------------------------------------------------------
+
+    def reset_tasks(self, task_ids: Iterable[str], *, only_from: Collection[str]) -> list[str]:
+        """Set tasks back to pending, each only if its status is one of ``only_from``.
+
+        The condition is part of the event (see :mod:`messor_s3.index`), not
+        only of this look-up: a completion that another writer recorded before
+        the reset, and that this memory has not read yet, keeps its result
+        wherever and whenever its segment lands.
+        """
+        statuses = sorted(set(only_from))
+        with self._lock:
+            self.refresh(force=True)
+            chosen = [
+                task_id
+                for task_id in dict.fromkeys(task_ids)
+                if (state := self._view(task_id)) is not None and state.status in statuses
+            ]
+            if chosen:
+                self._write([["r", task_id, statuses] for task_id in chosen])
+            return chosen
 
     def count_by_status(self) -> dict[str, int]:
         counts = {PENDING: 0, COMPLETED: 0, FAILED: 0}
@@ -442,7 +437,7 @@ class S3Memory(Memory):
     def iter_records(self, status: str | None = None) -> Iterator[TaskRecord]:
         """Every task (or those with ``status``); large results fetched one blob at a time."""
         states = dict(self._with_status(status))
-        for task_id, result in self._results(list(states.items())):
+        for task_id, result in blobs.read_results(self.store, list(states.items())):
             state = states[task_id]
             yield TaskRecord(task_id, state.status, result, state.error, state.attempts)
 
@@ -474,24 +469,3 @@ class S3Memory(Memory):
                 for task_id, state in self._index.visible()
                 if status is None or state.status == status
             ]
-
-    def _results(self, states: list[tuple[str, State]]) -> Iterator[tuple[str, Any]]:
-        """``(task_id, result)`` for ``states``: inline ones first, then one GET per blob."""
-        by_blob: dict[str, list[tuple[str, Blob]]] = defaultdict(list)
-        for task_id, state in states:
-            if state.blob is not None:
-                by_blob[state.blob[0]].append((task_id, state.blob))
-            else:
-                yield task_id, None if state.result is None else decode_json(state.result)
-        for name, placed in by_blob.items():
-            found = self.store.get(name)
-            if found is None:
-                raise self._missing(name)
-            for task_id, (_, offset, length) in placed:
-                yield task_id, decode_json(found[0][offset : offset + length].decode())
-
-    def _missing(self, name: str) -> MemoryUnavailableError:
-        return MemoryUnavailableError(
-            f"{self.store.location}/{name}, which holds results, is missing; "
-            "was it deleted by hand or by a lifecycle rule?"
-        )

@@ -56,10 +56,9 @@ def open_s3(url: MemoryURL | None, *, create: bool = True, **options: Any) -> Me
         region: str | None = settings.pop("region", None)
         endpoint: str | None = settings.pop("endpoint_url", None)
         client = session.client("s3", region_name=region, endpoint_url=endpoint, config=config)
-    memory = S3Memory(
-        Bucket(client, settings.pop("bucket"), settings.pop("prefix", "")),
-        **{k: float(v) for k, v in settings.items()},
-    )
+    bucket = Bucket(client, settings.pop("bucket"), settings.pop("prefix", ""))
+    seconds: dict[str, Any] = {k: float(v) for k, v in settings.items()}  # what is left
+    memory = S3Memory(bucket, **seconds)
     memory.load()  # fails here, naming bucket and prefix, if S3 cannot be used
     if not create:
         _refuse_empty(memory)

@@ -1,0 +1,97 @@
+"""Results too large for the index: packed into blob objects, read back by range.
+
+A blob is named ``blobs/<clock>-<uuid>``: the clock reading says when it was
+written, which is all that collecting it needs (see :func:`collect`).
+"""
+
+from __future__ import annotations
+
+import re
+from collections import defaultdict
+from collections.abc import Callable, Iterator
+from typing import Any
+
+from messor.errors import MemoryUnavailableError
+from messor.memory import decode_json
+from messor_s3.bucket import Bucket
+from messor_s3.index import Blob, State
+
+__all__ = ["BLOB", "collect", "missing", "read_one", "read_results", "write"]
+
+BLOB = re.compile(r"blobs/(\d{20})-[0-9a-f]{32}")
+
+
+def write(
+    store: Bucket, texts: dict[int, str], new_name: Callable[[], str], size: int
+) -> dict[int, Blob]:
+    """Pack ``texts`` into blob objects of about ``size`` bytes; return where each lies."""
+    placed: dict[int, Blob] = {}
+    pending: list[tuple[int, bytes]] = []
+    gathered = 0
+
+    def put() -> None:
+        name = new_name()
+        offset = 0
+        for position, body in pending:
+            placed[position] = (name, offset, len(body))
+            offset += len(body)
+        store.put(name, b"".join(body for _, body in pending))
+        pending.clear()
+
+    for position, text in texts.items():
+        body = text.encode()  # encode_json's output is ASCII
+        if pending and gathered + len(body) > size:
+            put()
+            gathered = 0
+        pending.append((position, body))
+        gathered += len(body)
+    if pending:
+        put()
+    return placed
+
+
+def collect(store: Bucket, used: set[str], before: int) -> None:
+    """Delete the blobs not in ``used`` written before ``before`` (ns).
+
+    The one rule for every deletion of blobs, a clear's too: a writer puts its
+    blobs before the segment that refers to them, so a blob younger than the
+    grace period may be referred to by a segment not written (or listed) yet.
+    """
+    stale = [
+        name
+        for name in store.names("blobs")
+        if (match := BLOB.fullmatch(name)) and int(match[1]) < before and name not in used
+    ]
+    store.delete(stale)
+
+
+def read_results(store: Bucket, states: list[tuple[str, State]]) -> Iterator[tuple[str, Any]]:
+    """``(task_id, result)`` for ``states``: inline ones first, then one GET per blob."""
+    by_blob: dict[str, list[tuple[str, Blob]]] = defaultdict(list)
+    for task_id, state in states:
+        if state.blob is not None:
+            by_blob[state.blob[0]].append((task_id, state.blob))
+        else:
+            yield task_id, None if state.result is None else decode_json(state.result)
+    for name, placed in by_blob.items():
+        found = store.get(name)
+        if found is None:
+            raise missing(store, name)
+        for task_id, (_, offset, length) in placed:
+            yield task_id, decode_json(found[0][offset : offset + length].decode())
+
+
+def read_one(store: Bucket, blob: Blob) -> Any:
+    """One result, by a ranged GET."""
+    name, offset, length = blob
+    found = store.get(name, (offset, offset + length - 1))
+    if found is None:
+        raise missing(store, name)
+    return decode_json(found[0].decode())
+
+
+def missing(store: Bucket, name: str) -> MemoryUnavailableError:
+    return MemoryUnavailableError(
+        f"{store.location}/{name}, which holds results, is missing; "
+        "was it deleted by hand or by a lifecycle rule?"
+    )
