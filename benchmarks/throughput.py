@@ -42,7 +42,7 @@ from pathlib import Path
 
 import messor
 from messor import FunctionTask, LocalThreadedExecutor, Memory
-from messor.memory import COMPLETED, EncodedUpdate
+from messor.memories.base import COMPLETED, EncodedUpdate
 
 MEMORIES = ("sqlite", "memory", "redis", "s3")
 SCENARIOS = ("noop", "io", "resume", "naive", "rss")

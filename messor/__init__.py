@@ -12,7 +12,6 @@ from __future__ import annotations
 import logging
 from importlib.metadata import PackageNotFoundError, version
 
-from messor.async_executor import AsyncExecutor
 from messor.errors import (
     ClaimLostError,
     ConfigurationError,
@@ -27,15 +26,16 @@ from messor.errors import (
     TaskTimeoutError,
     UnknownBackendError,
 )
-from messor.executor import Executor
+from messor.executors.base import Executor
+from messor.executors.coroutines import AsyncExecutor
+from messor.executors.threads import LocalThreadedExecutor
 from messor.hookspecs import hookimpl
-from messor.inprocess_memory import InProcessMemory
-from messor.local_threaded_executor import LocalThreadedExecutor
-from messor.memory import Memory, TaskRecord
-from messor.runloop import RunReport
+from messor.memories.base import Memory, TaskRecord
+from messor.memories.inprocess import InProcessMemory
+from messor.memories.sqlite import SQLiteMemory
+from messor.run.harvest import RunReport
+from messor.run.stops import stop_after_consecutive_failures, stop_on
 from messor.selection import open_memory
-from messor.sqlite_memory import SQLiteMemory
-from messor.stops import stop_after_consecutive_failures, stop_on
 from messor.tasks import FunctionTask, Task, task
 from messor.url import MemoryURL
 

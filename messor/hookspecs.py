@@ -30,7 +30,7 @@ from typing import TYPE_CHECKING, Protocol
 import pluggy
 
 if TYPE_CHECKING:
-    from messor.memory import Memory
+    from messor.memories.base import Memory
 
 __all__ = ["MemoryFactory", "Register", "hookimpl", "hookspec", "register_memories"]
 

@@ -29,7 +29,7 @@ logger = logging.getLogger("messor.plugins")
 
 GROUP = "messor"
 _SCHEME = re.compile(r"[a-z][a-z0-9+.-]*")
-BUILTIN_MODULE = "messor.builtin"
+BUILTIN_MODULE = "messor.memories.builtin"
 #: Backends that Messor's own extras provide, by name or URL scheme -> extra.
 KNOWN_EXTRAS = {"redis": "redis", "rediss": "redis", "unix": "redis", "s3": "s3"}
 
@@ -165,7 +165,7 @@ def load_catalog(entry_points: Iterable[importlib.metadata.EntryPoint] | None = 
     if not any(target == BUILTIN_MODULE for _, target, _, _ in sources):
         # Running from a source tree that was never installed: there is no
         # entry point, but the built-in memories must still be there.
-        from messor import builtin
+        from messor.memories import builtin
 
         sources.insert(0, ("builtin", BUILTIN_MODULE, None, builtin))
     for name, target, dist, plugin in sources:

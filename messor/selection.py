@@ -25,9 +25,9 @@ from pathlib import Path
 from typing import Any
 
 from messor.errors import ConfigurationError
-from messor.memory import Memory
+from messor.memories.base import Memory
+from messor.memories.sqlite import DEFAULT_FILE
 from messor.plugins import KNOWN_EXTRAS, Backend, get_catalog
-from messor.sqlite_memory import DEFAULT_FILE
 from messor.url import MemoryURL, redact_url
 
 __all__ = [

@@ -28,10 +28,10 @@ from typing import Any
 
 import pytest
 
-from messor.claims import RunOwner, release_nothing
 from messor.errors import RunInProgressError
-from messor.local_threaded_executor import LocalThreadedExecutor
-from messor.memory import COMPLETED, FAILED, PENDING, EncodedUpdate, Memory, TaskRecord
+from messor.executors.threads import LocalThreadedExecutor
+from messor.memories.base import COMPLETED, FAILED, PENDING, EncodedUpdate, Memory, TaskRecord
+from messor.memories.claims import RunOwner, release_nothing
 from messor.tasks import FunctionTask
 
 __all__ = ["JSON_VALUES", "ODD_TASK_IDS", "MemoryContract"]

@@ -32,7 +32,7 @@ from pathlib import Path
 from typing import Any
 
 from messor import open_memory
-from messor.memory import COMPLETED, STATUSES
+from messor.memories.base import COMPLETED, STATUSES
 from tests.crash_child import LAST_FAILING_RUN, behaviour, expected_result
 
 CHILD = Path(__file__).with_name("crash_child.py")

@@ -22,7 +22,7 @@ import pytest
 
 import messor
 from messor import AsyncExecutor, FunctionTask, InProcessMemory, SQLiteMemory, TaskTimeoutError
-from messor.memory import EncodedUpdate
+from messor.memories.base import EncodedUpdate
 from tests.test_signals import counts, wait_for_starts
 
 ROOT = Path(__file__).resolve().parent.parent

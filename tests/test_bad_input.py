@@ -36,10 +36,10 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from messor import FunctionTask, LocalThreadedExecutor, Memory, RunReport
-from messor.attempt import MAX_ERROR_CHARS
 from messor.cli import build_parser, export
 from messor.errors import InvalidTaskError, TaskDataError
-from messor.memory import COMPLETED, FAILED, PENDING
+from messor.memories.base import COMPLETED, FAILED, PENDING
+from messor.run.attempt import MAX_ERROR_CHARS
 from messor.testing import ODD_TASK_IDS
 from tests import test_properties as properties
 from tests.conftest import MEMORY_KINDS

@@ -21,8 +21,8 @@ import pytest
 
 import messor
 from messor import ClaimLostError, ConfigurationError, FunctionTask, LocalThreadedExecutor
-from messor.claims import RunOwner
-from messor.memory import COMPLETED, FAILED, PENDING, EncodedUpdate
+from messor.memories.base import COMPLETED, FAILED, PENDING, EncodedUpdate
+from messor.memories.claims import RunOwner
 from messor_redis import RedisMemory
 from messor_redis import memory as redis_memory_module
 from tests.redis_server import real_redis

@@ -27,8 +27,8 @@ from typing import Any
 import pytest
 
 from messor import open_memory
-from messor.local_threaded_executor import PREFETCH
-from messor.memory import COMPLETED, TaskRecord
+from messor.executors.threads import PREFETCH
+from messor.memories.base import COMPLETED, TaskRecord
 from tests.pause_child import MAX_CONCURRENCY
 from tests.redis_server import real_redis
 

@@ -1,7 +1,7 @@
 """Any memory can tell a run about its claim: the run waits while it is in doubt, stops once lost.
 
 A memory whose claim lapses unless renewed reports each renewal and a loss
-through the owner's :class:`~messor.claims.ClaimWatch` (the Redis memory does;
+through the owner's :class:`~messor.memories.claims.ClaimWatch` (the Redis memory does;
 see tests/test_claim_fence.py); these tests play such a memory.
 """
 
@@ -13,8 +13,8 @@ import time
 import pytest
 
 from messor import ClaimLostError, FunctionTask, InProcessMemory, LocalThreadedExecutor
-from messor.claims import ClaimWatch, Release, RunOwner
-from messor.runloop import Harvest
+from messor.memories.claims import ClaimWatch, Release, RunOwner
+from messor.run.harvest import Harvest
 
 
 class LapsingMemory(InProcessMemory):

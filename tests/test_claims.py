@@ -21,7 +21,7 @@ import pytest
 
 import messor
 from messor import FunctionTask, LocalThreadedExecutor, Memory, RunInProgressError, SQLiteMemory
-from messor.claims import RunOwner
+from messor.memories.claims import RunOwner
 from tests.conftest import make_memory
 from tests.redis_server import real_redis
 

@@ -21,8 +21,10 @@ from messor import (
     stop_after_consecutive_failures,
     stop_on,
 )
-from messor.controls import Backoff, RateLimiter, parse_rate
-from messor.memory import COMPLETED, FAILED, PENDING
+from messor.memories.base import COMPLETED, FAILED, PENDING
+from messor.run.attempt import perform
+from messor.run.controls import Backoff, RateLimiter, parse_rate
+from messor.run.stops import StopCondition
 from tests.conftest import opened_memory
 from tests.executors import run_with_each_executor
 
@@ -109,14 +111,14 @@ def test_a_burst_lets_that_many_start_at_once_and_no_more() -> None:
 def test_backoff_waits_longer_after_each_failure_up_to_the_cap(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    monkeypatch.setattr("messor.controls.random.uniform", lambda low, high: high)
+    monkeypatch.setattr("messor.run.controls.random.uniform", lambda low, high: high)
     backoff = Backoff(0.5, cap=3.0)
     assert [backoff.delay(n) for n in (1, 2, 3, 4, 5)] == [0.5, 1.0, 2.0, 3.0, 3.0]
     assert Backoff(0.0).delay(3) == 0.0
 
 
 def test_retries_wait_for_their_backoff(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr("messor.controls.random.uniform", lambda low, high: high)
+    monkeypatch.setattr("messor.run.controls.random.uniform", lambda low, high: high)
     starts = Starts()
     tasks = [starts.task("flaky", fail_with=ConnectionError)]
     Executor(tasks, memory="memory://", retry=2, backoff=0.1).run()
@@ -367,7 +369,7 @@ def test_after_a_pause_starts_are_spaced_again_not_bunched() -> None:
 
 
 def test_a_passed_rate_wait_never_leaves_an_idle_run_waiting_forever() -> None:
-    from messor.runloop import Harvest
+    from messor.run.harvest import Harvest
 
     tasks = [FunctionTask(f"t{n}", lambda: None) for n in range(2)]
     with Harvest(tasks, messor.InProcessMemory(), rate_limit="10/s") as harvest:
@@ -434,7 +436,7 @@ def test_sigterm_ends_a_long_wait_at_once() -> None:
 
 
 def test_a_stop_condition_whose_observe_raises_stops_the_run_and_loses_nothing() -> None:
-    class Broken(messor.stops.StopCondition):
+    class Broken(StopCondition):
         def observe(self, outcome: Any) -> None:
             raise RuntimeError("bug in observe")
 
@@ -449,12 +451,12 @@ def test_a_stop_condition_whose_observe_raises_stops_the_run_and_loses_nothing()
 
 
 def test_finished_attempts_do_not_linger_in_the_deadlines() -> None:
-    from messor.runloop import Harvest
+    from messor.run.harvest import Harvest
 
     tasks = [FunctionTask(f"t{n}", lambda: None) for n in range(3000)]
     with Harvest(tasks, messor.InProcessMemory(), timeout=3600) as harvest:
         while (attempt := harvest.next_attempt()) is not None:
-            harvest.on_outcome(messor.attempt.perform(attempt))
+            harvest.on_outcome(perform(attempt))
         assert len(harvest._deadlines) < 200
 
 

@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 
-import messor.sources
+import messor.run.sources
 from messor import (
     ConfigurationError,
     DuplicateTaskError,
@@ -26,9 +26,9 @@ from messor import (
     RunInProgressError,
     SQLiteMemory,
 )
-from messor.claims import RunOwner
-from messor.memory import COMPLETED, FAILED, PENDING, EncodedUpdate
-from messor.runloop import REGISTRATION_CHUNK
+from messor.memories.base import COMPLETED, FAILED, PENDING, EncodedUpdate
+from messor.memories.claims import RunOwner
+from messor.run.harvest import REGISTRATION_CHUNK
 from tests.executors import run_with_each_executor
 
 #: The executor under test; each test runs with both (see the fixture below).
@@ -724,9 +724,9 @@ def test_a_generator_fed_by_the_tasks_themselves_runs_to_the_end() -> None:
 def test_duplicates_are_found_among_many_generated_ids_with_little_memory(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    monkeypatch.setattr(messor.sources, "SEEN_IN_MEMORY", 100)
-    monkeypatch.setattr(messor.sources, "BATCH", 7)
-    seen = messor.sources.SeenIds()
+    monkeypatch.setattr(messor.run.sources, "SEEN_IN_MEMORY", 100)
+    monkeypatch.setattr(messor.run.sources, "BATCH", 7)
+    seen = messor.run.sources.SeenIds()
     ids = [f"id-{n}" for n in range(5000)]
     assert not any(seen.check_and_add(i) for i in ids)
     assert all(seen.check_and_add(i) for i in ids[::97])  # early, late, and still in a batch

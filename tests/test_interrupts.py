@@ -9,7 +9,7 @@ from collections.abc import Iterator
 import pytest
 
 from messor import FunctionTask, LocalThreadedExecutor, SQLiteMemory
-from messor.interrupts import InterruptGuard
+from messor.run.interrupts import InterruptGuard
 
 
 @pytest.fixture

@@ -87,7 +87,7 @@ def register_memories(register):
 
 def core_entry_points() -> list[EntryPoint]:
     """The installed entry point of the core's own memories (and of nothing else)."""
-    return [ep for ep in entry_points(group="messor") if ep.value == "messor.builtin"]
+    return [ep for ep in entry_points(group="messor") if ep.value == "messor.memories.builtin"]
 
 
 #: The directory holding the ``messor`` package under test, for subprocesses to import it too.
@@ -159,7 +159,7 @@ def test_importing_messor_loads_no_plugin(tmp_path: Path) -> None:
         import messor
         import messor.plugins
         print(json.dumps({
-            "builtin_imported": "messor.builtin" in sys.modules,
+            "builtin_imported": "messor.memories.builtin" in sys.modules,
             "catalog_loaded": messor.plugins._catalog is not None,
         }))
         """,
@@ -177,7 +177,7 @@ def test_first_open_memory_loads_the_plugins(tmp_path: Path) -> None:
         import messor.plugins
         memory = messor.open_memory("memory://")
         print(json.dumps({
-            "builtin_imported": "messor.builtin" in sys.modules,
+            "builtin_imported": "messor.memories.builtin" in sys.modules,
             "catalog_loaded": messor.plugins._catalog is not None,
         }))
         """,

@@ -15,7 +15,7 @@ from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from messor import Memory
-from messor.memory import COMPLETED, PENDING
+from messor.memories.base import COMPLETED, PENDING
 from tests.conftest import MEMORY_KINDS, make_memory
 
 PROPERTY_SETTINGS = settings(max_examples=60, deadline=None)

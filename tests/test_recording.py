@@ -10,8 +10,8 @@ from collections.abc import Sequence
 import pytest
 
 from messor import FunctionTask, LocalThreadedExecutor, SQLiteMemory
-from messor.memory import COMPLETED, EncodedUpdate
-from messor.writer import RecordWriter
+from messor.memories.base import COMPLETED, EncodedUpdate
+from messor.run.writer import RecordWriter
 
 
 class SlowMemory(SQLiteMemory):

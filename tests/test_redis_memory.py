@@ -23,7 +23,7 @@ from messor import (
     RecordingError,
     TaskDataError,
 )
-from messor.memory import COMPLETED, FAILED, PENDING, EncodedUpdate
+from messor.memories.base import COMPLETED, FAILED, PENDING, EncodedUpdate
 from messor_redis import RedisMemory
 from messor_redis import memory as redis_memory
 from tests.redis_server import RedisServer, free_port, real_redis, start_redis_server

@@ -16,7 +16,7 @@ import pytest
 from messor import SQLiteMemory
 from messor.cli import build_parser, inspect
 from messor.cli.common import CommandError
-from messor.memory import COMPLETED, FAILED, PENDING, EncodedUpdate, Memory
+from messor.memories.base import COMPLETED, FAILED, PENDING, EncodedUpdate, Memory
 
 MESSOR = Path(sys.executable).parent / "messor"
 

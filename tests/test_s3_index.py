@@ -13,7 +13,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from messor_s3.index import Index
 
-from messor.memory import COMPLETED, FAILED, PENDING
+from messor.memories.base import COMPLETED, FAILED, PENDING
 
 TASKS = ["a", "b"]
 SEGMENT = "log/{:020d}-000000000000-00000000.json.gz"

@@ -23,7 +23,7 @@ from messor import (
     LocalThreadedExecutor,
     MemoryUnavailableError,
 )
-from messor.memory import COMPLETED, FAILED, PENDING, EncodedUpdate
+from messor.memories.base import COMPLETED, FAILED, PENDING, EncodedUpdate
 from messor_s3 import S3Memory
 from messor_s3 import memory as s3_module
 from tests.crash_child import expected_result

@@ -21,7 +21,7 @@ import boto3
 import pytest
 from messor_s3.bucket import Bucket
 
-from messor.memory import COMPLETED, FAILED, PENDING, EncodedUpdate
+from messor.memories.base import COMPLETED, FAILED, PENDING, EncodedUpdate
 from messor_s3 import S3Memory
 from tests.crash_campaign import RUN_TIMEOUT
 from tests.crash_child import LAST_FAILING_RUN, expected_result

@@ -16,7 +16,7 @@ import pytest
 
 import messor
 from messor import FunctionTask, LocalThreadedExecutor, RunInProgressError
-from messor.claims import RunOwner
+from messor.memories.claims import RunOwner
 from messor.testing import ODD_TASK_IDS
 from tests.redis_server import free_port, real_redis
 
@@ -39,7 +39,7 @@ def parsed(path: Path) -> ast.Module:
 
 def test_the_product_is_found() -> None:
     names = {p.name for p in PRODUCT}
-    assert {"sqlite_memory.py", "memory.py", "plugin.py", "claims.py"} <= names
+    assert {"sqlite.py", "base.py", "plugin.py", "claims.py"} <= names
     assert len(PRODUCT) > 30
 
 
@@ -60,7 +60,7 @@ SQL_CALLS = {"execute", "executemany", "executescript", "_fetchall"}
 
 
 def test_sql_is_built_only_from_constants_with_values_as_parameters() -> None:
-    tree = parsed(ROOT / "messor" / "sqlite_memory.py")
+    tree = parsed(ROOT / "messor" / "memories" / "sqlite.py")
     calls = [
         node
         for node in ast.walk(tree)

@@ -15,8 +15,8 @@ import messor
 import messor.memory
 import messor.sqlite_memory
 from messor import ConfigurationError, SQLiteMemory
-from messor.memory import COMPLETED, FAILED, PENDING, EncodedUpdate
-from messor.sqlite_memory import SCHEMA_VERSION
+from messor.memories.base import COMPLETED, FAILED, PENDING, EncodedUpdate
+from messor.memories.sqlite import SCHEMA_VERSION
 
 
 def _query_one(path: Path, sql: str) -> object:

@@ -42,9 +42,9 @@ from messor import (
     RecordingError,
     SQLiteMemory,
 )
-from messor import sqlite_memory as sqlite_module
-from messor.memory import COMPLETED, FAILED, PENDING
-from messor.runloop import RunReport
+from messor.memories import sqlite as sqlite_module
+from messor.memories.base import COMPLETED, FAILED, PENDING
+from messor.run.harvest import RunReport
 from messor_s3 import memory as s3_module
 from tests import disk_full_child
 from tests.redis_server import RedisServer, real_redis, start_redis_server

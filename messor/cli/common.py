@@ -12,7 +12,7 @@ from contextlib import contextmanager
 from typing import Any, TextIO
 
 from messor.errors import ConfigurationError
-from messor.memory import Memory
+from messor.memories.base import Memory
 from messor.selection import MemoryChoice, choose_memory
 from messor.terminal import printable_lines
 

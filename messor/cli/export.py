@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from messor.cli.common import Formatter, add_memory_argument, open_chosen_memory, utf8_stdout
-from messor.memory import COMPLETED, TaskRecord
+from messor.memories.base import COMPLETED, TaskRecord
 
 __all__ = ["FORMATS", "add_command", "iso_time"]
 

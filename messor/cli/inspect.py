@@ -19,9 +19,9 @@ from messor.cli.common import (
 )
 from messor.cli.export import add_command as add_results_command
 from messor.cli.export import iso_time
-from messor.memory import COMPLETED, FAILED, PENDING, Memory, TaskRecord
+from messor.memories.base import COMPLETED, FAILED, PENDING, Memory, TaskRecord
 from messor.plugins import get_catalog
-from messor.runloop import summary_text
+from messor.run.harvest import summary_text
 from messor.terminal import printable
 
 __all__ = ["add_commands"]

@@ -14,15 +14,15 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
-from messor.attempt import describe_error
 from messor.cli.common import CommandError, Formatter, add_memory_argument, open_chosen_memory
 from messor.errors import MessorError
-from messor.executor import Executor
-from messor.local_threaded_executor import LocalThreadedExecutor
-from messor.memory import Memory
-from messor.runloop import RunReport, StopConditions
+from messor.executors.base import Executor
+from messor.executors.threads import LocalThreadedExecutor
+from messor.memories.base import Memory
+from messor.run.attempt import describe_error
+from messor.run.harvest import RunReport, StopConditions
+from messor.run.stops import stop_after_consecutive_failures, stop_on
 from messor.selection import configured
-from messor.stops import stop_after_consecutive_failures, stop_on
 from messor.terminal import printable
 
 __all__ = ["add_command", "load_tasks"]

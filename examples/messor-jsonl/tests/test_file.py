@@ -4,7 +4,7 @@ from pathlib import Path
 
 import messor
 import pytest
-from messor.memory import COMPLETED, FAILED, PENDING, EncodedUpdate, TaskRecord
+from messor.memories.base import COMPLETED, FAILED, PENDING, EncodedUpdate, TaskRecord
 from messor.plugins import get_catalog
 
 from messor_jsonl import JSONLMemory

@@ -1,6 +1,6 @@
 """``DaskExecutor``: a harvest whose tasks run on a Dask cluster, recorded by the driver.
 
-The run is Messor's own run loop (:class:`messor.runloop.Harvest`): resume,
+The run is Messor's own run loop (:class:`messor.run.harvest.Harvest`): resume,
 retries, stop conditions, rate limit, progress and the batched writer all
 work as with threads. Only where an attempt runs differs: each is submitted
 to the cluster under a key of its own (task id and attempt number, so equal
@@ -9,7 +9,7 @@ a time (Dask itself applies no backpressure), and its future is released as
 soon as its outcome is recorded (a future still held makes Dask recompute a
 finished task when the worker that holds its result dies).
 
-The worker runs :func:`messor.attempt.perform`: the result is encoded as
+The worker runs :func:`messor.run.attempt.perform`: the result is encoded as
 JSON there, so what travels back is text, never an object to unpickle.
 """
 
@@ -27,11 +27,11 @@ from typing import Any
 from distributed import Client, Future
 from distributed.client import FuturesCancelledError
 
-from messor.attempt import Attempt, Outcome, failure, perform
 from messor.errors import ConfigurationError, MessorError
-from messor.executor import Executor, take_all
-from messor.memory import Memory
-from messor.runloop import Harvest, RunReport, StopConditions
+from messor.executors.base import Executor, take_all
+from messor.memories.base import Memory
+from messor.run.attempt import Attempt, Outcome, failure, perform
+from messor.run.harvest import Harvest, RunReport, StopConditions
 from messor.tasks import Task
 
 __all__ = ["DaskExecutor", "SchedulerLostError"]
@@ -49,7 +49,7 @@ class SchedulerLostError(MessorError, ConnectionError):
 
 
 class DaskExecutor(Executor):
-    """Runs tasks on a Dask cluster; see :class:`~messor.executor.Executor` for the options.
+    """Runs tasks on a Dask cluster; see :class:`~messor.executors.base.Executor` for the options.
 
     Args:
         client: a connected ``distributed.Client``; it is left open.

@@ -24,9 +24,8 @@ from typing import Any, TypeVar
 import redis
 
 from messor import Memory, MemoryUnavailableError, TaskNotFoundError
-from messor.claims import Release, RunOwner, claim_lost
 from messor.errors import ClaimLostError, ConfigurationError, TaskDataError
-from messor.memory import (
+from messor.memories.base import (
     COMPLETED,
     FAILED,
     PENDING,
@@ -37,6 +36,7 @@ from messor.memory import (
     encode_tasks,
     encode_update,
 )
+from messor.memories.claims import Release, RunOwner, claim_lost
 from messor_redis import scripts
 from messor_redis.claim import CLAIM_SECONDS, LONGER, claim_namespace
 

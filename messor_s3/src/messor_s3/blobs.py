@@ -12,7 +12,7 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 from messor.errors import MemoryUnavailableError
-from messor.memory import decode_json
+from messor.memories.base import decode_json
 from messor_s3.bucket import Bucket
 from messor_s3.index import Blob, State
 

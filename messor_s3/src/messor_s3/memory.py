@@ -42,7 +42,7 @@ from typing import Any
 
 from messor import Memory, TaskNotFoundError
 from messor.errors import MemoryUnavailableError, TaskDataError
-from messor.memory import (
+from messor.memories.base import (
     COMPLETED,
     FAILED,
     PENDING,

@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Any, NamedTuple
 
 from messor.errors import ConfigurationError, TaskNotFoundError
-from messor.memory import (
+from messor.memories.base import (
     COMPLETED,
     FAILED,
     PENDING,

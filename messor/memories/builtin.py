@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from messor.errors import ConfigurationError
 from messor.hookspecs import Register, hookimpl
-from messor.memory import Memory
+from messor.memories.base import Memory
 from messor.url import MemoryURL
 
 
@@ -19,7 +19,7 @@ def open_sqlite(url: MemoryURL | None, *, path: str | None = None, create: bool 
     ``path``, by default ``./messor.db``. With ``create=False`` a missing file
     is an error rather than a new, empty memory.
     """
-    from messor.sqlite_memory import DEFAULT_FILE, SQLiteMemory
+    from messor.memories.sqlite import DEFAULT_FILE, SQLiteMemory
 
     if url is None:
         return SQLiteMemory(path or DEFAULT_FILE, create=create)
@@ -45,7 +45,7 @@ def open_sqlite(url: MemoryURL | None, *, path: str | None = None, create: bool 
 
 def open_in_process(url: MemoryURL | None) -> Memory:
     """``memory://``: a new, empty memory that lives as long as the process."""
-    from messor.inprocess_memory import InProcessMemory
+    from messor.memories.inprocess import InProcessMemory
 
     if url is not None:
         if url.host or url.path.strip("/"):

@@ -1,7 +1,7 @@
 """``Executor``: what every executor shares — its options, its memory and ``status_summary``.
 
 Subclasses only decide where an attempt runs; the run itself is
-:class:`~messor.runloop.Harvest`.
+:class:`~messor.run.harvest.Harvest`.
 """
 
 from __future__ import annotations
@@ -11,11 +11,11 @@ from abc import ABC, abstractmethod
 from collections.abc import Iterable
 from typing import Protocol, TypeVar
 
-from messor.attempt import Attempt, Outcome
-from messor.controls import Backoff, RateLimiter
 from messor.errors import ConfigurationError
-from messor.memory import FAILED, Memory
-from messor.runloop import Harvest, RunReport, StopConditions, summary_text
+from messor.memories.base import FAILED, Memory
+from messor.run.attempt import Attempt, Outcome
+from messor.run.controls import Backoff, RateLimiter
+from messor.run.harvest import Harvest, RunReport, StopConditions, summary_text
 from messor.selection import open_memory
 from messor.terminal import printable
 
@@ -35,7 +35,7 @@ class Executor(ABC):
             ``__call__()``); a generator is consumed lazily, and only once:
             a second ``run()`` refuses it and needs a new one (set
             ``executor.tasks``), while a list runs again as it is.
-        memory: a :class:`~messor.memory.Memory`, a spec for
+        memory: a :class:`~messor.memories.base.Memory`, a spec for
             :func:`messor.open_memory` (``"sqlite:///harvest.db"``), or None for
             the configured default.
         max_concurrency: how many tasks run at once.

@@ -28,10 +28,10 @@ import threading
 from collections.abc import Callable
 from typing import Any
 
-from messor.attempt import Attempt, Outcome, failure, returned
 from messor.errors import ConfigurationError
-from messor.executor import Executor, drive, take_all
-from messor.runloop import Harvest, RunReport
+from messor.executors.base import Executor, drive, take_all
+from messor.run.attempt import Attempt, Outcome, failure, returned
+from messor.run.harvest import Harvest, RunReport
 from messor.tasks import FunctionTask, Task
 
 __all__ = ["AsyncExecutor"]
@@ -50,7 +50,7 @@ class AsyncExecutor(Executor):
     ``max_concurrency`` at once, so that a blocking call never stalls the
     loop; if it returns an awaitable, that is awaited on the loop (a function
     that needs the running loop when called must be ``async def``). Options and
-    semantics are those of :class:`~messor.executor.Executor`: resume, retries
+    semantics are those of :class:`~messor.executors.base.Executor`: resume, retries
     with backoff, ``retry_on``, stop conditions, rate limit, progress, summary
     and report.
 

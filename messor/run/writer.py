@@ -18,9 +18,9 @@ import time
 from collections import Counter
 from typing import Final
 
-from messor.attempt import describe_error
 from messor.errors import RecordingError
-from messor.memory import FAILED, EncodedUpdate, Memory
+from messor.memories.base import FAILED, EncodedUpdate, Memory
+from messor.run.attempt import describe_error
 
 __all__ = ["RecordWriter"]
 
@@ -34,7 +34,7 @@ MAX_BACKLOG = 10 * MAX_BATCH
 
 
 class RecordWriter:
-    """Writes :class:`~messor.memory.EncodedUpdate` rows to a memory from its own thread."""
+    """Writes :class:`~messor.memories.base.EncodedUpdate` rows to a memory from its own thread."""
 
     def __init__(
         self, memory: Memory, *, max_batch: int = MAX_BATCH, max_backlog: int = MAX_BACKLOG

@@ -20,9 +20,9 @@ limit, a retry's backoff, a slow generator), and ``done`` tells whether
 anything ever will start again. An executor sets ``harvest.wake`` to a
 function that ends its wait early: a generator's reader calls it (from its
 own thread) when tasks arrive while the executor waits. Registration and resume (through
-:class:`~messor.sources.TaskSource`), retries with backoff, stop conditions,
+:class:`~messor.run.sources.TaskSource`), retries with backoff, stop conditions,
 rate limit, timeouts, Ctrl-C and SIGTERM, batched writes (through
-:class:`~messor.writer.RecordWriter`), the progress bar and the run's report
+:class:`~messor.run.writer.RecordWriter`), the progress bar and the run's report
 all live here, once.
 """
 
@@ -40,15 +40,15 @@ from typing import Any
 
 from tqdm import tqdm
 
-from messor.attempt import Attempt, Outcome, describe_error, failure, perform
-from messor.claims import ClaimWatch, RunOwner, release_nothing
-from messor.controls import Backoff, RateLimiter
 from messor.errors import TaskTimeoutError
-from messor.interrupts import InterruptGuard
-from messor.memory import COMPLETED, FAILED, PENDING, EncodedUpdate, Memory
-from messor.sources import REGISTRATION_CHUNK, TaskSource
-from messor.stops import AttemptOutcome
-from messor.writer import RecordWriter
+from messor.memories.base import COMPLETED, FAILED, PENDING, EncodedUpdate, Memory
+from messor.memories.claims import ClaimWatch, RunOwner, release_nothing
+from messor.run.attempt import Attempt, Outcome, describe_error, failure, perform
+from messor.run.controls import Backoff, RateLimiter
+from messor.run.interrupts import InterruptGuard
+from messor.run.sources import REGISTRATION_CHUNK, TaskSource
+from messor.run.stops import AttemptOutcome
+from messor.run.writer import RecordWriter
 
 __all__ = [
     "REGISTRATION_CHUNK",

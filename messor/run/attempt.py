@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from messor.errors import TaskDataError
-from messor.memory import encode_json
+from messor.memories.base import encode_json
 from messor.tasks import Task
 
 __all__ = ["Attempt", "Outcome", "describe_error", "failure", "perform", "returned"]

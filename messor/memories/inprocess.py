@@ -13,9 +13,8 @@ from collections.abc import Collection, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from messor.claims import LocalClaim, Release, RunOwner
 from messor.errors import TaskNotFoundError
-from messor.memory import (
+from messor.memories.base import (
     COMPLETED,
     FAILED,
     PENDING,
@@ -27,6 +26,7 @@ from messor.memory import (
     encode_tasks,
     encode_update,
 )
+from messor.memories.claims import LocalClaim, Release, RunOwner
 
 __all__ = ["InProcessMemory"]
 

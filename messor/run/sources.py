@@ -24,9 +24,9 @@ from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Sized
 from dataclasses import dataclass
 
-from messor.attempt import Attempt
 from messor.errors import DuplicateTaskError
-from messor.memory import COMPLETED, Memory
+from messor.memories.base import COMPLETED, Memory
+from messor.run.attempt import Attempt
 from messor.tasks import Task, as_task, task_data, task_id_of
 
 __all__ = ["REGISTRATION_CHUNK", "StreamReader", "TaskSource", "duplicate_task"]

@@ -1,0 +1,457 @@
+"""``SQLiteMemory``: the default memory, one table in a SQLite file.
+
+One connection serves all threads behind a lock: SQLite serialises writers
+anyway, and a ``":memory:"`` database exists only on the connection that made
+it. Files use WAL with ``synchronous=NORMAL``: a commit survives the process
+being killed at any instant (a power cut may lose the last commits, never the
+file's consistency), and commits are cheap enough that the executor's batched
+writes keep up with tens of thousands of tasks per second.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import sqlite3
+import threading
+import time
+from collections.abc import Collection, Iterable, Iterator, Sequence
+from contextlib import contextmanager
+from itertools import islice
+from pathlib import Path
+from typing import Any
+
+from messor.errors import (
+    ConfigurationError,
+    MemoryUnavailableError,
+    MessorError,
+    TaskDataError,
+    TaskNotFoundError,
+)
+from messor.memories.base import (
+    COMPLETED,
+    FAILED,
+    PENDING,
+    EncodedUpdate,
+    Memory,
+    StatusUpdate,
+    TaskRecord,
+    decode_json,
+    encode_tasks,
+    encode_update,
+)
+from messor.memories.claims import FileClaim, LocalClaim, Release, RunOwner
+
+__all__ = ["DEFAULT_FILE", "SQLiteMemory"]
+
+logger = logging.getLogger("messor")
+
+#: The file a harvest uses when nothing else is configured.
+DEFAULT_FILE = "messor.db"
+
+SCHEMA_VERSION = 3
+#: Seconds a write waits for another connection's write lock before it fails.
+BUSY_TIMEOUT = 30.0
+# Host parameters per statement stay well under SQLite's limit (32766).
+_IDS_PER_QUERY = 500
+_ROWS_PER_PAGE = 1000
+
+_CREATE_TABLE = """
+CREATE TABLE messor_tasks (
+    id       TEXT PRIMARY KEY NOT NULL,
+    data     TEXT NOT NULL,
+    status   TEXT NOT NULL,
+    result   TEXT,
+    error    TEXT,
+    attempts INTEGER NOT NULL DEFAULT 0,
+    updated  REAL
+)
+"""
+_CREATE_INDEX = "CREATE INDEX IF NOT EXISTS messor_tasks_by_status ON messor_tasks (status)"
+#: The columns of schema version 1, which every later version kept.
+_FIRST_COLUMNS = ("id", "data", "status", "result", "error")
+#: The columns each later version added, in order, and what adds each.
+_ADDED_COLUMNS = {
+    "attempts": "ALTER TABLE messor_tasks ADD COLUMN attempts INTEGER NOT NULL DEFAULT 0",  # v2
+    "updated": "ALTER TABLE messor_tasks ADD COLUMN updated REAL",  # v3
+}
+
+
+class SQLiteMemory(Memory):
+    """A memory in a SQLite file, or in RAM with ``":memory:"``.
+
+    The file and its directory are created unless ``create`` is False, when a
+    missing file is a :class:`~messor.errors.ConfigurationError` (for tools
+    that inspect a harvest, where a new empty file would only hide a typo).
+    A directory created is logged as a warning on the ``messor`` logger: a
+    mistyped path shows at once, not as a harvest that went elsewhere.
+    """
+
+    def __init__(self, path: str | os.PathLike[str], *, create: bool = True) -> None:
+        self.path = os.fspath(path)
+        self._lock = threading.Lock()
+        self._local_claim = LocalClaim()
+        self._conn = self._connect(create)
+
+    def _connect(self, create: bool) -> sqlite3.Connection:
+        in_ram = self.path == ":memory:"
+        if not (create or in_ram or Path(self.path).is_file()):
+            raise ConfigurationError(
+                f"There is no SQLite memory at {self.path}: no harvest has run with it"
+            )
+        try:
+            if not in_ram:
+                _make_directory(Path(self.path))
+            conn = sqlite3.connect(
+                self.path, check_same_thread=False, isolation_level=None, timeout=BUSY_TIMEOUT
+            )
+        except (OSError, sqlite3.Error) as exc:
+            raise ConfigurationError(
+                f"Cannot open the SQLite file {self.path} ({exc}); "
+                "check that the path names a file in a directory you can write"
+            ) from exc
+        try:
+            version = conn.execute("PRAGMA user_version").fetchone()[0]
+            if version > SCHEMA_VERSION:
+                raise ConfigurationError(
+                    f"{self.path} has schema version {version}, and this Messor reads up to "
+                    f"{SCHEMA_VERSION}: it was written by a newer Messor (upgrade messor) "
+                    "or is another program's database (use another file)"
+                )
+            if not in_ram:
+                mode = conn.execute("PRAGMA journal_mode=WAL").fetchone()[0]
+                if mode != "wal":
+                    # Some file systems (network shares) refuse WAL; the file
+                    # still works, with slower commits.
+                    logger.warning(
+                        "%s: SQLite kept journal mode %r instead of WAL", self.path, mode
+                    )
+                conn.execute("PRAGMA synchronous=NORMAL")
+            self._set_up_schema(conn)
+        except sqlite3.DatabaseError as exc:
+            conn.close()
+            raise self._file_error(exc, opening=True) or ConfigurationError(
+                f"{self.path} cannot be used as a Messor SQLite memory ({exc}); "
+                "point the memory at a new file or at a database Messor created"
+            ) from exc
+        except BaseException:
+            conn.close()
+            raise
+        return conn
+
+    def _set_up_schema(self, conn: sqlite3.Connection) -> None:
+        """Create the table, or bring an older one up to date, and stamp its version.
+
+        The version is read from the table's columns, not from ``user_version``:
+        ``sqlite3 .dump`` and many backup tools restore a file with
+        ``user_version`` 0, whatever the schema of the table. IMMEDIATE, as in
+        ``_transaction``: two processes opening an old file never both add a column.
+        """
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            columns = [row[1] for row in conn.execute("PRAGMA table_info(messor_tasks)")]
+            if not columns:
+                conn.execute(_CREATE_TABLE)
+            else:
+                self._check_columns(columns)
+                for name, add_column in _ADDED_COLUMNS.items():
+                    if name not in columns:
+                        conn.execute(add_column)
+            conn.execute(_CREATE_INDEX)
+            # Every column of this version is there now, whatever user_version said.
+            conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+            conn.execute("COMMIT")
+        except BaseException:
+            if conn.in_transaction:
+                conn.execute("ROLLBACK")
+            raise
+
+    def _check_columns(self, columns: list[str]) -> None:
+        """Refuse a ``messor_tasks`` table that neither this Messor nor an older one wrote."""
+        missing = [c for c in _FIRST_COLUMNS if c not in columns]
+        known = {*_FIRST_COLUMNS, *_ADDED_COLUMNS}
+        unknown = [c for c in columns if c not in known]
+        if missing or unknown:
+            what = f"lacks the columns {missing}" if missing else f"has the columns {unknown}"
+            raise ConfigurationError(
+                f"{self.path} has a table messor_tasks that {what}, which no Messor up to "
+                f"schema version {SCHEMA_VERSION} writes: it was written by a newer Messor "
+                "(upgrade messor) or is another program's database (use another file)"
+            )
+
+    def __repr__(self) -> str:
+        return f"SQLiteMemory({self.path!r})"
+
+    @contextmanager
+    def _transaction(self) -> Iterator[sqlite3.Connection]:
+        """Hold the lock and one write transaction; roll back on any error, COMMIT's included.
+
+        A failure of the file itself (locked, full, read-only) is a
+        :class:`~messor.errors.MemoryUnavailableError` naming the file.
+        """
+        with self._lock:
+            conn = self._conn
+            try:
+                # IMMEDIATE takes the write lock up front, so two processes
+                # never deadlock upgrading a read transaction.
+                conn.execute("BEGIN IMMEDIATE")
+                try:
+                    yield conn
+                    conn.execute("COMMIT")
+                except BaseException:
+                    # SQLite may have rolled back already (disk full, I/O error).
+                    if conn.in_transaction:
+                        conn.execute("ROLLBACK")
+                    raise
+            except sqlite3.OperationalError as exc:
+                error = self._file_error(exc, opening=False)
+                if error is None:
+                    raise
+                raise error from exc
+
+    def _file_error(self, exc: sqlite3.Error, *, opening: bool) -> MessorError | None:
+        """What ``exc`` means if the file cannot be used (not the data): an error naming it.
+
+        Mid-run it is always a :class:`~messor.errors.MemoryUnavailableError`:
+        a ``ValueError`` would read as a result the memory refused.
+        """
+        code = getattr(exc, "sqlite_errorcode", 0) & 0xFF
+        name = Path(self.path).name
+        if code in (sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED):
+            return MemoryUnavailableError(
+                f"The SQLite file {self.path} is locked: another process (or another connection "
+                f"to it) has held its write lock for more than {BUSY_TIMEOUT:g} s. Let it "
+                "finish or stop it, then run again"
+            )
+        if code == sqlite3.SQLITE_FULL:
+            return MemoryUnavailableError(
+                f"The disk holding the SQLite file {self.path} is full ({exc}); "
+                "free some space, then run again"
+            )
+        if code == sqlite3.SQLITE_IOERR:
+            detail = getattr(exc, "sqlite_errorname", "")
+            return MemoryUnavailableError(
+                f"SQLite could not write the file {self.path} ({exc}, {detail}): "
+                "is the disk full, over a quota or a file-size limit, or failing?"
+            )
+        if code in (sqlite3.SQLITE_READONLY, sqlite3.SQLITE_CANTOPEN, sqlite3.SQLITE_PERM):
+            error = ConfigurationError if opening else MemoryUnavailableError
+            return error(
+                f"The SQLite file {self.path} cannot be written ({exc}): the file or its "
+                f"directory is read-only (SQLite writes {name}-wal and {name}-shm beside "
+                "it). Make both writable, or point the memory at another file"
+            )
+        return None
+
+    def _fetchall(self, sql: str, params: Sequence[Any] = ()) -> list[Any]:
+        with self._lock:
+            return self._conn.execute(sql, params).fetchall()
+
+    # -- the seed's methods ---------------------------------------------------
+
+    def store_tasks(self, tasks: Sequence[tuple[str, dict[str, Any]]]) -> None:
+        now = time.time()
+        rows = [(task_id, data, now) for task_id, data in encode_tasks(tasks)]
+        with self._transaction() as conn:
+            conn.executemany(
+                "INSERT OR IGNORE INTO messor_tasks (id, data, status, updated) "
+                "VALUES (?, ?, 'pending', ?)",
+                rows,
+            )
+
+    def update_task_statuses(self, statuses: Sequence[StatusUpdate]) -> None:
+        self._update([encode_update(update) for update in statuses], keep_completed=False)
+
+    def record_outcomes(self, outcomes: Sequence[EncodedUpdate]) -> None:
+        self._update(outcomes, keep_completed=True)
+
+    def _update(self, rows: Sequence[EncodedUpdate], *, keep_completed: bool) -> None:
+        """Apply status rows in one transaction; with ``keep_completed``, never over a success."""
+        overwrite = [r for r in rows if not keep_completed or r.status == COMPLETED]
+        guarded = [r for r in rows if keep_completed and r.status != COMPLETED]
+        sql = (
+            "UPDATE messor_tasks SET status = ?, result = ?, error = ?, attempts = ?, updated = ? "
+            "WHERE id = ?"
+        )
+        now = time.time()
+        with self._transaction() as conn:
+            try:
+                changed = 0
+                for batch, where in ((overwrite, ""), (guarded, " AND status != 'completed'")):
+                    if batch:
+                        params = [
+                            (r.status, r.result_json, r.error, r.attempts, now, r.task_id)
+                            for r in batch
+                        ]
+                        changed += conn.executemany(sql + where, params).rowcount
+            except sqlite3.DataError as exc:
+                # SQLite's own limits (about 1 GB per value by default).
+                which = f"of task {rows[0].task_id!r} " if len(rows) == 1 else ""
+                raise TaskDataError(
+                    f"A result {which}is too large for SQLite ({exc}); "
+                    "store large payloads elsewhere and return a reference to them"
+                ) from exc
+            if changed != len(rows):
+                # Fewer rows changed than given: unknown ids, or failures kept
+                # off completed tasks. Only the first is an error.
+                known = {i for (i,) in _select_by_ids(conn, "id", (r.task_id for r in rows))}
+                unknown = [r.task_id for r in rows if r.task_id not in known]
+                if unknown:
+                    raise TaskNotFoundError(unknown[0])
+
+    def get_task_status(self, task_id: str) -> str:
+        rows = self._fetchall("SELECT status FROM messor_tasks WHERE id = ?", (task_id,))
+        if not rows:
+            raise TaskNotFoundError(task_id)
+        status: str = rows[0][0]
+        return status
+
+    def get_pending_tasks(self) -> list[str]:
+        return self._ids_with_status(PENDING)
+
+    def get_completed_tasks(self) -> list[str]:
+        return self._ids_with_status(COMPLETED)
+
+    def get_failed_tasks(self) -> list[tuple[str, str | None]]:
+        rows = self._fetchall(
+            "SELECT id, error FROM messor_tasks WHERE status = ? ORDER BY rowid", (FAILED,)
+        )
+        return [(task_id, error) for task_id, error in rows]
+
+    def get_task_result(self, task_id: str) -> Any:
+        rows = self._fetchall("SELECT result FROM messor_tasks WHERE id = ?", (task_id,))
+        if not rows:
+            raise TaskNotFoundError(task_id)
+        text = rows[0][0]
+        return None if text is None else decode_json(text)
+
+    def clear(self) -> None:
+        with self._transaction() as conn:
+            conn.execute("DELETE FROM messor_tasks")
+
+    def clear_tasks(self, task_ids: Iterable[str]) -> None:
+        with self._transaction() as conn:
+            conn.executemany("DELETE FROM messor_tasks WHERE id = ?", ((i,) for i in task_ids))
+
+    def dump_all(self) -> dict[str, dict[str, Any]]:
+        rows = self._fetchall(
+            "SELECT id, data, status, result, error FROM messor_tasks ORDER BY rowid"
+        )
+        dump: dict[str, dict[str, Any]] = {
+            "task_definitions": {},
+            "task_statuses": {},
+            "task_results": {},
+            "task_errors": {},
+        }
+        for task_id, data, status, result, error in rows:
+            dump["task_definitions"][task_id] = decode_json(data)
+            dump["task_statuses"][task_id] = status
+            if result is not None:
+                dump["task_results"][task_id] = decode_json(result)
+            if error is not None:
+                dump["task_errors"][task_id] = error
+        return dump
+
+    # -- fast versions of the base class's defaults ----------------------------
+
+    def count_by_status(self) -> dict[str, int]:
+        counts = {PENDING: 0, COMPLETED: 0, FAILED: 0}
+        counts.update(self._fetchall("SELECT status, count(*) FROM messor_tasks GROUP BY status"))
+        return counts
+
+    def get_statuses(self, task_ids: Iterable[str]) -> dict[str, str]:
+        with self._lock:
+            return dict(_select_by_ids(self._conn, "id, status", task_ids))
+
+    def iter_records(self, status: str | None = None) -> Iterator[TaskRecord]:
+        # Page by rowid so that a long export never holds the lock for long.
+        where = "" if status is None else "AND status = ?"
+        last_rowid = 0
+        while True:
+            params: list[Any] = [last_rowid] if status is None else [last_rowid, status]
+            page = self._fetchall(
+                f"SELECT rowid, id, status, result, error, attempts, updated FROM messor_tasks "
+                f"WHERE rowid > ? {where} ORDER BY rowid LIMIT {_ROWS_PER_PAGE}",
+                params,
+            )
+            for _, task_id, task_status, result, error, attempts, updated in page:
+                value = None if result is None else decode_json(result)
+                yield TaskRecord(task_id, task_status, value, error, attempts, updated)
+            if len(page) < _ROWS_PER_PAGE:
+                return
+            last_rowid = page[-1][0]
+
+    def reset_tasks(self, task_ids: Iterable[str], *, only_from: Collection[str]) -> list[str]:
+        ids = list(dict.fromkeys(task_ids))
+        allowed = set(only_from)
+        now = time.time()
+        # The look-up and the reset share one IMMEDIATE transaction: it holds
+        # the file's write lock throughout, so no run records anything between.
+        with self._transaction() as conn:
+            found = {
+                i for i, status in _select_by_ids(conn, "id, status", ids) if status in allowed
+            }
+            chosen = [i for i in ids if i in found]
+            conn.executemany(
+                "UPDATE messor_tasks SET status = 'pending', result = NULL, error = NULL, "
+                "attempts = 0, updated = ? WHERE id = ?",
+                [(now, i) for i in chosen],
+            )
+        return chosen
+
+    def claim_run(self, owner: RunOwner) -> Release:
+        # A lock on a file beside the database: the kernel drops it with the
+        # process, so a run restarted after a crash is never refused.
+        if self.path == ":memory:":
+            return self._local_claim.acquire(self, owner)
+        # The real path: two names for one database (a symlink) share one claim.
+        return FileClaim(f"{os.path.realpath(self.path)}-run").acquire(self, owner)
+
+    def count_since(self, since: float) -> dict[str, int]:
+        # A scan (no index on the time: it would slow every write for a
+        # query that only the command line makes); about 0.1 s per million rows.
+        return dict(
+            self._fetchall(
+                "SELECT status, count(*) FROM messor_tasks WHERE updated >= ? GROUP BY status",
+                (since,),
+            )
+        )
+
+    def earliest_since(self, since: float) -> dict[str, float]:
+        return dict(
+            self._fetchall(
+                "SELECT status, min(updated) FROM messor_tasks WHERE updated >= ? GROUP BY status",
+                (since,),
+            )
+        )
+
+    def close(self) -> None:
+        with self._lock:
+            self._conn.close()
+
+    # -- helpers --------------------------------------------------------------
+
+    def _ids_with_status(self, status: str) -> list[str]:
+        rows = self._fetchall(
+            "SELECT id FROM messor_tasks WHERE status = ? ORDER BY rowid", (status,)
+        )
+        return [task_id for (task_id,) in rows]
+
+
+def _make_directory(file: Path) -> None:
+    """Create the directory ``file`` is to be in, if missing, and say so."""
+    missing = [str(d) for d in reversed(file.parents) if not d.exists()]
+    if missing:
+        file.parent.mkdir(parents=True, exist_ok=True)
+        noun = "directory" if len(missing) == 1 else "directories"
+        logger.warning("Created the %s %s for the SQLite file %s", noun, ", ".join(missing), file)
+
+
+def _select_by_ids(
+    conn: sqlite3.Connection, columns: str, task_ids: Iterable[str]
+) -> Iterator[Any]:
+    """Yield ``columns`` of the known tasks among ``task_ids``, a few hundred ids per query."""
+    ids = iter(task_ids)
+    while chunk := list(islice(ids, _IDS_PER_QUERY)):
+        marks = ",".join("?" * len(chunk))
+        yield from conn.execute(f"SELECT {columns} FROM messor_tasks WHERE id IN ({marks})", chunk)
