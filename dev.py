@@ -6,6 +6,8 @@
                                       (with PYTEST ARGS: only pytest, with those)
     python3 dev.py bench [OPTIONS]    the benchmark suite, benchmarks/throughput.py
                                       (--quick for a short run, --help for the rest)
+    python3 dev.py dist [DIR]         wheels and sdists of messor, messor-dask, messor-redis
+                                      and messor-s3 in DIR (default: dist/), checked by twine
 
 Needs nothing but python3 (3.11 or newer) with pip and venv. The first call
 creates .venv/ and installs there, in editable mode, the core distribution
@@ -19,8 +21,11 @@ from __future__ import annotations
 
 import hashlib
 import os
+import shutil
 import subprocess
 import sys
+import tempfile
+import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent
@@ -28,6 +33,7 @@ VENV = ROOT / ".venv"
 BIN = VENV / ("Scripts" if os.name == "nt" else "bin")
 PYTHON = BIN / ("python.exe" if os.name == "nt" else "python")
 STAMP = VENV / "messor-dev.stamp"
+DIST = ROOT / "dist"
 #: A third-party memory plugin, kept here as the worked example of docs/plugins.md.
 EXAMPLE_PLUGIN = ROOT / "examples" / "messor-jsonl"
 
@@ -84,15 +90,58 @@ def run_tests(pytest_args: list[str]) -> int:
     return 0
 
 
+def build_distributions(outdir: Path) -> list[Path]:
+    """Build the sdist and wheel of each distribution into ``outdir``; return their paths.
+
+    Each wheel is built from its sdist (``python -m build``'s default), as a
+    packager downstream would, so a file missing from an sdist fails here.
+    A file of the same name in ``outdir`` is replaced; nothing else there is
+    touched. Then ``twine check --strict`` checks them as PyPI would.
+    """
+    outdir.mkdir(parents=True, exist_ok=True)
+    built: list[Path] = []
+    for project in projects():
+        with tempfile.TemporaryDirectory() as scratch:
+            build = subprocess.run(
+                [str(PYTHON), "-m", "build", "--outdir", scratch, str(project)],
+                capture_output=True,
+                text=True,
+            )
+            if build.returncode:
+                sys.exit(f"{build.stdout}{build.stderr}\nBuilding {project} failed (above)")
+            for artefact in sorted(Path(scratch).iterdir()):
+                built.append(Path(shutil.move(artefact, outdir / artefact.name)))
+    twine = [str(PYTHON), "-m", "twine", "check", "--strict", *map(str, built)]
+    if subprocess.run(twine).returncode:
+        sys.exit("twine check found problems in the distributions (above)")
+    return built
+
+
+def dist(argv: list[str]) -> int:
+    """Build and check every distribution, and say what was built."""
+    if len(argv) > 1:
+        print(__doc__, file=sys.stderr)
+        return 2
+    outdir = Path(argv[0]).resolve() if argv else DIST
+    start = time.monotonic()
+    built = build_distributions(outdir)
+    for artefact in built:
+        print(f"{artefact.stat().st_size / 1024:8.1f} kB  {artefact}")
+    print(f"Built {len(built)} files in {time.monotonic() - start:.0f} s")
+    return 0
+
+
 def main(argv: list[str]) -> int:
     scripts = {
         "example": ROOT / "examples" / "harvest.py",
         "bench": ROOT / "benchmarks" / "throughput.py",
     }
-    if not argv or argv[0] not in (*scripts, "test"):
+    if not argv or argv[0] not in (*scripts, "test", "dist"):
         print(__doc__, file=sys.stderr)
         return 2
     ensure_environment()
+    if argv[0] == "dist":
+        return dist(argv[1:])
     if argv[0] in scripts:
         # Replace this process, so that Ctrl-C reaches the script alone (a
         # harvest then finishes its running tasks gracefully).

@@ -19,7 +19,7 @@ refuses its writes (a fence), so the second run's results stay as it left them.
 
 from __future__ import annotations
 
-import fcntl
+import importlib
 import json
 import math
 import os
@@ -31,9 +31,9 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
-from typing import IO
+from typing import IO, Any
 
-from messor.errors import ClaimLostError, RunInProgressError
+from messor.errors import ClaimLostError, ConfigurationError, RunInProgressError
 
 __all__ = [
     "ClaimWatch",
@@ -246,11 +246,14 @@ def claim_lost(
 
 
 class FileClaim:
-    """A claim held as an exclusive ``flock`` on a file beside the store (``harvest.db-run``).
+    """A claim held as an exclusive OS lock on a file beside the store (``harvest.db-run``).
 
-    The file stays when the claim ends: removing it would let a process that
-    opened it just before lock an orphaned inode while a third one creates a
-    new file. It holds the owner's description, for the message of a refused run.
+    The lock is ``flock`` on POSIX and ``msvcrt.locking`` on Windows, chosen
+    when a claim is taken (so ``import messor`` works anywhere); either ends
+    when the file is closed or its process dies. The file stays when the
+    claim ends: removing it would let a process that opened it just before
+    lock an orphaned inode while a third one creates a new file. It holds the
+    owner's description, for the message of a refused run.
     """
 
     def __init__(self, path: str | os.PathLike[str]) -> None:
@@ -261,12 +264,9 @@ class FileClaim:
     def acquire(self, memory: object, owner: RunOwner) -> Release:
         file = self.path.open("a+", encoding="utf-8")
         try:
-            fcntl.flock(file.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            file.seek(0)
-            holder = RunOwner.from_json(file.read())
-            file.close()
-            raise refuse(memory, holder) from None
+            if not _try_lock(file.fileno(), memory):
+                file.seek(0)
+                raise refuse(memory, RunOwner.from_json(file.read()))
         except BaseException:
             file.close()
             raise
@@ -287,6 +287,49 @@ class FileClaim:
             file.truncate(0)
         finally:
             file.close()  # closing drops the lock
+
+
+#: The byte a Windows lock covers: Windows locks bytes, not files, and a
+#: refused run must still read the owner's description at the start of the file.
+_WINDOWS_LOCK_BYTE = 2**30
+
+
+def _try_lock(fd: int, memory: object) -> bool:
+    """Lock the open file ``fd`` exclusively, without waiting: False if another holds it.
+
+    Raises :class:`~messor.errors.ConfigurationError` on a platform with
+    neither lock: no run there can claim ``memory`` through a file.
+    """
+    try:
+        import fcntl
+    except ImportError:
+        pass
+    else:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            return False
+        return True
+    try:
+        # Not `import msvcrt`: its type stubs exist only for a type check on Windows.
+        msvcrt: Any = importlib.import_module("msvcrt")
+    except ImportError:
+        raise ConfigurationError(
+            f"A run cannot claim {memory!r}: this platform has no file lock that Messor "
+            "knows (neither fcntl.flock nor msvcrt.locking), and without one two runs "
+            "could do the same tasks twice. Run on a memory that keeps runs apart by "
+            "other means: memory:// (this process only) or redis:// (pip install "
+            "'messor[redis]')."
+        ) from None
+    position = os.lseek(fd, 0, os.SEEK_CUR)
+    os.lseek(fd, _WINDOWS_LOCK_BYTE, os.SEEK_SET)
+    try:
+        msvcrt.locking(fd, msvcrt.LK_NBLCK, 1)
+    except PermissionError:  # EACCES: another handle holds the byte
+        return False
+    finally:
+        os.lseek(fd, position, os.SEEK_SET)
+    return True
 
 
 class LocalClaim:

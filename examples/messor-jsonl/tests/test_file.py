@@ -1,11 +1,13 @@
 """What the contract cannot see: the file survives a reopen, a crash mid-write, a bad line."""
 
+import json
+import subprocess
+import sys
 from pathlib import Path
 
 import messor
 import pytest
-from messor.memories.base import COMPLETED, FAILED, PENDING, EncodedUpdate, TaskRecord
-from messor.plugins import get_catalog
+from messor.plugin import COMPLETED, FAILED, PENDING, EncodedUpdate, TaskRecord
 
 from messor_jsonl import JSONLMemory
 
@@ -82,8 +84,17 @@ def test_clear_empties_the_file(tmp_path: Path) -> None:
 
 
 def test_the_installed_plugin_offers_jsonl() -> None:
-    backend = get_catalog().find("jsonl")
-    assert (backend.distribution, backend.schemes) == ("messor-jsonl", ("jsonl",))
+    listing = subprocess.run(
+        [sys.executable, "-m", "messor", "backends", "--json"],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    offered = {b["name"]: b for b in json.loads(listing.stdout)["backends"]}
+    assert (offered["jsonl"]["distribution"], offered["jsonl"]["schemes"]) == (
+        "messor-jsonl",
+        ["jsonl://"],
+    )
 
 
 @pytest.mark.parametrize(

@@ -27,12 +27,21 @@ from typing import Any
 from distributed import Client, Future
 from distributed.client import FuturesCancelledError
 
-from messor.errors import ConfigurationError, MessorError
-from messor.executors.base import Executor, take_all
-from messor.memories.base import Memory
-from messor.run.attempt import Attempt, Outcome, failure, perform
-from messor.run.harvest import Harvest, RunReport, StopConditions
-from messor.tasks import Task
+from messor import Task
+from messor.plugin import (
+    Attempt,
+    ConfigurationError,
+    Executor,
+    Harvest,
+    Memory,
+    MessorError,
+    Outcome,
+    RunReport,
+    StopConditions,
+    failure,
+    perform,
+    take_all,
+)
 
 __all__ = ["DaskExecutor", "SchedulerLostError"]
 

@@ -13,7 +13,7 @@ that is not its own.
 
 A run that cannot renew in time (its process paused longer than the lapse)
 has lost the claim, whoever holds it now: the renewal thread tells the run
-through the owner's :class:`~messor.memories.claims.ClaimWatch`, and the memory's
+through the owner's :class:`~messor.plugin.ClaimWatch`, and the memory's
 writes, fenced by the claim (see :mod:`messor_redis.scripts`), fail.
 """
 
@@ -26,7 +26,7 @@ from collections.abc import Callable
 from functools import partial
 from typing import Any
 
-from messor.memories.claims import Release, RunOwner, claim_lost, mark_held, refuse
+from messor.plugin import Release, RunOwner, claim_lost, mark_held, refuse
 
 __all__ = ["CLAIM_SECONDS", "LONGER", "claim_namespace"]
 

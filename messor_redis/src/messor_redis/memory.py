@@ -23,20 +23,26 @@ from typing import Any, TypeVar
 
 import redis
 
-from messor import Memory, MemoryUnavailableError, TaskNotFoundError
-from messor.errors import ClaimLostError, ConfigurationError, TaskDataError
-from messor.memories.base import (
+from messor.plugin import (
     COMPLETED,
     FAILED,
     PENDING,
+    ClaimLostError,
+    ConfigurationError,
     EncodedUpdate,
+    Memory,
+    MemoryUnavailableError,
+    Release,
+    RunOwner,
     StatusUpdate,
+    TaskDataError,
+    TaskNotFoundError,
     TaskRecord,
+    claim_lost,
     decode_json,
     encode_tasks,
     encode_update,
 )
-from messor.memories.claims import Release, RunOwner, claim_lost
 from messor_redis import scripts
 from messor_redis.claim import CLAIM_SECONDS, LONGER, claim_namespace
 

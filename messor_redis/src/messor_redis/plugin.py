@@ -12,9 +12,14 @@ import time
 from typing import TYPE_CHECKING, Any
 from urllib.parse import unquote_plus
 
-from messor import Memory, MemoryURL, hookimpl
-from messor.errors import ConfigurationError, MemoryUnavailableError
-from messor.hookspecs import Register
+from messor.plugin import (
+    ConfigurationError,
+    Memory,
+    MemoryUnavailableError,
+    MemoryURL,
+    Register,
+    hookimpl,
+)
 
 if TYPE_CHECKING:
     import redis

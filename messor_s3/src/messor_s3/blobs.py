@@ -11,8 +11,7 @@ from collections import defaultdict
 from collections.abc import Callable, Iterator
 from typing import Any
 
-from messor.errors import MemoryUnavailableError
-from messor.memories.base import decode_json
+from messor.plugin import MemoryUnavailableError, decode_json
 from messor_s3.bucket import Bucket
 from messor_s3.index import Blob, State
 

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 
-from messor.errors import MemoryUnavailableError
+from messor.plugin import MemoryUnavailableError
 
 if TYPE_CHECKING:
     from types_boto3_s3.client import S3Client

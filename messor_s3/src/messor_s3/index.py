@@ -28,7 +28,7 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
-from messor.memories.base import COMPLETED, PENDING
+from messor.plugin import COMPLETED, PENDING
 
 __all__ = ["Blob", "Entry", "Index", "Stamp", "State", "clock_of", "stamp_time"]
 

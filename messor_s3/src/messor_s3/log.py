@@ -14,7 +14,7 @@ import uuid
 from collections.abc import Callable
 from typing import Any
 
-from messor.errors import MemoryUnavailableError
+from messor.plugin import MemoryUnavailableError
 from messor_s3.bucket import Bucket, ConditionFailed, decode, encode
 
 __all__ = ["SEGMENT", "SNAPSHOT", "Log"]

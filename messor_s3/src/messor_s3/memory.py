@@ -40,14 +40,16 @@ from collections import Counter
 from collections.abc import Callable, Collection, Iterable, Iterator, Sequence
 from typing import Any
 
-from messor import Memory, TaskNotFoundError
-from messor.errors import MemoryUnavailableError, TaskDataError
-from messor.memories.base import (
+from messor.plugin import (
     COMPLETED,
     FAILED,
     PENDING,
     EncodedUpdate,
+    Memory,
+    MemoryUnavailableError,
     StatusUpdate,
+    TaskDataError,
+    TaskNotFoundError,
     TaskRecord,
     decode_json,
     encode_tasks,

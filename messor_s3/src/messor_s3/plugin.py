@@ -10,9 +10,7 @@ import difflib
 import os
 from typing import TYPE_CHECKING, Any
 
-from messor import Memory, MemoryURL, hookimpl
-from messor.errors import ConfigurationError
-from messor.hookspecs import Register
+from messor.plugin import ConfigurationError, Memory, MemoryURL, Register, hookimpl
 
 if TYPE_CHECKING:
     from messor_s3.bucket import Bucket

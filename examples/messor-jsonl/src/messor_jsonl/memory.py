@@ -23,14 +23,15 @@ from collections.abc import Collection, Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any, NamedTuple
 
-from messor.errors import ConfigurationError, TaskNotFoundError
-from messor.memories.base import (
+from messor.plugin import (
     COMPLETED,
     FAILED,
     PENDING,
+    ConfigurationError,
     EncodedUpdate,
     Memory,
     StatusUpdate,
+    TaskNotFoundError,
     TaskRecord,
     check_task_id,
     decode_json,

@@ -9,8 +9,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 import messor
-from messor.errors import ConfigurationError
-from messor.hookspecs import Register
+from messor.plugin import ConfigurationError, Register
 
 if TYPE_CHECKING:
     from messor_jsonl.memory import JSONLMemory
