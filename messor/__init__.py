@@ -4,7 +4,7 @@
 
     LocalThreadedExecutor(tasks, memory="sqlite:///harvest.db", max_concurrency=8).run()
 
-Importing messor loads no plugin; the first memory chosen by name or URL does.
+Importing messor loads no plugin; the first memory (or executor) chosen by name or URL does.
 """
 
 from __future__ import annotations
@@ -33,9 +33,10 @@ from messor.hookspecs import hookimpl
 from messor.memories.base import Memory, TaskRecord
 from messor.memories.inprocess import InProcessMemory
 from messor.memories.sqlite import SQLiteMemory
+from messor.options import RunOptions
 from messor.run.harvest import RunReport
 from messor.run.stops import stop_after_consecutive_failures, stop_on
-from messor.selection import open_memory
+from messor.selection import open_executor, open_memory
 from messor.tasks import FunctionTask, Task, task
 from messor.url import MemoryURL
 
@@ -62,6 +63,7 @@ __all__ = [
     "MessorError",
     "RecordingError",
     "RunInProgressError",
+    "RunOptions",
     "RunReport",
     "SQLiteMemory",
     "Task",
@@ -72,6 +74,7 @@ __all__ = [
     "UnknownBackendError",
     "__version__",
     "hookimpl",
+    "open_executor",
     "open_memory",
     "stop_after_consecutive_failures",
     "stop_on",

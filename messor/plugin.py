@@ -40,7 +40,10 @@ An executor (where attempts run: a cluster, a pool of processes):
     try at a task and how it ended), :func:`perform` (runs an attempt
     anywhere, never raises), :func:`failure` and :func:`describe_error` (an
     outcome from an exception), :func:`take_all` (drain a queue of outcomes),
-    :data:`StopConditions` (the type of ``stop_all_when``).
+    :class:`RunOptions` (every option of a run, checked once),
+    :data:`StopConditions` (the type of ``stop_all_when``), :class:`Task`
+    (what a task is); :class:`RegisterExecutor` and :data:`ExecutorFactory`
+    type the ``register_executors`` hook (docs/executors.md).
 """
 
 from __future__ import annotations
@@ -60,7 +63,13 @@ from messor.errors import (
     UnknownBackendError,
 )
 from messor.executors.base import Executor, Workers, drive, take_all
-from messor.hookspecs import MemoryFactory, Register, hookimpl
+from messor.hookspecs import (
+    ExecutorFactory,
+    MemoryFactory,
+    Register,
+    RegisterExecutor,
+    hookimpl,
+)
 from messor.memories.base import (
     COMPLETED,
     FAILED,
@@ -87,8 +96,10 @@ from messor.memories.claims import (
     refuse,
     release_nothing,
 )
+from messor.options import RunOptions, StopConditions
 from messor.run.attempt import Attempt, Outcome, describe_error, failure, perform
-from messor.run.harvest import Harvest, RunReport, StopConditions
+from messor.run.harvest import Harvest, RunReport
+from messor.tasks import Task
 from messor.url import MemoryURL
 
 __all__ = [
@@ -103,6 +114,7 @@ __all__ = [
     "DuplicateTaskError",
     "EncodedUpdate",
     "Executor",
+    "ExecutorFactory",
     "FileClaim",
     "Harvest",
     "InvalidTaskError",
@@ -115,12 +127,15 @@ __all__ = [
     "Outcome",
     "RecordingError",
     "Register",
+    "RegisterExecutor",
     "Release",
     "RunInProgressError",
+    "RunOptions",
     "RunOwner",
     "RunReport",
     "StatusUpdate",
     "StopConditions",
+    "Task",
     "TaskDataError",
     "TaskNotFoundError",
     "TaskRecord",

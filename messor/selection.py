@@ -1,4 +1,5 @@
-"""Choosing a memory: ``open_memory(spec)``, and where the spec comes from when none is given.
+"""Choosing a memory (``open_memory(spec)``) and an executor (``open_executor(spec, tasks)``),
+and where their specs come from when none is given.
 
 A spec is a URL (``sqlite:///harvest.db``, ``memory://``, ``redis://host/0``),
 a bare backend name (``"sqlite"``, with options as keyword arguments) or a
@@ -10,6 +11,10 @@ refused, naming the URL it likely meant. Without one, the first of these wins:
 2. ``memory = "..."`` in ``./messor.toml``;
 3. ``memory = "..."`` under ``[tool.messor]`` in ``./pyproject.toml``;
 4. the SQLite file ``./messor.db``.
+
+An executor's spec is a name (``local``, ``async``) or a URL (``dask://host:8786``);
+without one, ``executor = "..."`` in ``./messor.toml`` (or ``[tool.messor]``
+of ``./pyproject.toml``), else ``local``.
 """
 
 from __future__ import annotations
@@ -20,21 +25,27 @@ import logging
 import os
 import re
 import tomllib
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from messor.errors import ConfigurationError
 from messor.memories.base import Memory
 from messor.memories.sqlite import DEFAULT_FILE
+from messor.options import RunOptions
 from messor.plugins import KNOWN_EXTRAS, Backend, get_catalog
 from messor.url import MemoryURL, redact_url
+
+if TYPE_CHECKING:
+    from messor.executors.base import Executor
 
 __all__ = [
     "ENV_VAR",
     "MemoryChoice",
     "choose_memory",
     "configured",
+    "open_executor",
     "open_memory",
     "resolve_spec",
 ]
@@ -98,7 +109,7 @@ def _from_toml(
 class MemoryChoice:
     """Which memory a spec names, before it is opened (what the command line shows)."""
 
-    backend: Backend
+    backend: Backend[Memory]
     url: MemoryURL | None
     options: dict[str, Any] = field(repr=False)
     #: Where the spec came from: "argument", "environment variable MESSOR_MEMORY", ...
@@ -145,7 +156,7 @@ def choose_memory(spec: str | None = None, **options: Any) -> MemoryChoice:
         key, options = "sqlite", {**options, "path": text}
     else:
         key = text
-    backend = get_catalog().find(key, source=source)
+    backend = get_catalog().memories.find(key, source=source)
     return MemoryChoice(backend, url, options, source, str(url) if url is not None else text)
 
 
@@ -159,6 +170,41 @@ def open_memory(spec: str | None = None, **options: Any) -> Memory:
     return choose_memory(spec, **options).open()
 
 
+def open_executor(
+    spec: str | None,
+    tasks: Iterable[object],
+    memory: Memory | str | None = None,
+    options: RunOptions | None = None,
+) -> Executor:
+    """Build the executor that ``spec`` names (or the configured one, else ``local``).
+
+    ``spec`` is an executor's name (``"local"``, ``"async"``) or a URL whose
+    scheme names it (``"dask://scheduler:8786"``); ``tasks``, ``memory`` and
+    ``options`` go to it as to any executor. Raises
+    :class:`~messor.errors.UnknownBackendError` for an executor that is not
+    installed (saying which extra installs it), and
+    :class:`~messor.errors.ConfigurationError` for a spec it cannot use.
+    """
+    if spec is not None and not isinstance(spec, str):
+        raise ConfigurationError(
+            f"An executor spec is a name or a URL (str), got {type(spec).__name__}"
+        )
+    if spec is None:
+        example = 'such as "local" or "dask://scheduler:8786"'
+        text, source = configured("executor", example) or ("local", "default")
+    else:
+        text, source = spec, "argument"
+    url = MemoryURL(text) if "://" in text else None
+    key = url.scheme if url is not None else text
+    shown = str(url) if url is not None else text
+    backend = get_catalog().executors.find(key, source=source, shown=shown)
+    executor = backend.factory(
+        url, tasks=tasks, memory=memory, options=RunOptions() if options is None else options
+    )
+    logger.debug("Built %s for %s (from %s)", type(executor).__name__, shown, source)
+    return executor
+
+
 def _mistyped_url(text: str, source: str) -> ConfigurationError | None:
     """The error for a spec that is a URL with a character of its "://" missing
     (``redis//host:6379/0``, ``s3:/bucket``, ``sqlite//x.db``), or None for anything else."""
@@ -167,7 +213,7 @@ def _mistyped_url(text: str, source: str) -> ConfigurationError | None:
         return None
     typed, rest = match["scheme"], match["rest"]
     catalog = get_catalog()
-    known = sorted({*catalog.backends, *catalog.schemes, *KNOWN_EXTRAS})
+    known = sorted({*catalog.memories.backends, *catalog.memories.schemes, *KNOWN_EXTRAS})
     close = difflib.get_close_matches(typed.lower(), known, n=1)
     scheme = typed.lower() if typed.lower() in known else (close[0] if close else typed)
     if match["sep"] == ":":  # the slashes are missing, perhaps one of them
@@ -189,7 +235,8 @@ def _mistyped_url(text: str, source: str) -> ConfigurationError | None:
         )
     return ConfigurationError(
         f"The memory spec {typed}//...{origin} looks like a URL missing the ':' of '://', "
-        f"but no memory is called {typed!r} (installed: {', '.join(sorted(catalog.backends))}). "
+        f"but no memory is called {typed!r} "
+        f"(installed: {', '.join(sorted(catalog.memories.backends))}). "
         "For a SQLite file in a directory, write the path with single slashes"
     )
 

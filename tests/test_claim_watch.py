@@ -12,7 +12,7 @@ import time
 
 import pytest
 
-from messor import ClaimLostError, FunctionTask, InProcessMemory, LocalThreadedExecutor
+from messor import ClaimLostError, FunctionTask, InProcessMemory, LocalThreadedExecutor, RunOptions
 from messor.memories.claims import ClaimWatch, Release, RunOwner
 from messor.run.harvest import Harvest
 
@@ -36,7 +36,7 @@ def test_a_run_starts_nothing_while_its_claim_is_in_doubt_and_goes_on_once_renew
     memory = LapsingMemory()
     tasks = [FunctionTask(f"t{n}", int, n) for n in range(3)]
     woken: list[bool] = []
-    with Harvest(tasks, memory, progress=False) as harvest:
+    with Harvest(tasks, memory, RunOptions(progress=False)) as harvest:
         harvest.wake = lambda: woken.append(True)
         assert harvest.next_attempt() is not None
         memory.watch.renewed(time.monotonic() - 1)  # its lapse has passed: a pause, say
@@ -53,7 +53,7 @@ def test_a_run_told_its_claim_is_lost_stops_and_ends_with_the_memory_s_error() -
     memory = LapsingMemory()
     tasks = [FunctionTask(f"t{n}", int, n) for n in range(3)]
     woken: list[bool] = []
-    harvest = Harvest(tasks, memory, progress=False).__enter__()
+    harvest = Harvest(tasks, memory, RunOptions(progress=False)).__enter__()
     harvest.wake = lambda: woken.append(True)
     assert harvest.next_attempt() is not None
     lose(memory)

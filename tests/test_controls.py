@@ -372,7 +372,7 @@ def test_a_passed_rate_wait_never_leaves_an_idle_run_waiting_forever() -> None:
     from messor.run.harvest import Harvest
 
     tasks = [FunctionTask(f"t{n}", lambda: None) for n in range(2)]
-    with Harvest(tasks, messor.InProcessMemory(), rate_limit="10/s") as harvest:
+    with Harvest(tasks, messor.InProcessMemory(), messor.RunOptions(rate_limit="10/s")) as harvest:
         assert harvest.next_attempt() is not None
         assert harvest.next_attempt() is None  # the rate limit says: in 0.1 s
         time.sleep(0.15)  # the executor was slow to ask again
@@ -454,7 +454,7 @@ def test_finished_attempts_do_not_linger_in_the_deadlines() -> None:
     from messor.run.harvest import Harvest
 
     tasks = [FunctionTask(f"t{n}", lambda: None) for n in range(3000)]
-    with Harvest(tasks, messor.InProcessMemory(), timeout=3600) as harvest:
+    with Harvest(tasks, messor.InProcessMemory(), messor.RunOptions(timeout=3600)) as harvest:
         while (attempt := harvest.next_attempt()) is not None:
             harvest.on_outcome(perform(attempt))
         assert len(harvest._deadlines) < 200

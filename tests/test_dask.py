@@ -287,9 +287,9 @@ def test_a_result_lost_between_finishing_and_gathering_never_goes_to_another_tas
 ) -> None:
     # Dask may lose a finished result (its worker died, the scheduler cancelled
     # it) just before the gather: the other results must stay with their tasks.
-    from messor_dask import executor as dask_executor
+    from messor_dask.workers import DaskWorkers
 
-    gather = dask_executor._Driver._gather
+    gather = DaskWorkers._gather
 
     def losing_the_first(self: Any, futures: dict[str, Any]) -> dict[str, Any]:
         if futures:
@@ -297,7 +297,7 @@ def test_a_result_lost_between_finishing_and_gathering_never_goes_to_another_tas
             time.sleep(0.3)
         return gather(self, futures)
 
-    monkeypatch.setattr(dask_executor._Driver, "_gather", losing_the_first)
+    monkeypatch.setattr(DaskWorkers, "_gather", losing_the_first)
     memory = InProcessMemory()
     tasks = [FunctionTask(f"t{n}", str, f"result of t{n}") for n in range(2)]
     DaskExecutor(tasks, memory=memory, client=client, retry=0, max_concurrency=2).run()

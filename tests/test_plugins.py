@@ -86,8 +86,8 @@ def register_memories(register):
 
 
 def core_entry_points() -> list[EntryPoint]:
-    """The installed entry point of the core's own memories (and of nothing else)."""
-    return [ep for ep in entry_points(group="messor") if ep.value == "messor.memories.builtin"]
+    """The installed entry point of the core's own memories and executors (and of nothing else)."""
+    return [ep for ep in entry_points(group="messor") if ep.value == "messor.builtin_plugin"]
 
 
 #: The directory holding the ``messor`` package under test, for subprocesses to import it too.
@@ -286,7 +286,7 @@ def test_a_plugin_with_hooks_of_a_newer_messor_still_offers_its_memories(
             register("newer", lambda url, **options: messor.InProcessMemory())
 
         @messor.hookimpl
-        def register_executors(register):
+        def register_schedules(register):
             raise AssertionError("this Messor has no such hook and must not call it")
         """,
     )

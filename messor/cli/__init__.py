@@ -1,6 +1,6 @@
 """The ``messor`` command line: inspect, export, reset and run harvests from a terminal.
 
-    messor backends              the installed memories, and plugins that failed to load
+    messor backends              the installed memories and executors, and plugins that failed
     messor status                counts per status, the recent rate, the latest failures
     messor failed                failed tasks with their errors
     messor results -o out.jsonl  every task's outcome, streamed to a file

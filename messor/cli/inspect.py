@@ -20,7 +20,7 @@ from messor.cli.common import (
 from messor.cli.export import add_command as add_results_command
 from messor.cli.export import iso_time
 from messor.memories.base import COMPLETED, FAILED, PENDING, Memory, TaskRecord
-from messor.plugins import get_catalog
+from messor.plugins import Backend, get_catalog
 from messor.run.harvest import summary_text
 from messor.terminal import printable
 
@@ -37,9 +37,9 @@ def add_commands(commands: Any) -> None:
     """Add this module's commands to the ``messor`` parser's subcommands."""
     parser = commands.add_parser(
         "backends",
-        help="list the installed memories and plugins that failed to load",
-        description="List every installed memory with its distribution, version and URL "
-        "schemes, and every plugin that failed to load, with the reason.",
+        help="list the installed memories and executors, and plugins that failed to load",
+        description="List every installed memory and executor with its distribution, "
+        "version and URL schemes, and every plugin that failed to load, with the reason.",
         epilog="examples:\n  messor backends\n  messor backends --json",
         formatter_class=Formatter,
     )
@@ -102,17 +102,8 @@ def add_commands(commands: Any) -> None:
 
 def backends(arguments: argparse.Namespace) -> int:
     catalog = get_catalog()
-    rows = [
-        {
-            "name": b.name,
-            "schemes": [f"{s}://" for s in b.schemes],
-            "distribution": b.distribution,
-            "version": b.version,
-            "plugin": b.plugin,
-            "description": b.description,
-        }
-        for b in catalog.backends.values()
-    ]
+    memories = [_backend_row(b) for b in catalog.memories.backends.values()]
+    executors = [_backend_row(b) for b in catalog.executors.backends.values()]
     failures = [
         {
             "plugin": f.plugin,
@@ -124,25 +115,43 @@ def backends(arguments: argparse.Namespace) -> int:
         for f in catalog.failures
     ]
     if arguments.json:
-        print(json.dumps({"backends": rows, "failed_plugins": failures}, indent=2))
+        listing = {"backends": memories, "executors": executors, "failed_plugins": failures}
+        print(json.dumps(listing, indent=2))
         return 0
-    header = ("NAME", "SCHEMES", "DISTRIBUTION", "DESCRIPTION")
-    lines = [header] + [
+    _print_table("NAME", memories)
+    print()
+    _print_table("EXECUTOR", executors)
+    for failure in catalog.failures:
+        print(f"\ncould not load {failure}")
+    return 0
+
+
+def _backend_row(backend: Backend[Any]) -> dict[str, Any]:
+    return {
+        "name": backend.name,
+        "schemes": [f"{s}://" for s in backend.schemes],
+        "distribution": backend.distribution,
+        "version": backend.version,
+        "plugin": backend.plugin,
+        "description": backend.description,
+    }
+
+
+def _print_table(first: str, rows: list[dict[str, Any]]) -> None:
+    """Name, schemes, distribution and description of each, in aligned columns."""
+    lines = [(first, "SCHEMES", "DISTRIBUTION", "DESCRIPTION")] + [
         (
-            b.name,
-            " ".join(f"{s}://" for s in b.schemes),
-            f"{b.distribution or '(source tree)'} {b.version or ''}".strip(),
-            b.description,
+            row["name"],
+            " ".join(row["schemes"]),
+            f"{row['distribution'] or '(source tree)'} {row['version'] or ''}".strip(),
+            row["description"],
         )
-        for b in catalog.backends.values()
+        for row in rows
     ]
     widths = [max(len(line[column]) for line in lines) for column in range(3)]
     for line in lines:
         cells = [cell.ljust(width) for cell, width in zip(line, widths, strict=False)]
         print("  ".join([*cells, line[3]]).rstrip())
-    for failure in catalog.failures:
-        print(f"\ncould not load {failure}")
-    return 0
 
 
 # -- status -----------------------------------------------------------------------------

@@ -1,9 +1,12 @@
-"""``messor run MODULE:ATTRIBUTE``: run a task set from a terminal, with the executor's options."""
+"""``messor run MODULE:ATTRIBUTE``: run a task set from a terminal, with the executor's options.
+
+Its flags are those of :class:`~messor.options.RunOptions`, and ``--executor``
+chooses among the installed executors (:func:`messor.open_executor`).
+"""
 
 from __future__ import annotations
 
 import argparse
-import builtins
 import difflib
 import importlib
 import importlib.util
@@ -16,13 +19,10 @@ from typing import Any
 
 from messor.cli.common import CommandError, Formatter, add_memory_argument, open_chosen_memory
 from messor.errors import MessorError
-from messor.executors.base import Executor
-from messor.executors.threads import LocalThreadedExecutor
-from messor.memories.base import Memory
+from messor.options import RunOptions
 from messor.run.attempt import describe_error
-from messor.run.harvest import RunReport, StopConditions
-from messor.run.stops import stop_after_consecutive_failures, stop_on
-from messor.selection import configured
+from messor.run.harvest import RunReport
+from messor.selection import open_executor
 from messor.terminal import printable
 
 __all__ = ["add_command", "load_tasks"]
@@ -33,7 +33,8 @@ examples:
   messor run crawl:make_pages -c 32           make_pages(): a function returning them
   messor run jobs/crawl.py:pages --retry 3 --retry-on TimeoutError,ConnectionError
   messor run crawl:pages --rate-limit 600/m --timeout 30 --stop-after-failures 20
-  messor run crawl:pages --executor dask://scheduler:8786 --memory redis://host/0
+  messor run fetch:coroutines --executor async -c 500
+  messor run crawl:pages --executor dask://scheduler:8786 --memory redis://host/0   (messor[dask])
 
 Tasks are objects with get_id() and __call__() (see messor.task for functions).
 MODULE is imported as `python -m` would, from the working directory first.
@@ -50,67 +51,21 @@ def add_command(commands: Any) -> None:
         "run",
         help="run a task set from MODULE:ATTRIBUTE",
         description="Run the tasks that MODULE:ATTRIBUTE names (a list or generator of "
-        "tasks, or a function returning one) with the local threaded executor, recording "
-        "every outcome; a second run resumes.",
+        "tasks, or a function returning one) on the chosen executor (threads by default), "
+        "recording every outcome; a second run resumes.",
         epilog=EPILOG,
         formatter_class=Formatter,
     )
     parser.add_argument("target", metavar="MODULE:ATTRIBUTE", help="where the tasks are")
     add_memory_argument(parser)
     parser.add_argument(
-        "-c",
-        "--max-concurrency",
-        type=int,
-        metavar="N",
-        help="tasks at once (local: 4; dask: twice the cluster's threads)",
-    )
-    parser.add_argument(
         "--executor",
         metavar="SPEC",
-        help="where tasks run: local (threads, the default) or dask://HOST:PORT, a Dask "
-        'scheduler (also executor = "..." in messor.toml)',
+        help="where tasks run: an executor's name or URL; local (threads, the default), async "
+        "(coroutines), or one a plugin offers (messor backends lists them); also "
+        'executor = "..." in messor.toml',
     )
-    parser.add_argument(
-        "--retry", type=int, default=1, metavar="N", help="more attempts after a failure (1)"
-    )
-    parser.add_argument(
-        "--retry-on",
-        metavar="ERRORS",
-        help="retry only these exception types, comma-separated (TimeoutError,requests.HTTPError)",
-    )
-    parser.add_argument(
-        "--backoff",
-        type=float,
-        default=0.0,
-        metavar="SECONDS",
-        help="wait up to SECONDS * 2**(n-1) before the n-th retry (0)",
-    )
-    parser.add_argument(
-        "--backoff-max", type=float, default=60.0, metavar="SECONDS", help="longest wait (60)"
-    )
-    parser.add_argument(
-        "--rate-limit", metavar="RATE", help="at most RATE starts: 10/s, 600/m, 1000/h"
-    )
-    parser.add_argument(
-        "--rate-burst", type=int, default=1, metavar="N", help="starts at once after a pause (1)"
-    )
-    parser.add_argument(
-        "--timeout", type=float, metavar="SECONDS", help="a task running longer fails"
-    )
-    parser.add_argument(
-        "--stop-after-failures",
-        type=int,
-        metavar="N",
-        help="stop starting tasks after N failed attempts in a row",
-    )
-    parser.add_argument(
-        "--stop-on", metavar="ERRORS", help="stop starting tasks after one of these exceptions"
-    )
-    parser.add_argument(
-        "--progress",
-        action=argparse.BooleanOptionalAction,
-        help="show a progress bar (default: when stderr is a terminal)",
-    )
+    RunOptions.add_arguments(parser)
     parser.add_argument(
         "--failures", type=int, default=5, metavar="N", help="failures to list at the end (5)"
     )
@@ -119,27 +74,11 @@ def add_command(commands: Any) -> None:
 
 def run(arguments: argparse.Namespace) -> int:
     tasks = load_tasks(arguments.target)
-    conditions: list[Any] = []
-    if arguments.stop_after_failures is not None:
-        conditions.append(stop_after_consecutive_failures(arguments.stop_after_failures))
-    if arguments.stop_on:
-        conditions.append(stop_on(*_exception_types(arguments.stop_on, "--stop-on")))
-    retry_on = _exception_types(arguments.retry_on, "--retry-on") if arguments.retry_on else None
+    options = RunOptions.from_arguments(arguments)
     memory, choice = open_chosen_memory(arguments.memory, create=True)
     with memory:
-        stop_all_when: StopConditions = conditions or None
-        options: dict[str, Any] = {
-            "stop_all_when": stop_all_when,
-            "retry": arguments.retry,
-            "progress": arguments.progress,
-            "rate_limit": arguments.rate_limit,
-            "rate_burst": arguments.rate_burst,
-            "retry_on": retry_on,
-            "backoff": arguments.backoff,
-            "backoff_max": arguments.backoff_max,
-            "timeout": arguments.timeout,
-        }
-        executor, where = _executor(arguments, tasks, memory, options)
+        executor = open_executor(arguments.executor, tasks, memory, options)
+        where = f" {executor.where}" if executor.where else ""
         print(f"Running {arguments.target} into {choice.shown}{where}", flush=True)
         try:
             report = executor.run()
@@ -164,33 +103,6 @@ def run(arguments: argparse.Namespace) -> int:
         print(f"Stopped early: {printable(str(report.stopped_because))}. Run again to resume.")
         return 1
     return 1 if report.failed else 0
-
-
-def _executor(
-    arguments: argparse.Namespace, tasks: Iterable[object], memory: Memory, options: dict[str, Any]
-) -> tuple[Executor, str]:
-    """The executor ``--executor`` (or ``executor`` in messor.toml) names, and where it runs."""
-    spec, source = arguments.executor, "--executor"
-    if spec is None:
-        spec, source = configured("executor", 'such as "dask://scheduler:8786"') or ("local", "")
-    if spec == "local":
-        concurrency = arguments.max_concurrency or 4
-        return LocalThreadedExecutor(tasks, memory, concurrency, **options), ""
-    if not spec.startswith("dask://") or not spec.removeprefix("dask://").strip("/"):
-        raise CommandError(
-            f"executor {spec!r} (from {source}) is not one Messor knows: write local, or "
-            "dask://HOST:PORT for a Dask scheduler"
-        )
-    try:
-        from messor_dask import DaskExecutor
-    except ImportError:
-        raise CommandError(
-            f"executor {spec!r} needs messor-dask: pip install 'messor[dask]'"
-        ) from None
-    host = spec.removeprefix("dask://").strip("/")
-    address = f"tcp://{host if ':' in host else host + ':8786'}"
-    dask = DaskExecutor(tasks, memory, arguments.max_concurrency, address=address, **options)
-    return dask, f" on the Dask cluster at {address}"
 
 
 def _report_line(report: RunReport) -> str:
@@ -309,25 +221,3 @@ def _where(exc: BaseException) -> str:
     if not theirs:
         return ""
     return f" ({theirs[-1].filename}, line {theirs[-1].lineno})"
-
-
-def _exception_types(names: str, option: str) -> tuple[type[BaseException], ...]:
-    """Exception classes from ``TimeoutError,requests.HTTPError``."""
-    types: list[type[BaseException]] = []
-    for name in filter(None, (part.strip() for part in names.split(","))):
-        module_name, _, class_name = name.rpartition(".")
-        try:
-            found = getattr(
-                importlib.import_module(module_name) if module_name else builtins, class_name
-            )
-        except (ImportError, AttributeError):
-            found = None
-        if not (isinstance(found, type) and issubclass(found, BaseException)):
-            raise CommandError(
-                f"{option}: {name!r} is not an exception class; write a built-in one "
-                "(TimeoutError) or module.Class (requests.HTTPError)"
-            )
-        types.append(found)
-    if not types:
-        raise CommandError(f"{option} needs at least one exception class")
-    return tuple(types)

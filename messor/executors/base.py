@@ -1,21 +1,29 @@
 """``Executor``: what every executor shares — its options, its memory and ``status_summary``.
 
-Subclasses only decide where an attempt runs; the run itself is
-:class:`~messor.run.harvest.Harvest`.
+Subclasses only decide where an attempt runs (a :class:`Workers`); the run
+itself is :class:`~messor.run.harvest.Harvest`, driven by :func:`drive`.
+docs/executors.md shows how to write one.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import queue
 from abc import ABC, abstractmethod
-from collections.abc import Iterable
-from typing import Protocol, TypeVar
+from collections.abc import Callable, Iterable
+from typing import Any, ClassVar, Generic, Protocol, TypeVar, overload
 
 from messor.errors import ConfigurationError
 from messor.memories.base import FAILED, Memory
+from messor.options import (
+    DEFAULT_CONCURRENCY,
+    RunOptions,
+    StopConditions,
+    exception_classes,
+    stop_conditions,
+)
 from messor.run.attempt import Attempt, Outcome
-from messor.run.controls import Backoff, RateLimiter
-from messor.run.harvest import Harvest, RunReport, StopConditions, summary_text
+from messor.run.harvest import Harvest, RunReport, summary_text
 from messor.selection import open_memory
 from messor.terminal import printable
 
@@ -25,6 +33,31 @@ T = TypeVar("T")
 
 #: How long a driver waits when nothing runs and the harvest names no time.
 IDLE_POLL = 0.05
+
+
+class _Option(Generic[T]):
+    """``executor.retry`` and the like: the run option of that name, in ``executor.options``.
+
+    Setting one replaces ``executor.options`` with a copy holding the new
+    value, checked as any option is.
+    """
+
+    def __set_name__(self, owner: type, name: str) -> None:
+        self._name = name
+
+    @overload
+    def __get__(self, executor: None, owner: type) -> _Option[T]: ...
+    @overload
+    def __get__(self, executor: Executor, owner: type) -> T: ...
+    def __get__(self, executor: Executor | None, owner: type) -> _Option[T] | T:
+        if executor is None:
+            return self
+        value: T = getattr(executor.options, self._name)
+        return value
+
+    def __set__(self, executor: Executor, value: T) -> None:
+        change: dict[str, Any] = {self._name: value}
+        executor.options = dataclasses.replace(executor.options, **change)
 
 
 class Executor(ABC):
@@ -38,29 +71,37 @@ class Executor(ABC):
         memory: a :class:`~messor.memories.base.Memory`, a spec for
             :func:`messor.open_memory` (``"sqlite:///harvest.db"``), or None for
             the configured default.
-        max_concurrency: how many tasks run at once.
-        stop_all_when: a function, or a list of them (such as
-            :func:`messor.stop_on`), checked before each task starts and after
-            each one ends; once one returns True no new task starts, running
-            ones finish and are recorded, the rest stay pending.
-        retry: how many more attempts a failing task gets within one run.
-        progress: show a progress bar (default: only when stderr is a terminal).
-        rate_limit: at most this many starts, shared by every worker:
-            ``"10/s"``, ``"600/m"``, ``"1000/h"`` or a number per second.
-        rate_burst: how many starts may follow each other at once after a
-            pause (1: evenly spaced).
-        retry_on: retry only failures of these exception types (default: all).
-        backoff: before the n-th retry, wait a random time up to
-            ``backoff * 2**(n-1)`` seconds, at most ``backoff_max`` (0: none).
-        timeout: seconds after which a running task is recorded failed with a
-            TimeoutError and its slot given to the next task.
+        options: every run option at once, as a :class:`~messor.options.RunOptions`;
+            or give them as keywords, described there:
+            ``max_concurrency`` (how many tasks run at once), ``stop_all_when``
+            (a function, or a list of them such as :func:`messor.stop_on`),
+            ``retry`` (more attempts after a failure), ``progress``,
+            ``rate_limit`` (``"10/s"``), ``rate_burst``, ``retry_on``,
+            ``backoff``, ``backoff_max`` and ``timeout`` (seconds).
+
+    Each option is also readable (and settable) as an attribute:
+    ``executor.retry``.
     """
+
+    #: Attempts at once when the options leave it to the executor (None).
+    default_concurrency: ClassVar[int] = DEFAULT_CONCURRENCY
+
+    max_concurrency = _Option[int]()  # always a number: None becomes default_concurrency
+    retry = _Option[int]()
+    retry_on = _Option[tuple[type[BaseException], ...] | None]()
+    backoff = _Option[float]()
+    backoff_max = _Option[float]()
+    rate_limit = _Option[str | float | None]()
+    rate_burst = _Option[int]()
+    timeout = _Option[float | None]()
+    stop_all_when = _Option[tuple[Callable[[], bool], ...]]()
+    progress = _Option[bool | None]()
 
     def __init__(
         self,
         tasks: Iterable[object],
         memory: Memory | str | None = None,
-        max_concurrency: int = 4,
+        max_concurrency: int | None = DEFAULT_CONCURRENCY,
         stop_all_when: StopConditions = None,
         retry: int = 1,
         *,
@@ -71,10 +112,26 @@ class Executor(ABC):
         backoff: float = 0.0,
         backoff_max: float = 60.0,
         timeout: float | None = None,
+        options: RunOptions | None = None,
     ) -> None:
-        _check_count("max_concurrency", max_concurrency, minimum=1)
-        _check_count("retry", retry, minimum=0)
-        self.stop_all_when = _check_conditions(stop_all_when)
+        keywords = RunOptions(
+            max_concurrency=max_concurrency,
+            stop_all_when=stop_conditions(stop_all_when),
+            retry=retry,
+            progress=progress,
+            rate_limit=rate_limit,
+            rate_burst=rate_burst,
+            retry_on=exception_classes(retry_on),
+            backoff=backoff,
+            backoff_max=backoff_max,
+            timeout=timeout,
+        )
+        if options is None:
+            options = keywords
+        else:
+            _check_alone(options, keywords, self.default_concurrency)
+        if options.max_concurrency is None:
+            options = dataclasses.replace(options, max_concurrency=self.default_concurrency)
         if isinstance(tasks, (str, bytes)) or not isinstance(tasks, Iterable):
             raise ConfigurationError(
                 "tasks must be an iterable of tasks (a list or a generator), "
@@ -85,34 +142,30 @@ class Executor(ABC):
                 f"memory must be a messor.Memory, a spec such as 'sqlite:///harvest.db', or None; "
                 f"got {type(memory).__name__} (a custom memory must subclass messor.Memory)"
             )
-        if rate_limit is not None:
-            RateLimiter(rate_limit, rate_burst)  # checks both now, not at the first start
-        Backoff(backoff, backoff_max)
-        self.retry_on = _check_exception_types(retry_on)
-        if timeout is not None and (
-            isinstance(timeout, bool) or not isinstance(timeout, int | float) or not timeout > 0
-        ):
-            raise ConfigurationError(f"timeout must be a number of seconds > 0, got {timeout!r}")
+        #: The run options: every ``run()`` reads them as they are when it starts.
+        self.options = options
         self.tasks = tasks
         self.memory = memory if isinstance(memory, Memory) else open_memory(memory)
-        self.max_concurrency = max_concurrency
-        self.retry = retry
-        self.progress = progress
-        self.rate_limit = rate_limit
-        self.rate_burst = rate_burst
-        self.backoff = backoff
-        self.backoff_max = backoff_max
-        self.timeout = timeout
         #: What the last ``run()`` did, also when it raised.
         self.report = RunReport()
         self._last_run: Harvest | None = None
+
+    @property
+    def where(self) -> str:
+        """Where the attempts run, for ``messor run`` to say ("on the Dask cluster at ...");
+        empty for this process."""
+        return ""
 
     @abstractmethod
     def run(self) -> RunReport:
         """Run every task that is not completed yet; return what this run did."""
 
-    def _harvest(self) -> Harvest:
-        """A new run over the tasks; its report stays readable as ``self.report``, Ctrl-C or not."""
+    def new_harvest(self) -> Harvest:
+        """A new run over the tasks, with these options: what ``run()`` drives.
+
+        Its report becomes ``self.report`` (readable whatever happens: Ctrl-C,
+        an error). Refuses a generator that a previous run read already.
+        """
         if self._last_run is not None and self._last_run.read_once is self.tasks:
             name = getattr(self.tasks, "__name__", None)
             remake = (
@@ -124,19 +177,7 @@ class Executor(ABC):
                 f"once, so none are left. Give the executor a new one (executor.tasks = {remake}) "
                 "or a list, which runs again as often as you like."
             )
-        harvest = Harvest(
-            self.tasks,
-            self.memory,
-            retry=self.retry,
-            stop_all_when=self.stop_all_when,
-            progress=self.progress,
-            rate_limit=self.rate_limit,
-            rate_burst=self.rate_burst,
-            retry_on=self.retry_on,
-            backoff=self.backoff,
-            backoff_max=self.backoff_max,
-            timeout=self.timeout,
-        )
+        harvest = Harvest(self.tasks, self.memory, self.options)
         self.report = harvest.report
         self._last_run = harvest
         return harvest
@@ -162,26 +203,35 @@ class Executor(ABC):
 
 
 class Workers(Protocol):
-    """Where an executor's attempts run: threads, an event loop."""
+    """Where an executor's attempts run (threads, an event loop, a cluster), as :func:`drive`
+    sees it.
 
-    #: Attempts handed out and not settled yet; at most ``window`` of them.
+    Every method is called from the driving thread; only an executor's own
+    wake-up (``harvest.wake``) comes from other threads.
+    """
+
+    #: Attempts handed out and not settled yet: :meth:`submit` adds one;
+    #: :func:`drive` takes one off for each outcome the harvest records;
+    #: :meth:`recall` and :meth:`gave_up` take off theirs.
     in_flight: int
+    #: At most this many in flight: :func:`drive` hands out no more.
     window: int
 
     def submit(self, attempt: Attempt) -> None:
-        """Start ``attempt`` (or queue it for the next free worker)."""
+        """Start ``attempt`` (or queue it for the next free worker); count it in ``in_flight``."""
 
     def outcomes(self, timeout: float | None) -> list[Outcome]:
-        """The attempts that ended: waits up to ``timeout`` seconds for one (or a wake-up)."""
+        """The attempts that ended: waits up to ``timeout`` seconds for one (None: as long
+        as it takes; 0: not at all), or until woken; an empty list is fine."""
 
     def recall(self) -> list[Attempt]:
-        """Take back the attempts handed out but not started."""
+        """Take back the attempts handed out but not started (the run is stopping)."""
 
     def gave_up(self, attempt: Attempt) -> None:
-        """``attempt`` timed out and is recorded failed: free its slot."""
+        """``attempt`` timed out and is recorded failed: free its slot (stop it if you can)."""
 
     def came_back(self, outcome: Outcome) -> None:
-        """The outcome of an attempt given up on before: nothing to record."""
+        """The outcome of an attempt given up on before: nothing to record, its worker is free."""
 
 
 def take_all(source: queue.SimpleQueue[T], timeout: float | None) -> list[T]:
@@ -198,7 +248,15 @@ def take_all(source: queue.SimpleQueue[T], timeout: float | None) -> list[T]:
 
 
 def drive(harvest: Harvest, workers: Workers) -> None:
-    """Keep the workers busy until the harvest has nothing left to start and nothing runs."""
+    """Keep the workers busy until the harvest has nothing left to start and nothing runs.
+
+    The one run loop of every executor: hand out attempts while there is
+    room, take back those not started when the run halts, wait for outcomes
+    no longer than the harvest says, record them, give up on attempts past
+    their deadline. Call it inside ``with harvest:``; what ends it early (a
+    second Ctrl-C, a lost cluster) propagates, after which the executor
+    records the outcomes that came in and lets go of its workers.
+    """
     while True:
         while workers.in_flight < workers.window:
             attempt = harvest.next_attempt()
@@ -224,30 +282,22 @@ def drive(harvest: Harvest, workers: Workers) -> None:
             workers.gave_up(attempt)
 
 
-def _check_count(name: str, value: object, *, minimum: int) -> None:
-    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
-        raise ConfigurationError(f"{name} must be an int >= {minimum}, got {value!r}")
-
-
-def _check_conditions(stop_all_when: object) -> StopConditions:
-    if stop_all_when is None or callable(stop_all_when):
-        return stop_all_when
-    if isinstance(stop_all_when, list | tuple) and all(callable(c) for c in stop_all_when):
-        return list(stop_all_when)
-    raise ConfigurationError(
-        "stop_all_when must be a function returning True to stop, or a list of them "
-        f"(such as messor.stop_on(SomeError)), got {stop_all_when!r}"
-    )
-
-
-def _check_exception_types(
-    retry_on: object,
-) -> tuple[type[BaseException], ...] | None:
-    if retry_on is None:
-        return None
-    types = retry_on if isinstance(retry_on, tuple) else (retry_on,)
-    if not types or not all(isinstance(t, type) and issubclass(t, BaseException) for t in types):
+def _check_alone(options: object, keywords: RunOptions, default_concurrency: int) -> None:
+    """``options=`` replaces the option keywords: refuse both at once, naming those given."""
+    if not isinstance(options, RunOptions):
         raise ConfigurationError(
-            f"retry_on must be an exception class or a tuple of them, got {retry_on!r}"
+            f"options must be a messor.RunOptions, got {type(options).__name__}"
         )
-    return types
+    defaults = RunOptions(max_concurrency=keywords.max_concurrency)
+    given = [
+        f.name
+        for f in dataclasses.fields(RunOptions)
+        if getattr(keywords, f.name) != getattr(defaults, f.name)
+    ]
+    if keywords.max_concurrency not in (None, default_concurrency):
+        given.insert(0, "max_concurrency")
+    if given:
+        raise ConfigurationError(
+            f"Give the run options as options=RunOptions(...) or as keywords, not both "
+            f"({', '.join(given)} given as keywords too)"
+        )

@@ -121,7 +121,7 @@ class AsyncExecutor(Executor):
             return self.report
 
     def _drive(self, loop: asyncio.AbstractEventLoop, workers: _Coroutines) -> RunReport:
-        harvest = self._harvest()
+        harvest = self.new_harvest()
         harvest.wake = workers.wake
         workers.harvest = harvest
         with harvest:

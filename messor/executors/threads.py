@@ -39,9 +39,11 @@ class LocalThreadedExecutor(Executor):
     """
 
     def run(self) -> RunReport:
-        harvest = self._harvest()
+        harvest = self.new_harvest()
         # Attempts may wait for a thread only when nothing decides when they start.
-        exact = any(x is not None for x in (self.rate_limit, self.timeout, self.stop_all_when))
+        options = self.options
+        exact = options.rate_limit is not None or options.timeout is not None
+        exact = exact or bool(options.stop_all_when)
         workers = _Workers(self.max_concurrency, queued=0 if exact else PREFETCH)
         harvest.wake = workers.wake
         with harvest:

@@ -1,7 +1,8 @@
-"""The core's own plugin: the ``sqlite`` and in-process (``memory``) memories.
+"""The core's memories, offered through its plugin (:mod:`messor.builtin_plugin`):
+``sqlite`` and in-process (``memory``).
 
-It is registered through the ``messor`` entry-point group like any third-party
-plugin, and imports each memory only when it is opened.
+They travel the ``messor`` entry-point group like any third-party plugin's,
+and each is imported only when it is opened.
 """
 
 from __future__ import annotations

@@ -3,7 +3,7 @@
 :class:`Harvest` decides and records; an executor only runs attempts
 somewhere (threads, coroutines, a cluster) and drives the harvest::
 
-    with Harvest(tasks, memory, retry=1) as harvest:
+    with Harvest(tasks, memory, RunOptions(retry=1)) as harvest:
         while True:
             while <room for one more> and (attempt := harvest.next_attempt()):
                 <start it; it ends in perform(attempt), an Outcome>
@@ -43,6 +43,7 @@ from tqdm import tqdm
 from messor.errors import TaskTimeoutError
 from messor.memories.base import COMPLETED, FAILED, PENDING, EncodedUpdate, Memory
 from messor.memories.claims import ClaimWatch, RunOwner, release_nothing
+from messor.options import RunOptions
 from messor.run.attempt import Attempt, Outcome, describe_error, failure, perform
 from messor.run.controls import Backoff, RateLimiter
 from messor.run.interrupts import InterruptGuard
@@ -65,8 +66,6 @@ logger = logging.getLogger("messor")
 
 #: How often an idle run asks a slow generator for news, in seconds.
 SOURCE_POLL = 0.02
-
-StopConditions = Callable[[], bool] | Iterable[Callable[[], bool]] | None
 
 
 @dataclass
@@ -97,36 +96,31 @@ def summary_text(counts: dict[str, int]) -> str:
 
 
 class Harvest:
-    """One run over a task set: registration, resume, retries, stops, pacing, recording."""
+    """One run over a task set: registration, resume, retries, stops, pacing, recording.
+
+    ``Harvest(tasks, memory, options)``: ``memory`` is an open
+    :class:`~messor.memories.base.Memory`, ``options`` a
+    :class:`~messor.options.RunOptions` (None: the defaults). An executor
+    drives it, inside ``with harvest:``, through :meth:`next_attempt`,
+    :attr:`done`, :attr:`halting` and :meth:`give_back`, :meth:`wait_hint`,
+    :meth:`on_outcome`, :meth:`expire` and :attr:`wake`, as
+    :func:`messor.executors.base.drive` does; :attr:`report` says what the run did.
+    """
 
     def __init__(
-        self,
-        tasks: Iterable[object],
-        memory: Memory,
-        *,
-        retry: int = 1,
-        stop_all_when: StopConditions = None,
-        progress: bool | None = None,
-        rate_limit: str | float | None = None,
-        rate_burst: int = 1,
-        retry_on: tuple[type[BaseException], ...] | None = None,
-        backoff: float = 0.0,
-        backoff_max: float = 60.0,
-        timeout: float | None = None,
+        self, tasks: Iterable[object], memory: Memory, options: RunOptions | None = None
     ) -> None:
         self.memory = memory
-        self.retry = retry
-        self.retry_on = retry_on
-        self.timeout = timeout
+        self.options = RunOptions() if options is None else options
         self.report = RunReport()
         #: The one-pass iterator (a generator) this run began to read: no run can read it again.
         self.read_once: Iterator[object] | None = None
         self._tasks = tasks
-        self._conditions = _conditions(stop_all_when)
+        self._conditions = self.options.stop_all_when
         self._observers = [c for c in self._conditions if hasattr(c, "observe")]
-        self._limiter = RateLimiter(rate_limit, rate_burst) if rate_limit is not None else None
-        self._backoff = Backoff(backoff, backoff_max)
-        self._progress = progress
+        rate = self.options.rate_limit
+        self._limiter = None if rate is None else RateLimiter(rate, self.options.rate_burst)
+        self._backoff = Backoff(self.options.backoff, self.options.backoff_max)
         #: Ends the executor's wait from another thread; the executor sets it.
         self.wake: Callable[[], None] = _nothing
         self._source = TaskSource(
@@ -176,7 +170,7 @@ class Harvest:
             initial=self.report.skipped,
             unit="task",
             desc="messor",
-            disable=None if self._progress is None else not self._progress,
+            disable=None if self.options.progress is None else not self.options.progress,
             dynamic_ncols=True,
         )
         self._bar = None if bar.disable else bar
@@ -272,8 +266,8 @@ class Harvest:
             self._show_failures()
         else:
             attempt = self._source.take()
-        if self.timeout is not None:
-            attempt.deadline = now + self.timeout
+        if self.options.timeout is not None:
+            attempt.deadline = now + self.options.timeout
             heapq.heappush(self._deadlines, (attempt.deadline, next(self._order), attempt))
         return attempt
 
@@ -349,7 +343,7 @@ class Harvest:
                 continue
             self.report.timed_out += 1
             error = TaskTimeoutError(
-                f"no result after {self.timeout:g} s; the attempt was given up (what it "
+                f"no result after {self.options.timeout:g} s; the attempt was given up (what it "
                 "returns later is ignored)"
             )
             self.on_outcome(failure(attempt, error))
@@ -438,11 +432,12 @@ class Harvest:
             self._failure = exc
 
     def _retryable(self, outcome: Outcome) -> bool:
-        if not outcome.retryable or outcome.attempt.number > self.retry:
+        if not outcome.retryable or outcome.attempt.number > self.options.retry:
             return False
-        if self.retry_on is None or outcome.error_type is TaskTimeoutError:
+        retry_on = self.options.retry_on
+        if retry_on is None or outcome.error_type is TaskTimeoutError:
             return True  # running out of time is retried whatever retry_on says
-        return outcome.error_type is not None and issubclass(outcome.error_type, self.retry_on)
+        return outcome.error_type is not None and issubclass(outcome.error_type, retry_on)
 
     def _record(
         self, attempt: Attempt, status: str, result: str | None, error: str | None, attempts: int
@@ -503,11 +498,3 @@ class Harvest:
 
 def _nothing() -> None:
     pass
-
-
-def _conditions(stop_all_when: StopConditions) -> list[Callable[[], bool]]:
-    if stop_all_when is None:
-        return []
-    if callable(stop_all_when):
-        return [stop_all_when]
-    return list(stop_all_when)
