@@ -137,6 +137,7 @@ class Executor(ABC):
             backoff_max=self.backoff_max,
             timeout=self.timeout,
         )
+        harvest.concurrency = self.max_concurrency
         self.report = harvest.report
         self._last_run = harvest
         return harvest
