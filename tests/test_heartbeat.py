@@ -306,3 +306,18 @@ def test_an_s3_beat_is_read_from_another_machine_and_put_at_most_every_15_s(
         heartbeat.finish(None)
         [beat] = read_beats(watcher)
         assert beat["state"] == "finished"
+
+
+def test_a_run_whose_store_fails_does_not_wait_to_write_a_last_beat() -> None:
+    from messor.errors import RecordingError
+
+    class Failing(InProcessMemory):
+        def record_outcomes(self, outcomes: Any) -> None:
+            raise OSError("the store went away")
+
+    memory = Failing()
+    with pytest.raises(RecordingError):
+        LocalThreadedExecutor([task(n) for n in range(3)], memory).run()
+    [beat] = read_beats(memory)
+    assert beat["finished"] is False  # stale once its interval passes: the run died
+    assert beat_state(beat, now=beat["updated"] + 4 * beat["interval"]) == "stale"

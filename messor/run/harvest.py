@@ -226,7 +226,9 @@ class Harvest:
                 self._bar.close()
         self._settle_report(exc_type if not abandoned else KeyboardInterrupt, left_undone)
         if self._heartbeat is not None:
-            self._heartbeat.finish(self.report.stopped_because)
+            self._heartbeat.finish(
+                self.report.stopped_because, store_failed=self._writer.error is not None
+            )
         first_signal = self._interrupts.first_signal
         if self.report.interrupted and not abandoned:
             self._print_summary()  # by a signal, or by cancelling run_async()

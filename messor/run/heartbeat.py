@@ -56,6 +56,8 @@ HISTORY_POINTS = 360
 RATE_WINDOW = 60.0
 #: A beat not renewed for this many of its intervals is stale.
 STALE_BEATS = 3
+#: Seconds the end of a run waits for a beat being written, beyond one interval.
+FINISH_WAIT = 5.0
 #: Finished runs whose beats a memory keeps (the rest are pruned).
 KEEP_FINISHED = 5
 
@@ -122,12 +124,18 @@ class Heartbeat:
             self._beat()
             self._thread.start()
 
-    def finish(self, stopped_because: str | None) -> None:
-        """Stop beating and write the last beat: the run ended (``stopped_because``: why early)."""
+    def finish(self, stopped_because: str | None, *, store_failed: bool = False) -> None:
+        """Stop beating and write the last beat: the run ended (``stopped_because``: why early).
+
+        With ``store_failed`` (the run's records could not be written) no last
+        beat is tried: the run should not wait for a store that fails, and a
+        beat left live turns stale, which says the truth (the run died).
+        """
         self._stop.set()
         if self._thread.is_alive():
-            self._thread.join()
-        if self._memory.keeps_beats:
+            # A beat being written to a store that hangs is not waited for long.
+            self._thread.join(self._interval + FINISH_WAIT)
+        if self._memory.keeps_beats and not store_failed and not self._thread.is_alive():
             self._beat(finished=True, stopped_because=stopped_because)
             self._prune()
 
