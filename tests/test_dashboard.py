@@ -316,3 +316,25 @@ def _when_up(url: str) -> list[str]:
         except OSError:
             waiting.wait(0.05)
     raise AssertionError("the dashboard did not start")
+
+
+def test_polling_reads_the_beats_a_few_times_an_interval_not_on_every_poll(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from messor import InProcessMemory
+
+    class Counting(InProcessMemory):
+        beat_interval = 15.0  # as S3, where each read is billed
+        reads = 0
+
+        def read_beats(self) -> dict[str, str]:
+            Counting.reads += 1
+            return super().read_beats()
+
+    monkeypatch.setattr(data, "FRESH_FOR", 0.0)  # counts afresh on every poll
+    memory = Counting()
+    memory.store_tasks([("a", {})])
+    watcher = data.Watcher(memory, "m")
+    for _ in range(20):
+        assert watcher.overview()["counts"]["pending"] == 1
+    assert Counting.reads == 1

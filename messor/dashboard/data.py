@@ -17,7 +17,7 @@ from typing import Any, TypeVar
 from messor.cli.runs import progress
 from messor.failures import group_failures
 from messor.memories.base import FAILED, Memory
-from messor.run.heartbeat import read_beats
+from messor.run.heartbeat import beats_from
 
 __all__ = ["FAILURE_SAMPLE", "Watcher", "prometheus_text"]
 
@@ -39,7 +39,7 @@ class Watcher:
         self.memory = memory
         #: The memory as it may be shown: secrets hidden.
         self.label = label
-        self._lock = threading.Lock()
+        self._lock = threading.RLock()  # an answer may be made of cached parts
         self._cache: dict[str, tuple[float, Any]] = {}
 
     def _cached(self, name: str, seconds: float, read: Callable[[], T]) -> T:
@@ -64,7 +64,12 @@ class Watcher:
     def _read_overview(self) -> dict[str, Any]:
         now = time.time()
         counts = self.memory.count_by_status()
-        beats = read_beats(self.memory, now) if self.memory.keeps_beats else None
+        beats = None
+        if self.memory.keeps_beats:
+            # Beats change once an interval at most; on S3 each read is a LIST and a GET
+            # per run, billed: read them a few times an interval, not on every poll.
+            texts = self._cached("beats", self.memory.beat_interval / 3, self.memory.read_beats)
+            beats = beats_from(texts, now)
         return {
             "memory": self.label,
             "time": now,

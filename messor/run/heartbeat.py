@@ -45,6 +45,7 @@ __all__ = [
     "Heartbeat",
     "RunState",
     "beat_state",
+    "beats_from",
     "read_beats",
 ]
 
@@ -220,8 +221,13 @@ def read_beats(memory: Memory, now: float | None = None) -> list[dict[str, Any]]
     A beat that is not a JSON object (written by hand, or by something
     else) is skipped: watching a harvest never fails on one.
     """
+    return beats_from(memory.read_beats(), now)
+
+
+def beats_from(texts: Mapping[str, str], now: float | None = None) -> list[dict[str, Any]]:
+    """What :func:`read_beats` makes of the texts a memory's ``read_beats`` returned."""
     beats = []
-    for text in memory.read_beats().values():
+    for text in texts.values():
         try:
             beat = json.loads(text)
         except ValueError:
