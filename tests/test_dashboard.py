@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import json
 import sys
 import threading
@@ -17,13 +18,14 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from messor import Memory, SQLiteMemory, open_memory
-from messor.cli import main
+from messor.cli.common import CommandError
+from messor.cli.dashboard import dashboard as dashboard_command
 from messor.cli.dashboard import is_loopback
 from messor.dashboard import data
 from messor.failures import group_key
 from messor.memories.base import COMPLETED, FAILED, TaskRecord
 from tests.browser import dashboard
-from tests.console import MESSOR
+from tests.console import MESSOR, messor
 from tests.redis_server import free_port, real_redis
 
 TOKEN = "t0ken-for-this-start"
@@ -161,8 +163,9 @@ def test_an_export_streams_what_messor_results_writes(memory: Memory, tmp_path: 
         status, csv_text = get(url + "/export?status=completed&format=csv")
         assert get(url + "/export?format=xml")[0] == 400
     assert status == 200
-    assert main(["results", "-m", str(tmp_path / "h.db"), "--status", "completed", "-o",
-                 str(tmp_path / "out.csv")]) == 0  # fmt: skip
+    exported = messor("results", "-m", "h.db", "--status", "completed", "-o", "out.csv",
+                      cwd=tmp_path)  # fmt: skip
+    assert exported.returncode == 0, exported.stderr
     assert csv_text == (tmp_path / "out.csv").read_bytes().decode()
     assert csv_text.count("\n") == 21
 
@@ -245,6 +248,14 @@ def test_is_loopback_knows_the_addresses_of_this_machine_only() -> None:
     assert not any(map(is_loopback, ["0.0.0.0", "::", "192.168.1.4", "example.org"]))
 
 
+def arguments(**options: Any) -> argparse.Namespace:
+    """What ``messor dashboard`` parses, given to its handler (``main()`` would configure
+    the ``messor`` loggers for the rest of the test session)."""
+    return argparse.Namespace(
+        **{"memory": None, "host": "127.0.0.1", "port": 8642, "allow_retry": False, **options}
+    )
+
+
 def test_binding_beyond_loopback_warns_loudly(
     memory: Memory,
     tmp_path: Path,
@@ -255,19 +266,20 @@ def test_binding_beyond_loopback_warns_loudly(
 
     served: list[dict[str, Any]] = []
     monkeypatch.setattr(uvicorn, "run", lambda app, **options: served.append(options))
-    assert main(["dashboard", "-m", str(tmp_path / "h.db"), "--host", "0.0.0.0"]) == 0
+    assert dashboard_command(arguments(memory=str(tmp_path / "h.db"), host="0.0.0.0")) == 0
     assert served == [{"host": "0.0.0.0", "port": 8642, "log_level": "warning"}]
     assert "WARNING: listening on 0.0.0.0, not on loopback" in capsys.readouterr().err
 
 
 def test_without_the_extra_the_command_says_what_to_install(
-    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     monkeypatch.setitem(sys.modules, "uvicorn", None)  # import uvicorn raises ImportError
-    assert main(["dashboard"]) == 2
-    error = capsys.readouterr().err
-    assert "pip install 'messor[dashboard]'" in error
-    assert "uvicorn" in error
+    with pytest.raises(CommandError) as refused:
+        dashboard_command(arguments())
+    assert refused.value.exit_code == 2
+    assert "pip install 'messor[dashboard]'" in str(refused.value)
+    assert "uvicorn" in str(refused.value)
 
 
 @pytest.mark.slow

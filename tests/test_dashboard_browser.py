@@ -88,11 +88,14 @@ def text(driver: Any, element_id: str) -> str:
     return str(driver.execute_script(f"return document.getElementById('{element_id}').textContent"))
 
 
-def shown_counts(driver: Any) -> dict[str, int]:
-    return {
-        status: int(text(driver, f"count-{status}").replace(",", ""))
-        for status in ("pending", "completed", "failed")
-    }
+def shown_counts(driver: Any) -> dict[str, int] | None:
+    """The counts the page shows; None before it shows any."""
+    shown = [
+        text(driver, f"count-{s}").replace(",", "") for s in ("pending", "completed", "failed")
+    ]
+    if not all(n.isdigit() for n in shown):
+        return None
+    return dict(zip(("pending", "completed", "failed"), map(int, shown), strict=True))
 
 
 def run_states(driver: Any) -> list[str]:
@@ -128,7 +131,7 @@ def test_the_page_shows_the_memorys_numbers_live_while_a_run_goes_on(
         assert text(browser, "count-total") == "40"
 
         run.finish()
-        wait(browser, lambda d: shown_counts(d)["completed"] == 34, "the page to update")
+        wait(browser, lambda d: (shown_counts(d) or {}).get("completed") == 34, "the update")
         assert shown_counts(browser) == done() == {"pending": 0, "completed": 34, "failed": 6}
         wait(browser, lambda d: run_states(d) == ["finished"], "the run to show finished")
         assert text(browser, "percent") == "100%"

@@ -66,6 +66,14 @@ def test_every_memory_keeps_the_latest_beat_of_each_run_or_says_it_keeps_none(
     assert any_memory.read_beats() == {"run-b": '{"n":2}'}
 
 
+def test_clearing_a_memory_forgets_its_runs_beats_too(any_memory: Memory) -> None:
+    any_memory.store_tasks([("a", {})])
+    any_memory.write_beat("run-a", "{}")
+    any_memory.clear()
+    assert any_memory.read_beats() == {}
+    assert any_memory.count_by_status()["pending"] == 0
+
+
 def test_a_finished_run_leaves_a_final_beat_with_what_it_did(any_memory: Memory) -> None:
     tasks = [task(n) for n in range(20)] + [task(n, fail=True) for n in range(20, 25)]
     LocalThreadedExecutor(tasks, any_memory, max_concurrency=3, retry=1).run()

@@ -30,7 +30,7 @@ def add_command(commands: Any) -> None:
         f"with --allow-retry. Needs the dashboard extra: {INSTALL}.",
         epilog="examples:\n  messor dashboard                       http://127.0.0.1:8642/\n"
         "  messor dashboard --memory redis://cache:6379/0?namespace=crawl --port 9000\n"
-        "  messor dashboard --allow-retry           retry buttons for failure groups",
+        "  messor dashboard --allow-retry          retry buttons for failure groups",
         formatter_class=Formatter,
     )
     add_memory_argument(parser)

@@ -308,7 +308,8 @@ def _failure_groups(memory: Memory, limit: int, as_json: bool) -> int:
     if not found.groups:
         print("No failed tasks.")
         return 0
-    print(f"{found.examined} failed tasks in {len(found.groups)} groups:")
+    groups_found = f"{len(found.groups)} group{'s' if len(found.groups) > 1 else ''}"
+    print(f"{found.examined} failed tasks in {groups_found}:")
     for group in groups:
         cause = printable(f"{group.error_class}: {group.pattern}".strip(": "))
         print(f"{group.key}  {group.count:>7}  {cause or '(no error recorded)'}")

@@ -404,7 +404,8 @@ class Memory(ABC):
         """
 
     def read_beats(self) -> dict[str, str]:
-        """The latest heartbeat of each run kept: ``{run_id: beat_json}``."""
+        """The latest heartbeat of each run kept: ``{run_id: beat_json}``. ``clear()`` forgets
+        them with the tasks."""
         return {}
 
     def delete_beats(self, run_ids: Iterable[str]) -> None:  # noqa: B027 (keeps none)

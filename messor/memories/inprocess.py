@@ -98,6 +98,7 @@ class InProcessMemory(Memory):
     def clear(self) -> None:
         with self._lock:
             self._entries.clear()
+            self._beats.clear()
 
     def clear_tasks(self, task_ids: Iterable[str]) -> None:
         with self._lock:

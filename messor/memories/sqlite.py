@@ -333,6 +333,7 @@ class SQLiteMemory(Memory):
     def clear(self) -> None:
         with self._transaction() as conn:
             conn.execute("DELETE FROM messor_tasks")
+            conn.execute("DELETE FROM messor_beats")  # runs of tasks forgotten
 
     def clear_tasks(self, task_ids: Iterable[str]) -> None:
         with self._transaction() as conn:

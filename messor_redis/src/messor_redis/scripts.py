@@ -204,7 +204,7 @@ for _, status in ipairs(redis.call('SMEMBERS', p .. 'statuses')) do
   redis.call('UNLINK', p .. 'ids:' .. status)
 end
 redis.call('UNLINK', p .. 'status', p .. 'data', p .. 'result', p .. 'error', p .. 'attempts',
-  p .. 'statuses')
+  p .. 'statuses', p .. 'beats')
 return 1
 """
 )

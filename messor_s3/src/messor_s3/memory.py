@@ -378,6 +378,7 @@ class S3Memory(Memory):
             self._applied, self._head, self._snapshot = set(covered), etag, name
             self._known_snapshots, self._loaded, self._uncovered = {name}, True, 0
             self.store.delete([n for n in listed if n != name])
+            self.store.delete(list(self.store.names("beats")))  # runs of tasks forgotten
             self._applied.clear()
             blobs.collect(self.store, set(), before=self._log.clock() - GRACE)
 
