@@ -197,7 +197,8 @@ class Heartbeat:
     def _rate(self, now: float, done: int) -> float | None:
         """Outcomes per second since the newest sample at least RATE_WINDOW old (else since
         the start: a run 5 s old is measured over 5 s, not a minute)."""
-        since, then = float(self.record["started"]), 0  # exact: history times are rounded
+        # From the exact start (history times are rounded), unless a sample is old enough.
+        since, then = float(self.record["started"]), 0.0
         for moment, count in reversed(self._history[:-1]):
             if now - moment >= RATE_WINDOW:
                 since, then = moment, count
