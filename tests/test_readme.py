@@ -93,7 +93,7 @@ def test_the_terminal_session_of_the_readme_runs_and_prints_what_it_shows(tmp_pa
     env = {k: v for k, v in os.environ.items() if k != "MESSOR_MEMORY"}
     env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env['PATH']}"
     commands = re.findall(r"^\$ (.*)\n((?:(?!\$ ).*\n)*)", session, re.M)
-    assert len(commands) == 6
+    assert len(commands) == 7
     for command, shown in commands:
         done = subprocess.run(
             command, shell=True, cwd=tmp_path, env=env, capture_output=True, text=True, check=False

@@ -135,7 +135,10 @@ def test_after_a_run_the_log_is_compacted_into_one_snapshot(endpoint: str, bucke
     assert "harvest/HEAD" in keys
     assert [k for k in keys if "/log/" in k and "~snapshot" not in k] == []
     assert len([k for k in keys if "~snapshot" in k]) == 1
-    assert all(k.startswith(("harvest/HEAD", "harvest/log/", "harvest/blobs/")) for k in keys)
+    assert all(
+        k.startswith(("harvest/HEAD", "harvest/log/", "harvest/blobs/", "harvest/beats/"))
+        for k in keys
+    )
 
 
 # -- several writers ---------------------------------------------------------------------

@@ -6,6 +6,7 @@
     messor results -o out.jsonl  every task's outcome, streamed to a file
     messor retry --failed        failed tasks become pending: the next run retries them
     messor run tasks:TASKS       run a task set with the executor's options
+    messor dashboard             a live web page of the harvest (messor[dashboard])
 
 Every command takes ``--memory SPEC``; without it the memory is found as
 ``open_memory()`` finds it. A mistake gets one line on stderr and a non-zero
@@ -21,6 +22,7 @@ import sys
 from collections.abc import Sequence
 
 from messor.cli.common import CommandError, Formatter, print_error
+from messor.cli.dashboard import add_command as add_dashboard_command
 from messor.cli.inspect import add_commands
 from messor.cli.running import add_command as add_run_command
 from messor.errors import ConfigurationError, MessorError, UnknownBackendError
@@ -36,6 +38,7 @@ examples:
   messor results --status completed --format csv -o results.csv
   messor retry --failed
   messor run crawl:pages -c 32 --retry 3 --rate-limit 10/s
+  messor dashboard --memory redis://host/0   a live page on http://127.0.0.1:8642/
 
 The memory: --memory SPEC, else $MESSOR_MEMORY, else memory = "..." in ./messor.toml
 (or [tool.messor] in ./pyproject.toml), else the SQLite file ./messor.db.
@@ -53,6 +56,7 @@ def build_parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(title="commands", metavar="COMMAND", required=True)
     add_commands(commands)
     add_run_command(commands)
+    add_dashboard_command(commands)
     return parser
 
 

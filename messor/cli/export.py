@@ -10,9 +10,10 @@ from __future__ import annotations
 
 import argparse
 import csv
+import io
 import json
 import os
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
@@ -21,7 +22,7 @@ from typing import Any, TextIO
 from messor.cli.common import Formatter, add_memory_argument, open_chosen_memory, utf8_stdout
 from messor.memories.base import COMPLETED, TaskRecord
 
-__all__ = ["FORMATS", "add_command", "iso_time"]
+__all__ = ["FORMATS", "add_command", "iso_time", "lines"]
 
 FORMATS = ("jsonl", "csv", "json")
 COLUMNS = ("id", "status", "result", "error", "attempts", "updated_at")
@@ -64,7 +65,7 @@ def results(arguments: argparse.Namespace) -> int:
     status = None if arguments.status == "all" else arguments.status
     memory, _ = open_chosen_memory(arguments.memory)
     with memory, _destination(output) as out:
-        written = _WRITERS[form](memory.iter_records(status), out)
+        written = _write(form, memory.iter_records(status), out)
     if output:
         print(f"Wrote {written} tasks to {output} ({form})")
     return 0
@@ -109,29 +110,39 @@ def _json(value: Any) -> str:
     return text
 
 
-def _write_jsonl(records: Iterator[TaskRecord], out: TextIO) -> int:
-    count = 0
-    for count, record in enumerate(records, 1):  # noqa: B007 (the count is the result)
-        out.write(_json(_row(record)) + "\n")
-    return count
+def lines(form: str, records: Iterator[TaskRecord]) -> Iterator[str]:
+    """The export of ``records`` in ``form`` (one of :data:`FORMATS`), a row at a time:
+    what ``messor results`` writes and the dashboard streams."""
+    return _LINES[form](records)
 
 
-def _write_json(records: Iterator[TaskRecord], out: TextIO) -> int:
+def _jsonl_lines(records: Iterator[TaskRecord]) -> Iterator[str]:
+    for record in records:
+        yield _json(_row(record)) + "\n"
+
+
+def _json_lines(records: Iterator[TaskRecord]) -> Iterator[str]:
+    yield "["
     count = 0
-    out.write("[")
     for count, record in enumerate(records, 1):
-        out.write(("\n" if count == 1 else ",\n") + _json(_row(record)))
-    out.write("\n]\n" if count else "]\n")
-    return count
+        yield ("\n" if count == 1 else ",\n") + _json(_row(record))
+    yield "\n]\n" if count else "]\n"
 
 
-def _write_csv(records: Iterator[TaskRecord], out: TextIO) -> int:
-    writer = csv.writer(out)
-    writer.writerow(COLUMNS)
-    count = 0
-    for count, record in enumerate(records, 1):  # noqa: B007 (the count is the result)
+def _csv_lines(records: Iterator[TaskRecord]) -> Iterator[str]:
+    row = io.StringIO()
+    writer = csv.writer(row)
+
+    def text(cells: Iterable[object]) -> str:
+        row.seek(0)
+        row.truncate()
+        writer.writerow(cells)
+        return row.getvalue()
+
+    yield text(COLUMNS)
+    for record in records:
         has_result = record.status == COMPLETED or record.result is not None
-        writer.writerow(
+        yield text(
             (
                 record.task_id,
                 record.status,
@@ -141,10 +152,23 @@ def _write_csv(records: Iterator[TaskRecord], out: TextIO) -> int:
                 iso_time(record.updated_at) or "",
             )
         )
+
+
+_LINES = {"jsonl": _jsonl_lines, "csv": _csv_lines, "json": _json_lines}
+
+
+def _write(form: str, records: Iterator[TaskRecord], out: TextIO) -> int:
+    """Write the export to ``out``; return how many records it held."""
+    count = 0
+
+    def counted() -> Iterator[TaskRecord]:
+        nonlocal count
+        for count, record in enumerate(records, 1):  # noqa: B007 (the count is the result)
+            yield record
+
+    for line in lines(form, counted()):
+        out.write(line)
     return count
-
-
-_WRITERS = {"jsonl": _write_jsonl, "csv": _write_csv, "json": _write_json}
 
 
 def iso_time(seconds: float | None) -> str | None:

@@ -19,6 +19,8 @@ from messor.cli.common import (
 )
 from messor.cli.export import add_command as add_results_command
 from messor.cli.export import iso_time
+from messor.cli.runs import progress, progress_lines, runs, runs_lines
+from messor.failures import group_failures, tasks_in_group
 from messor.memories.base import COMPLETED, FAILED, PENDING, Memory, TaskRecord
 from messor.plugins import Backend, get_catalog
 from messor.run.harvest import summary_text
@@ -48,9 +50,11 @@ def add_commands(commands: Any) -> None:
 
     parser = commands.add_parser(
         "status",
-        help="counts per status, the recent rate, the latest failures",
-        description="Show how many tasks are pending, completed and failed, how many were "
-        "recorded in the last minutes (when a run is going on) and the latest failures.",
+        help="counts per status, progress and ETA, the runs going on, the latest failures",
+        description="Show how many tasks are pending, completed and failed, the progress "
+        "and the time left at the recent rate, the runs going on (from their heartbeats: a "
+        "run that stopped beating is reported stale, not live), how many outcomes were "
+        "recorded in the last minutes and the latest failures.",
         epilog="examples:\n  messor status\n  messor status --memory sqlite:///crawl.db --json\n"
         "  messor status --watch 5          refresh every 5 s, with the rate; Ctrl-C ends",
         formatter_class=Formatter,
@@ -66,7 +70,9 @@ def add_commands(commands: Any) -> None:
         "failed",
         help="list failed tasks with their errors",
         description="List failed tasks with their last error and the attempts the run made.",
-        epilog="examples:\n  messor failed\n  messor failed --limit 0 --json > failures.json",
+        epilog="examples:\n  messor failed\n  messor failed --limit 0 --json > failures.json\n"
+        "  messor failed --group-by error     failures by cause, with a KEY for "
+        "messor retry --group KEY",
         formatter_class=Formatter,
     )
     add_memory_argument(parser)
@@ -74,6 +80,12 @@ def add_commands(commands: Any) -> None:
         "--limit", type=_count, default=100, metavar="N", help="list at most N (0: all; 100)"
     )
     parser.add_argument("--json", action="store_true", help="print a JSON array")
+    parser.add_argument(
+        "--group-by",
+        choices=["error"],
+        help="error: one line per cause (error class and message with numbers, ids, URLs and "
+        "quoted strings folded), with its count, its KEY and an example",
+    )
     parser.set_defaults(handler=failed)
 
     add_results_command(commands)
@@ -85,12 +97,17 @@ def add_commands(commands: Any) -> None:
         "the next run of the harvest runs them. A completed task keeps its result unless "
         "--force is given, also one that a run going on completes meanwhile.",
         epilog="examples:\n  messor retry --failed\n"
+        "  messor retry --group 3f2a9c01d4     the failures of one cause (messor failed "
+        "--group-by error)\n"
         "  messor retry https://example.org/page/7 https://example.org/page/9",
         formatter_class=Formatter,
     )
     add_memory_argument(parser)
     parser.add_argument("ids", nargs="*", metavar="ID", help="ids of the tasks to retry")
     parser.add_argument("--failed", action="store_true", help="every failed task")
+    parser.add_argument(
+        "--group", metavar="KEY", help="the failed tasks of one group of messor failed --group-by"
+    )
     parser.add_argument(
         "--force", action="store_true", help="also reset completed tasks, discarding their result"
     )
@@ -193,6 +210,7 @@ def _snapshot(memory: Memory) -> dict[str, Any]:
         STATUS_FAILURES, memory.iter_records(FAILED), key=lambda r: r.updated_at or 0.0
     )
     keeps_times = None not in recent.values()
+    beats = runs(memory, now)
     return {
         "time": iso_time(now),
         "counts": counts,
@@ -200,6 +218,8 @@ def _snapshot(memory: Memory) -> dict[str, Any]:
         "recent": recent if keeps_times else None,
         "recent_seconds": _covered(memory, now) if keeps_times else None,
         "rate_per_second": None,
+        "progress": progress(counts, beats),
+        "runs": beats,
         "latest_failures": [_failure_row(record) for record in latest],
     }
 
@@ -223,6 +243,8 @@ def _print_status(snapshot: dict[str, Any], where: str, as_json: bool) -> None:
     counts = snapshot["counts"]
     print(f"Memory: {where}")
     print(summary_text(counts))
+    for line in [*progress_lines(snapshot["progress"]), *runs_lines(snapshot["runs"])]:
+        print(line)
     recent = snapshot["recent"]
     if recent is not None:
         done = {name: c.get(COMPLETED, 0) + c.get(FAILED, 0) for name, c in recent.items()}
@@ -235,7 +257,7 @@ def _print_status(snapshot: dict[str, Any], where: str, as_json: bool) -> None:
                     for name, n in done.items()
                 )
             )
-        else:
+        elif snapshot["runs"] is None:  # no heartbeats to tell: the times must do
             print("Nothing recorded in the last 5 minutes: no run is going on.")
     elif snapshot["rate_per_second"] is None:
         print("This memory keeps no times: --watch SECONDS shows the rate.")
@@ -261,6 +283,9 @@ def _rate(done: int, seconds: float, window: int) -> str:
 
 def failed(arguments: argparse.Namespace) -> int:
     memory, _ = open_chosen_memory(arguments.memory)
+    if arguments.group_by:
+        with memory:
+            return _failure_groups(memory, arguments.limit, arguments.json)
     with memory:
         rows = _first(memory.iter_records(FAILED), arguments.limit)
         if arguments.json:
@@ -277,6 +302,31 @@ def failed(arguments: argparse.Namespace) -> int:
         print(f"... and {total - shown} more (--limit 0 lists all)")
     elif total == 0:
         print("No failed tasks.")
+    return 0
+
+
+def _failure_groups(memory: Memory, limit: int, as_json: bool) -> int:
+    """``messor failed --group-by error``: every failure read, its groups listed biggest first."""
+    found = group_failures(memory.iter_records(FAILED))
+    groups = found.groups[:limit] if limit else found.groups
+    if as_json:
+        with utf8_stdout() as out:
+            json.dump([vars(group) for group in groups], out, ensure_ascii=False)
+            out.write("\n")
+        return 0
+    if not found.groups:
+        print("No failed tasks.")
+        return 0
+    groups_found = f"{len(found.groups)} group{'s' if len(found.groups) > 1 else ''}"
+    print(f"{found.examined} failed tasks in {groups_found}:")
+    for group in groups:
+        cause = printable(f"{group.error_class}: {group.pattern}".strip(": "))
+        print(f"{group.key}  {group.count:>7}  {cause or '(no error recorded)'}")
+        example = printable(group.example_error.splitlines()[0] if group.example_error else "")
+        print(f"{'':>19}e.g. {printable(group.example_id)}: {example}")
+    if len(groups) < len(found.groups):
+        print(f"... and {len(found.groups) - len(groups)} more groups (--limit 0 lists all)")
+    print("messor retry --group KEY makes the tasks of one group pending again.")
     return 0
 
 
@@ -308,11 +358,21 @@ def _failure_line(row: dict[str, Any]) -> str:
 
 
 def retry(arguments: argparse.Namespace) -> int:
-    if arguments.failed == bool(arguments.ids):
-        raise CommandError("give either --failed or the ids of the tasks to retry (see --help)")
+    if [arguments.failed, bool(arguments.ids), arguments.group is not None].count(True) != 1:
+        raise CommandError(
+            "give one of --failed, --group KEY or the ids of the tasks to retry (see --help)"
+        )
     memory, _ = open_chosen_memory(arguments.memory)
     with memory:
-        if arguments.failed:
+        if arguments.group is not None:
+            ids = list(tasks_in_group(memory, arguments.group))
+            if not ids:
+                raise CommandError(
+                    f"no failed task is in the group {arguments.group!r} (messor failed "
+                    "--group-by error lists the groups and their keys); nothing was changed"
+                )
+            only_from = {FAILED}
+        elif arguments.failed:
             ids = [task_id for task_id, _ in memory.get_failed_tasks()]
             only_from = {FAILED}
         else:

@@ -178,6 +178,7 @@ class Executor(ABC):
                 "or a list, which runs again as often as you like."
             )
         harvest = Harvest(self.tasks, self.memory, self.options)
+        harvest.concurrency = self.max_concurrency
         self.report = harvest.report
         self._last_run = harvest
         return harvest

@@ -387,6 +387,30 @@ class Memory(ABC):
     ) -> None:
         self.close()
 
+    # -- run heartbeats (see messor.run.heartbeat): a memory that keeps none ignores them --
+
+    #: Whether :meth:`write_beat` keeps what it is given (False: runs on this
+    #: memory are not visible to ``messor status`` and the dashboard as runs).
+    keeps_beats: bool = False
+    #: Seconds between two beats of a run; a store that bills per request sets more.
+    beat_interval: float = 5.0
+
+    def write_beat(self, run_id: str, beat_json: str) -> None:  # noqa: B027 (keeps none)
+        """Keep ``beat_json``, the latest heartbeat of run ``run_id``, replacing its previous one.
+
+        Called from the run's heartbeat thread every :attr:`beat_interval`
+        seconds and once when the run ends; a failure only warns. A memory
+        that claims runs writes it under the claim, like its other writes.
+        """
+
+    def read_beats(self) -> dict[str, str]:
+        """The latest heartbeat of each run kept: ``{run_id: beat_json}``. ``clear()`` forgets
+        them with the tasks."""
+        return {}
+
+    def delete_beats(self, run_ids: Iterable[str]) -> None:  # noqa: B027 (keeps none)
+        """Forget the heartbeats of these runs (the core prunes old finished ones)."""
+
 
 def _decoded(text: str | None) -> Any:
     return None if text is None else decode_json(text)

@@ -48,6 +48,7 @@ class InProcessMemory(Memory):
         self._lock = threading.Lock()
         self._entries: dict[str, _Entry] = {}
         self._claim = LocalClaim()
+        self._beats: dict[str, str] = {}
 
     def __repr__(self) -> str:
         return "InProcessMemory()"
@@ -97,6 +98,7 @@ class InProcessMemory(Memory):
     def clear(self) -> None:
         with self._lock:
             self._entries.clear()
+            self._beats.clear()
 
     def clear_tasks(self, task_ids: Iterable[str]) -> None:
         with self._lock:
@@ -165,6 +167,23 @@ class InProcessMemory(Memory):
                 if entry.updated >= since and (known is None or entry.updated < known):
                     earliest[entry.status] = entry.updated
         return earliest
+
+    # -- run heartbeats --------------------------------------------------------
+
+    keeps_beats = True
+
+    def write_beat(self, run_id: str, beat_json: str) -> None:
+        with self._lock:
+            self._beats[run_id] = beat_json
+
+    def read_beats(self) -> dict[str, str]:
+        with self._lock:
+            return dict(self._beats)
+
+    def delete_beats(self, run_ids: Iterable[str]) -> None:
+        with self._lock:
+            for run_id in run_ids:
+                self._beats.pop(run_id, None)
 
     def _entry(self, task_id: str) -> _Entry:
         with self._lock:

@@ -49,7 +49,7 @@ logger = logging.getLogger("messor")
 #: The file a harvest uses when nothing else is configured.
 DEFAULT_FILE = "messor.db"
 
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
 #: Seconds a write waits for another connection's write lock before it fails.
 BUSY_TIMEOUT = 30.0
 # Host parameters per statement stay well under SQLite's limit (32766).
@@ -68,6 +68,10 @@ CREATE TABLE messor_tasks (
 )
 """
 _CREATE_INDEX = "CREATE INDEX IF NOT EXISTS messor_tasks_by_status ON messor_tasks (status)"
+#: v4: each run's latest heartbeat (see messor.run.heartbeat), one small row per run.
+_CREATE_BEATS = (
+    "CREATE TABLE IF NOT EXISTS messor_beats (run_id TEXT PRIMARY KEY NOT NULL, beat TEXT NOT NULL)"
+)
 #: The columns of schema version 1, which every later version kept.
 _FIRST_COLUMNS = ("id", "data", "status", "result", "error")
 #: The columns each later version added, in order, and what adds each.
@@ -158,6 +162,7 @@ class SQLiteMemory(Memory):
                     if name not in columns:
                         conn.execute(add_column)
             conn.execute(_CREATE_INDEX)
+            conn.execute(_CREATE_BEATS)
             # Every column of this version is there now, whatever user_version said.
             conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
             conn.execute("COMMIT")
@@ -328,6 +333,7 @@ class SQLiteMemory(Memory):
     def clear(self) -> None:
         with self._transaction() as conn:
             conn.execute("DELETE FROM messor_tasks")
+            conn.execute("DELETE FROM messor_beats")  # runs of tasks forgotten
 
     def clear_tasks(self, task_ids: Iterable[str]) -> None:
         with self._transaction() as conn:
@@ -428,6 +434,24 @@ class SQLiteMemory(Memory):
     def close(self) -> None:
         with self._lock:
             self._conn.close()
+
+    # -- run heartbeats --------------------------------------------------------
+
+    keeps_beats = True
+
+    def write_beat(self, run_id: str, beat_json: str) -> None:
+        with self._transaction() as conn:
+            conn.execute(
+                "INSERT OR REPLACE INTO messor_beats (run_id, beat) VALUES (?, ?)",
+                (run_id, beat_json),
+            )
+
+    def read_beats(self) -> dict[str, str]:
+        return dict(self._fetchall("SELECT run_id, beat FROM messor_beats"))
+
+    def delete_beats(self, run_ids: Iterable[str]) -> None:
+        with self._transaction() as conn:
+            conn.executemany("DELETE FROM messor_beats WHERE run_id = ?", ((i,) for i in run_ids))
 
     # -- helpers --------------------------------------------------------------
 

@@ -46,6 +46,7 @@ from messor.memories.claims import ClaimWatch, RunOwner, release_nothing
 from messor.options import RunOptions
 from messor.run.attempt import Attempt, Outcome, describe_error, failure, perform
 from messor.run.controls import Backoff, RateLimiter
+from messor.run.heartbeat import Heartbeat, RunState
 from messor.run.interrupts import InterruptGuard
 from messor.run.sources import REGISTRATION_CHUNK, TaskSource
 from messor.run.stops import AttemptOutcome
@@ -141,6 +142,10 @@ class Harvest:
         self._failure: BaseException | None = None
         self._bar: tqdm[Any] | None = None
         self._started = 0.0
+        #: The executor's limit on running attempts, for the run's heartbeat (None: not said).
+        self.concurrency: int | None = None
+        self._in_flight = 0  # attempts handed out and not settled, for the heartbeat
+        self._heartbeat: Heartbeat | None = None
 
     # -- the run's life ----------------------------------------------------------
 
@@ -175,6 +180,8 @@ class Harvest:
         )
         self._bar = None if bar.disable else bar
         self._writer.start()
+        self._heartbeat = Heartbeat(self.memory, self._run_state, known_total=total)
+        self._heartbeat.start()
         logger.info(
             "Harvest started on %r (%s tasks)", self.memory, "streamed" if total is None else total
         )
@@ -212,6 +219,10 @@ class Harvest:
             if self._bar is not None:
                 self._bar.close()
         self._settle_report(exc_type if not abandoned else KeyboardInterrupt, left_undone)
+        if self._heartbeat is not None:
+            self._heartbeat.finish(
+                self.report.stopped_because, store_failed=self._writer.error is not None
+            )
         first_signal = self._interrupts.first_signal
         if self.report.interrupted and not abandoned:
             self._print_summary()  # by a signal, or by cancelling run_async()
@@ -269,6 +280,7 @@ class Harvest:
         if self.options.timeout is not None:
             attempt.deadline = now + self.options.timeout
             heapq.heappush(self._deadlines, (attempt.deadline, next(self._order), attempt))
+        self._in_flight += 1
         return attempt
 
     @property
@@ -311,6 +323,7 @@ class Harvest:
         if attempt.settled:
             return False
         attempt.settled = True
+        self._in_flight -= 1
         if attempt.deadline is not None:
             self._forget_deadline()
         if outcome.ok:
@@ -365,6 +378,7 @@ class Harvest:
     def give_back(self, attempt: Attempt) -> None:
         """An attempt handed out but never started (the run stopped first)."""
         attempt.settled = True
+        self._in_flight -= 1
         if attempt.number > 1:
             # A retry that did not happen: the task goes back to pending with
             # its error, like the retries still waiting when the run ends.
@@ -459,6 +473,19 @@ class Harvest:
         """Failures and retries on the bar: redrawn only when one of them changes."""
         if self._bar is not None:
             self._bar.set_postfix(failed=self._failures, retries=self.report.retried, refresh=False)
+
+    def _run_state(self) -> RunState:
+        """This run's live state, for its heartbeat (read from the heartbeat's thread)."""
+        return RunState(
+            completed=self._writer.stored[COMPLETED],
+            failed=self._writer.stored[FAILED],
+            retried=self.report.retried,
+            skipped=self.report.skipped,
+            concurrency=self.concurrency,
+            # Handed out includes a few queued for the next free worker: at
+            # most `concurrency` of them run.
+            in_flight=min(self._in_flight, self.concurrency or self._in_flight),
+        )
 
     def _tidy_memory(self) -> None:
         """Let the memory tidy up after the run; its records are safe, so a failure only warns."""

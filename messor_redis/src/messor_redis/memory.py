@@ -117,6 +117,8 @@ class RedisMemory(Memory):
         self._clear_tasks = client.register_script(scripts.CLEAR_TASKS)
         self._clear = client.register_script(scripts.CLEAR)
         self._reset = client.register_script(scripts.RESET_TASKS)
+        self._write_beat = client.register_script(scripts.WRITE_BEAT)
+        self._delete_beats = client.register_script(scripts.DELETE_BEATS)
         #: The claim of the run of this memory that writes now ("": no run, no fence).
         self._fence = ""
 
@@ -379,6 +381,22 @@ class RedisMemory(Memory):
             looked += CHUNK
             if cursor == 0 or looked >= NAMESPACE_SCAN:
                 return sorted(found)
+
+    # -- run heartbeats --------------------------------------------------------
+
+    keeps_beats = True
+
+    def write_beat(self, run_id: str, beat_json: str) -> None:
+        self._run(self._write_beat, [[run_id, beat_json]])
+
+    def read_beats(self) -> dict[str, str]:
+        beats: dict[str, str] = self._call(lambda: self.client.hgetall(self._key("beats")))
+        return beats
+
+    def delete_beats(self, run_ids: Iterable[str]) -> None:
+        ids = list(run_ids)
+        for start in range(0, len(ids), CHUNK):
+            self._run(self._delete_beats, [ids[start : start + CHUNK]])
 
     # -- helpers --------------------------------------------------------------
 

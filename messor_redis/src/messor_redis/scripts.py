@@ -24,6 +24,7 @@ Layout under the prefix ``messor:{namespace}:``:
 * ``ids:<status>``: the set of task ids with that status
 * ``statuses``: the statuses ever used (to count and clear without scanning)
 * ``run``: the claim of the run using the namespace (see :mod:`messor_redis.claim`)
+* ``beats``: a hash from run id to that run's latest heartbeat (``messor.run.heartbeat``)
 """
 
 from __future__ import annotations
@@ -203,7 +204,7 @@ for _, status in ipairs(redis.call('SMEMBERS', p .. 'statuses')) do
   redis.call('UNLINK', p .. 'ids:' .. status)
 end
 redis.call('UNLINK', p .. 'status', p .. 'data', p .. 'result', p .. 'error', p .. 'attempts',
-  p .. 'statuses')
+  p .. 'statuses', p .. 'beats')
 return 1
 """
 )
@@ -243,5 +244,26 @@ redis.call('SADD', p .. 'statuses', 'pending')
 bulk('HSET', p .. 'status', status_pairs)
 for _, name in ipairs({'result', 'error', 'attempts'}) do bulk('HDEL', p .. name, reset) end
 return reset
+"""
+)
+
+#: ARGV: prefix, claim, run id, beat. Keeps the run's latest heartbeat, fenced
+#: like every write: a run that lost its claim cannot pass for live.
+WRITE_BEAT = (
+    _PREFIX
+    + _FENCE
+    + """
+redis.call('HSET', p .. 'beats', ARGV[3], ARGV[4])
+return 1
+"""
+)
+
+#: ARGV: prefix, claim, then run ids. Forgets those runs' heartbeats.
+DELETE_BEATS = (
+    _PREFIX
+    + _FENCE
+    + """
+if #ARGV > 2 then redis.call('HDEL', p .. 'beats', unpack(ARGV, 3)) end
+return 1
 """
 )

@@ -8,6 +8,8 @@ Layout under ``s3://bucket/prefix/`` (nothing else there is read or deleted):
   half-written state.
 * ``blobs/<clock>-<uuid>``: results larger than ``INLINE_BYTES``, packed per
   batch, read back with one ranged GET each (or whole, when exporting).
+* ``beats/<run id>.json``: each run's latest heartbeat (``messor.run.heartbeat``),
+  rewritten every ``beat_interval`` seconds (15: S3 bills per request).
 * ``log/~snapshot-<clock>-<writer>.json.gz`` and ``HEAD``: compaction folds
   the log into a snapshot of the whole index, points ``HEAD`` at it with a
   conditional write (If-Match), then deletes the segments it covers and stray
@@ -378,6 +380,7 @@ class S3Memory(Memory):
             self._applied, self._head, self._snapshot = set(covered), etag, name
             self._known_snapshots, self._loaded, self._uncovered = {name}, True, 0
             self.store.delete([n for n in listed if n != name])
+            self.store.delete(list(self.store.names("beats")))  # runs of tasks forgotten
             self._applied.clear()
             blobs.collect(self.store, set(), before=self._log.clock() - GRACE)
 
@@ -448,6 +451,25 @@ class S3Memory(Memory):
         with self._lock:
             if self._loaded and self._uncovered:
                 self._compact()
+
+    # -- run heartbeats --------------------------------------------------------
+
+    keeps_beats = True
+    beat_interval = 15.0
+
+    def write_beat(self, run_id: str, beat_json: str) -> None:
+        self.store.put(f"beats/{run_id}.json", beat_json.encode())
+
+    def read_beats(self) -> dict[str, str]:
+        beats = {}
+        for name in self.store.names("beats"):
+            found = self.store.get(name) if name.endswith(".json") else None
+            if found is not None:  # deleted between the listing and the GET: a pruned run
+                beats[name.removeprefix("beats/").removesuffix(".json")] = found[0].decode()
+        return beats
+
+    def delete_beats(self, run_ids: Iterable[str]) -> None:
+        self.store.delete([f"beats/{run_id}.json" for run_id in run_ids])
 
     # -- helpers --------------------------------------------------------------
 
