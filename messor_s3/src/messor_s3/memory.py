@@ -409,7 +409,7 @@ class S3Memory(Memory):
         the reset, and that this memory has not read yet, keeps its result
         wherever and whenever its segment lands.
         """
-        statuses = sorted(set(only_from))
+        statuses = sorted(set(map(str, only_from)))  # plain strings, as the log's replay has them
         with self._lock:
             self.refresh(force=True)
             chosen = [
