@@ -77,6 +77,8 @@ class RedisMemory(Memory):
     later, and a run paused that long loses its claim.
     """
 
+    claims_runs = True
+
     def __init__(
         self,
         client: redis.Redis,

@@ -83,6 +83,8 @@ class S3Memory(Memory):
     the hybrid logical clock starts from, given to simulate a skewed host.
     """
 
+    multi_writer = True
+
     def __init__(
         self,
         bucket: Bucket,
