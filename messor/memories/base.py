@@ -59,8 +59,6 @@ __all__ = [
     "COMPLETED",
     "FAILED",
     "PENDING",
-    "PRIMITIVES",
-    "SEED_METHODS",
     "STATUSES",
     "EncodedUpdate",
     "Memory",
