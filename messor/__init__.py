@@ -16,10 +16,12 @@ from messor.errors import (
     ClaimLostError,
     ConfigurationError,
     DuplicateTaskError,
+    IncompleteMemoryError,
     InvalidTaskError,
     MemoryUnavailableError,
     MessorError,
     RecordingError,
+    ResultTooLargeError,
     RunInProgressError,
     TaskDataError,
     TaskNotFoundError,
@@ -30,7 +32,7 @@ from messor.executors.base import Executor
 from messor.executors.coroutines import AsyncExecutor
 from messor.executors.threads import LocalThreadedExecutor
 from messor.hookspecs import hookimpl
-from messor.memories.base import Memory, TaskRecord
+from messor.memories.base import Memory, Row, TaskRecord, TaskStatus
 from messor.memories.inprocess import InProcessMemory
 from messor.memories.sqlite import SQLiteMemory
 from messor.options import RunOptions
@@ -55,6 +57,7 @@ __all__ = [
     "Executor",
     "FunctionTask",
     "InProcessMemory",
+    "IncompleteMemoryError",
     "InvalidTaskError",
     "LocalThreadedExecutor",
     "Memory",
@@ -62,6 +65,8 @@ __all__ = [
     "MemoryUnavailableError",
     "MessorError",
     "RecordingError",
+    "ResultTooLargeError",
+    "Row",
     "RunInProgressError",
     "RunOptions",
     "RunReport",
@@ -70,6 +75,7 @@ __all__ = [
     "TaskDataError",
     "TaskNotFoundError",
     "TaskRecord",
+    "TaskStatus",
     "TaskTimeoutError",
     "UnknownBackendError",
     "__version__",

@@ -66,3 +66,11 @@ class ClaimLostError(RecordingError):
     The run stopped, and the memory refuses its writes: two runs would
     otherwise run the same tasks and overwrite each other's results.
     """
+
+
+class ResultTooLargeError(TaskDataError):
+    """A result larger than the memory stores in one value: that task fails, the run goes on."""
+
+
+class IncompleteMemoryError(MessorError, TypeError):
+    """A ``Memory`` subclass that implements neither the primitives nor the seed's methods."""

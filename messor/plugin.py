@@ -16,13 +16,16 @@ Every plugin (a module named in the ``messor`` entry-point group):
     :class:`ConfigurationError` for a bad URL or option,
     :class:`MemoryUnavailableError` for a store out of reach.
 
-A memory (a :class:`Memory` subclass):
-    the statuses (:data:`PENDING`, :data:`COMPLETED`, :data:`FAILED`,
-    :data:`STATUSES`), the rows it receives and returns (:data:`StatusUpdate`,
-    :class:`EncodedUpdate`, :class:`TaskRecord`) and the codec that turns
-    values into the JSON text it stores (:func:`encode_json`,
+A memory (a :class:`Memory` subclass implementing its five primitives):
+    the statuses (:class:`TaskStatus`, and :data:`PENDING`, :data:`COMPLETED`,
+    :data:`FAILED`, :data:`STATUSES` as plain strings), the rows it receives
+    and returns (:class:`EncodedUpdate`, :class:`Row`, :data:`Missing`;
+    :class:`TaskRecord` and :data:`StatusUpdate` are the decoded forms users
+    see), :func:`changes_to_apply` (the rules of ``update`` in one place), the
+    codec that turns values into the JSON text it stores (:func:`encode_json`,
     :func:`decode_json`, :func:`check_task_id`, :func:`encode_tasks`,
-    :func:`encode_update`).
+    :func:`encode_update`: the base class calls them, a backend rarely needs
+    to), and :class:`ResultTooLargeError` for a value beyond the store's limit.
 
 A memory that keeps runs apart (``claim_run``):
     :class:`RunOwner` (who holds a claim), :data:`Release` (what ends it),
@@ -52,10 +55,12 @@ from messor.errors import (
     ClaimLostError,
     ConfigurationError,
     DuplicateTaskError,
+    IncompleteMemoryError,
     InvalidTaskError,
     MemoryUnavailableError,
     MessorError,
     RecordingError,
+    ResultTooLargeError,
     RunInProgressError,
     TaskDataError,
     TaskNotFoundError,
@@ -77,8 +82,12 @@ from messor.memories.base import (
     STATUSES,
     EncodedUpdate,
     Memory,
+    Missing,
+    Row,
     StatusUpdate,
     TaskRecord,
+    TaskStatus,
+    changes_to_apply,
     check_task_id,
     decode_json,
     encode_json,
@@ -117,6 +126,7 @@ __all__ = [
     "ExecutorFactory",
     "FileClaim",
     "Harvest",
+    "IncompleteMemoryError",
     "InvalidTaskError",
     "LocalClaim",
     "Memory",
@@ -124,11 +134,14 @@ __all__ = [
     "MemoryURL",
     "MemoryUnavailableError",
     "MessorError",
+    "Missing",
     "Outcome",
     "RecordingError",
     "Register",
     "RegisterExecutor",
     "Release",
+    "ResultTooLargeError",
+    "Row",
     "RunInProgressError",
     "RunOptions",
     "RunOwner",
@@ -139,9 +152,11 @@ __all__ = [
     "TaskDataError",
     "TaskNotFoundError",
     "TaskRecord",
+    "TaskStatus",
     "TaskTimeoutError",
     "UnknownBackendError",
     "Workers",
+    "changes_to_apply",
     "check_task_id",
     "claim_lost",
     "decode_json",

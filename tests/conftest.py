@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from messor import InProcessMemory, Memory, SQLiteMemory, open_memory
+from tests.primitive_memory import PrimitivesOnlyMemory
 from tests.redis_server import real_redis
 from tests.s3_server import REGION, new_bucket, s3_memory, server_endpoint
 from tests.seed_memory import SeedOnlyMemory
@@ -39,6 +40,7 @@ MEMORY_KINDS = [
     "sqlite-ram",
     "in-process",
     "seed-only",
+    "primitives-only",
     "redis-fake",
     "redis-real",
     "s3-mock",
@@ -68,6 +70,8 @@ def make_memory(kind: str, directory: Path) -> Memory:
         return InProcessMemory()
     if kind == "seed-only":
         return SeedOnlyMemory()
+    if kind == "primitives-only":
+        return PrimitivesOnlyMemory()
     raise ValueError(kind)
 
 
@@ -82,7 +86,8 @@ def opened_memory(kind: str, directory: Path) -> Iterator[Memory]:
 
 @pytest.fixture(params=MEMORY_KINDS)
 def any_memory(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Memory]:
-    """Each memory this repository ships, and one that implements only the seed's methods."""
+    """Each memory this repository ships, one that implements only the seed's methods and one
+    that implements only the primitives."""
     yield from opened_memory(request.param, tmp_path)
 
 

@@ -543,7 +543,10 @@ def shrink_the_largest_value(kind: str, memory: Memory, limit: int, monkeypatch:
     return "more than one S3 object holds"
 
 
-@pytest.mark.parametrize("kind", [k for k in MEMORY_KINDS if k not in ("in-process", "seed-only")])
+NO_LIMIT = ("in-process", "seed-only", "primitives-only")
+
+
+@pytest.mark.parametrize("kind", [k for k in MEMORY_KINDS if k not in NO_LIMIT])
 def test_a_result_larger_than_the_memory_takes_fails_its_task_and_the_run_goes_on(
     kind: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -23,6 +23,7 @@ from messor import (
     LocalThreadedExecutor,
     Memory,
     RecordingError,
+    ResultTooLargeError,
     RunInProgressError,
     SQLiteMemory,
 )
@@ -260,7 +261,7 @@ class PickyMemory(SQLiteMemory):
 
     def record_outcomes(self, outcomes: Sequence[EncodedUpdate]) -> None:
         if any('"huge":true' in (row.result_json or "") for row in outcomes):
-            raise ValueError("result larger than the store's 1 MB limit")
+            raise ResultTooLargeError("result larger than the store's 1 MB limit")
         super().record_outcomes(outcomes)
 
 
@@ -275,6 +276,33 @@ def test_a_result_the_memory_refuses_fails_that_task_and_keeps_its_batch_mates()
     assert len(memory.get_completed_tasks()) == 7
     assert [task for task, _ in report.refused_results] == ["t3"]
     assert (report.completed, report.failed) == (7, 1)
+
+
+class BuggyMemory(SQLiteMemory):
+    """A memory with a bug that shows on one result: not a refusal it declares."""
+
+    error: type[Exception] = ValueError
+
+    def record_outcomes(self, outcomes: Sequence[EncodedUpdate]) -> None:
+        if any('"huge":true' in (row.result_json or "") for row in outcomes):
+            raise self.error("a bug in the memory")
+        super().record_outcomes(outcomes)
+
+
+@pytest.mark.parametrize("error", [ValueError, TypeError])
+def test_a_memory_bug_stops_the_run_and_is_never_recorded_as_the_tasks_failure(
+    error: type[Exception],
+) -> None:
+    memory = BuggyMemory(":memory:")
+    memory.error = error
+    tasks = [FunctionTask(f"t{i}", lambda i=i: {"huge": i == 3, "i": i}) for i in range(8)]
+    executor = Executor(tasks, memory=memory, max_concurrency=1)
+    with pytest.raises(RecordingError, match="a bug in the memory") as raised:
+        executor.run()
+    assert isinstance(raised.value.__cause__, error)
+    assert memory.get_failed_tasks() == []
+    assert memory.get_task_status("t3") == PENDING  # runs again once the memory is fixed
+    assert executor.report.refused_results == []
 
 
 class BreakingMemory(SQLiteMemory):

@@ -36,6 +36,12 @@ class TestSeedOnlyMemoryUsesTheBaseClassDefaults(MemoryContract):
         yield from opened_memory("seed-only", tmp_path)
 
 
+class TestPrimitivesOnlyMemoryGetsEveryOtherMethodFromTheBaseClass(MemoryContract):
+    @pytest.fixture
+    def memory(self, tmp_path: Path) -> Iterator[Memory]:
+        yield from opened_memory("primitives-only", tmp_path)
+
+
 class TestRedisOnFakeRedis(MemoryContract):
     @pytest.fixture
     def memory(self, tmp_path: Path) -> Iterator[Memory]:

@@ -14,7 +14,7 @@ import pytest
 import messor
 import messor.memory
 import messor.sqlite_memory
-from messor import ConfigurationError, SQLiteMemory
+from messor import ConfigurationError, ResultTooLargeError, SQLiteMemory
 from messor.memories.base import COMPLETED, FAILED, PENDING, EncodedUpdate
 from messor.memories.sqlite import SCHEMA_VERSION
 
@@ -356,3 +356,22 @@ def test_count_by_status_counts_thousands_of_rows_exactly(tmp_path: Path) -> Non
         assert memory.count_by_status() == {PENDING: 999, COMPLETED: 1234, FAILED: 767}
     finally:
         memory.close()
+
+
+def test_a_result_over_sqlites_limit_is_refused_as_too_large_naming_the_task() -> None:
+    with SQLiteMemory(":memory:") as memory:
+        memory._conn.setlimit(sqlite3.SQLITE_LIMIT_LENGTH, 10_000)  # stands in for SQLite's 1 GB
+        memory.store_tasks([("small", {}), ("big", {})])
+        with pytest.raises(ResultTooLargeError, match="'big' is too large for SQLite"):
+            memory.record_outcomes(
+                [EncodedUpdate("big", COMPLETED, '"' + "x" * 20_000 + '"', None)]
+            )
+        memory.record_outcomes([EncodedUpdate("small", COMPLETED, '"x"', None)])
+        assert memory.get_statuses(["small", "big"]) == {"small": COMPLETED, "big": PENDING}
+
+
+def test_the_file_declares_what_it_keeps_and_its_limit() -> None:
+    assert (SQLiteMemory.keeps_times, SQLiteMemory.claims_runs) == (True, True)
+    assert SQLiteMemory.max_result_bytes == sqlite3.connect(":memory:").getlimit(
+        sqlite3.SQLITE_LIMIT_LENGTH
+    )

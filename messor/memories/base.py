@@ -1,9 +1,16 @@
 """The ``Memory`` interface: where a harvest records every task's outcome.
 
-A third-party memory implements the seed's methods (the abstract ones below).
-Everything else the core needs has a correct default here, built on those
-methods, so such a memory works unchanged; a fast backend overrides the
-defaults with one query where the default makes many.
+A memory implements five primitives over encoded rows: :meth:`~Memory.insert`,
+:meth:`~Memory.update`, :meth:`~Memory.lookup`, :meth:`~Memory.scan` and
+:meth:`~Memory.delete`. This class derives every other method from them, the
+seed's included, and encodes and checks what callers hand a memory once,
+here: a backend only ever sees task ids that are valid str and values that are
+JSON text. A fast backend may still override any derived method.
+
+A memory written against the seed implements the seed's ten methods instead
+(``store_tasks`` ... ``dump_all``): the primitives then default to those, so
+it keeps working unchanged. A class that completes neither set cannot be
+instantiated (:class:`~messor.errors.IncompleteMemoryError` names what is missing).
 
 Contract, for every implementation:
 
@@ -19,16 +26,34 @@ Contract, for every implementation:
 
 from __future__ import annotations
 
-import json
-import re
 import threading
-from abc import ABC, abstractmethod
-from collections.abc import Collection, Iterable, Iterator, Sequence
+from abc import ABC
+from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, Sequence
+from itertools import islice
 from types import TracebackType
-from typing import Any, NamedTuple
+from typing import Any, Literal, Self
 
-from messor.errors import TaskDataError
+from messor.errors import IncompleteMemoryError, ResultTooLargeError, TaskNotFoundError
 from messor.memories.claims import Release, RunOwner, release_nothing
+from messor.memories.codec import (
+    check_task_id,
+    decode_json,
+    decode_result,
+    encode_json,
+    encode_tasks,
+    encode_update,
+)
+from messor.memories.records import (
+    COMPLETED,
+    FAILED,
+    PENDING,
+    STATUSES,
+    EncodedUpdate,
+    Row,
+    StatusUpdate,
+    TaskRecord,
+    TaskStatus,
+)
 
 __all__ = [
     "COMPLETED",
@@ -37,163 +62,94 @@ __all__ = [
     "STATUSES",
     "EncodedUpdate",
     "Memory",
+    "Missing",
+    "Row",
     "StatusUpdate",
     "TaskRecord",
+    "TaskStatus",
+    "changes_to_apply",
     "check_task_id",
     "decode_json",
+    "decode_result",
     "encode_json",
     "encode_tasks",
     "encode_update",
 ]
 
-PENDING = "pending"
-COMPLETED = "completed"
-FAILED = "failed"
-#: The statuses every memory knows; a backend may add its own (e.g. for leases).
-STATUSES = (PENDING, COMPLETED, FAILED)
+#: What a memory implements: a new memory all of these ...
+PRIMITIVES = ("insert", "update", "lookup", "scan", "delete")
+#: ... or, written against the seed, all of these.
+SEED_METHODS = (
+    "store_tasks",
+    "update_task_statuses",
+    "get_task_status",
+    "get_pending_tasks",
+    "get_completed_tasks",
+    "get_failed_tasks",
+    "get_task_result",
+    "clear",
+    "clear_tasks",
+    "dump_all",
+)
 
-#: ``(task_id, status, result, error)``, the row of ``update_task_statuses``.
-StatusUpdate = tuple[str, str, Any, "str | None"]
+#: Ids per ``lookup`` that ``get_statuses`` makes: a long list never becomes one huge call.
+_IDS_PER_LOOKUP = 1000
 
-# The defaults of record_outcomes and reset_tasks each look statuses up, then
-# write: this lock keeps the two steps of one from interleaving with the other's
-# in this process. One lock for all memories: a memory written against the
-# seed never calls Memory.__init__, so an instance has nowhere to keep its own.
+# The default of update() on the seed's methods looks statuses up, then
+# writes: this lock keeps the two steps of one call from interleaving with
+# another's in this process. One lock for all memories: a memory written
+# against the seed never calls Memory.__init__, so an instance has nowhere to
+# keep its own.
 _LOOK_UP_THEN_WRITE = threading.Lock()
 
+#: What ``Memory.update`` does with an unknown id: raise ``TaskNotFoundError``, or skip it.
+Missing = Literal["raise", "ignore"]
 
-class EncodedUpdate(NamedTuple):
-    """A row of :meth:`Memory.record_outcomes`: a status update whose result is JSON text.
 
-    ``result_json`` is what :func:`encode_json` made of the result, or None
-    when there is no result (a failure).
+def changes_to_apply(
+    changes: Sequence[EncodedUpdate],
+    statuses: Callable[[list[str]], Mapping[str, str]],
+    *,
+    keep_completed: bool = False,
+    only_from: Collection[str] | None = None,
+    missing: Missing = "raise",
+) -> list[EncodedUpdate]:
+    """The changes that :meth:`Memory.update` applies, in order, under its rules.
+
+    For a memory that can read statuses and write in one step (under a lock,
+    in one transaction): ``statuses`` is called at most once, with the ids
+    whose status decides whether their change applies, and returns the
+    status of each one the store knows, as it holds it then. Each change is
+    judged against the state the earlier changes of the call left. Raises
+    :class:`~messor.errors.TaskNotFoundError` for an unknown id that was
+    looked up when ``missing`` is "raise"; an unknown id that needed no
+    look-up is the caller's to find (its write changes nothing).
     """
-
-    task_id: str
-    status: str
-    result_json: str | None
-    error: str | None
-    #: Attempts the run that recorded this made (0: not known, or reset by hand).
-    attempts: int = 0
-
-
-class TaskRecord(NamedTuple):
-    """Everything a memory knows of one task."""
-
-    task_id: str
-    status: str
-    result: Any
-    error: str | None
-    #: Attempts the run that recorded the task's state made (0: not known).
-    attempts: int = 0
-    #: When that state was recorded (seconds since the epoch); None if the memory keeps no times.
-    updated_at: float | None = None
-
-
-def encode_json(value: Any, *, task_id: str, what: str = "result") -> str:
-    """Return ``value`` as JSON text, or raise ``TaskDataError`` naming the task.
-
-    NaN and infinities are refused (they are not JSON and would not compare
-    equal after a round trip), and so are dict keys that are not str (JSON
-    would turn them into strings); non-ASCII text is escaped so that any
-    Python string, lone surrogates included, comes back exactly.
-    """
-    # The most common values by far (a task's data, a no-op's result), spared
-    # a trip through the encoder on every task.
-    if value is None:
-        return "null"
-    if type(value) is dict and not value:
-        return "{}"
-    try:
-        text = json.dumps(value, allow_nan=False, separators=(",", ":"))
-    except (TypeError, ValueError, RecursionError) as exc:
-        raise _not_json(what, task_id, str(exc)) from exc
-    # json.dumps writes a key 1, 1.5, True or None as "1", "1.5", "true", "null":
-    # it would read back as another key, or collide with a str key and be lost.
-    # Such keys leave a trace in the text (a quick search), a str key "1" too:
-    # only then is the value walked to tell them apart.
-    if _KEY_LIKE_A_SCALAR.search(text):
-        for key in _keys_not_str(value):
-            [as_text] = json.loads(json.dumps({key: 0}))
-            raise _not_json(
-                what,
-                task_id,
-                f"the dict key {key!r} is not a str: it would read back as {as_text!r}",
-            )
-    return text
-
-
-#: A dict key in encoded JSON whose text an int, float, bool or None key also gives.
-_KEY_LIKE_A_SCALAR = re.compile(r'"(?:-?[0-9][0-9.eE+-]*|true|false|null)":')
-
-
-def _keys_not_str(value: Any) -> Iterator[object]:
-    """The dict keys anywhere in ``value`` that are not str (without recursion: any depth)."""
-    stack = [value]
-    while stack:
-        item = stack.pop()
-        if isinstance(item, dict):
-            yield from (key for key in item if not isinstance(key, str))
-            stack.extend(item.values())
-        elif isinstance(item, list | tuple):
-            stack.extend(item)
-
-
-def _not_json(what: str, task_id: str, reason: str) -> TaskDataError:
-    return TaskDataError(
-        f"The {what} of task {task_id!r} cannot be stored as JSON ({reason}); "
-        "use JSON types (dict with str keys, list, str, int, float, bool, None) "
-        "or convert the value before returning it"
-    )
-
-
-def decode_json(text: str) -> Any:
-    """Return the value that :func:`encode_json` stored as ``text``."""
-    return json.loads(text)
-
-
-def check_task_id(task_id: object) -> str:
-    """Return ``task_id`` if it is a ``str`` that every store can hold; else raise ``TypeError``."""
-    if not isinstance(task_id, str):
-        raise TaskDataError(
-            f"Task ids must be str, got {type(task_id).__name__} {task_id!r}; "
-            "return a string from get_id()"
-        )
-    try:
-        task_id.encode("utf-8")
-    except UnicodeEncodeError as exc:
-        raise TaskDataError(
-            f"Task id {task_id!r} is not valid Unicode text ({exc.reason}: a lone surrogate, "
-            "often from decoding bytes with errors='surrogateescape'); decode it properly first"
-        ) from None
-    return task_id
-
-
-def encode_tasks(tasks: Sequence[tuple[str, dict[str, Any]]]) -> list[tuple[str, str]]:
-    """Check ``store_tasks`` pairs; return them with the data as JSON text."""
-    return [
-        (check_task_id(task_id), encode_json(data, task_id=task_id, what="data"))
-        for task_id, data in tasks
+    check_all = only_from is not None or missing == "ignore"
+    to_check = [
+        c.task_id for c in changes if check_all or (keep_completed and c.status != COMPLETED)
     ]
+    if not to_check:
+        return list(changes)
+    known = dict(statuses(to_check))
+    chosen = []
+    for change in changes:
+        if check_all or (keep_completed and change.status != COMPLETED):
+            status = known.get(change.task_id)
+            if status is None:
+                if missing == "raise":
+                    raise TaskNotFoundError(change.task_id)
+                continue
+            if keep_completed and status == COMPLETED and change.status != COMPLETED:
+                continue
+            if only_from is not None and status not in only_from:
+                continue
+        chosen.append(change)
+        known[change.task_id] = change.status
+    return chosen
 
 
-def encode_update(update: StatusUpdate) -> EncodedUpdate:
-    """Check one ``update_task_statuses`` row; return it with the result as JSON text.
-
-    A completed task's result is stored even when it is ``None`` (so that
-    ``dump_all`` lists it); other statuses store one only if given.
-    """
-    task_id, status, result, error = update
-    check_task_id(task_id)
-    if not isinstance(status, str):
-        raise TaskDataError(f"The status of task {task_id!r} must be a str, got {status!r}")
-    if error is not None and not isinstance(error, str):
-        raise TaskDataError(f"The error of task {task_id!r} must be a str or None, got {error!r}")
-    text = None if result is None and status != COMPLETED else encode_json(result, task_id=task_id)
-    return EncodedUpdate(task_id, status, text, error)
-
-
-class Memory(ABC):
+class Memory(ABC):  # noqa: B024 (ABCMeta still enforces a subclass's own abstract methods)
     """Where a harvest records each task's status, result and error."""
 
     #: Seconds the executor's writer may wait to gather more outcomes into one
@@ -203,49 +159,157 @@ class Memory(ABC):
     #: being redone if the process dies.
     batch_delay: float = 0.0
 
-    # -- the seed's methods: what every memory implements -------------------
+    # -- capabilities: what the memory declares, and the contract kit checks ----
 
-    @abstractmethod
+    #: Records when each state was recorded (``Row.updated_at``), so that
+    #: ``count_since`` and ``earliest_since`` answer instead of returning None.
+    keeps_times: bool = False
+    #: ``claim_run`` keeps a second run off this memory while one runs.
+    claims_runs: bool = False
+    #: Several runs may write to one store at once and lose nothing (no claim needed).
+    multi_writer: bool = False
+    #: The largest result, as JSON text (bytes), that the memory stores; None: no limit.
+    #: A larger one is refused with :class:`~messor.errors.ResultTooLargeError`.
+    max_result_bytes: int | None = None
+
+    def __new__(cls, *args: Any, **kwargs: Any) -> Self:
+        primitives = _inherited(cls, PRIMITIVES)
+        seed = _inherited(cls, SEED_METHODS)
+        if primitives and seed:
+            raise IncompleteMemoryError(
+                f"{cls.__qualname__} cannot be used as a memory: implement the five primitives "
+                f"(missing: {', '.join(primitives)}) or, as a memory written for the seed, its "
+                f"ten methods (missing: {', '.join(seed)})"
+            )
+        return super().__new__(cls)
+
+    # -- the primitives: what a memory implements ---------------------------------
+    # Each defaults to the seed's methods, for memories written against the seed.
+
+    def insert(self, tasks: Sequence[tuple[str, str]]) -> None:
+        """Register ``(task_id, data_json)`` pairs as pending; a known id is left as it is.
+
+        Within one call the first pair of an id wins.
+        """
+        self.store_tasks([(task_id, decode_json(data)) for task_id, data in tasks])
+
+    def update(
+        self,
+        changes: Sequence[EncodedUpdate],
+        *,
+        keep_completed: bool = False,
+        only_from: Collection[str] | None = None,
+        missing: Missing = "raise",
+    ) -> list[str]:
+        """Apply ``changes`` in order, in one atomic step; return the ids changed, in order.
+
+        A change sets the task's status, result, error and attempts (and
+        time), never its data. It is skipped if ``keep_completed`` and the
+        task is completed and the change is not a completion (another run
+        completed it), or if ``only_from`` is given and the task's status is
+        not in it; each judged against the state earlier changes of the call
+        left (:func:`changes_to_apply` does the judging). An unknown id:
+        with ``missing="raise"``, :class:`~messor.errors.TaskNotFoundError`
+        and nothing applied; with ``"ignore"``, skipped.
+
+        The default, on the seed's methods, cannot make this one step in the
+        store: it looks statuses up (``get_statuses``), then writes
+        (``update_task_statuses``); attempts are not kept. In this process
+        its calls take turns, so a harvest recording through it loses nothing
+        to a reset through it. Any other write between the two steps (another
+        process, an overridden ``record_outcomes``) may be overwritten; a task
+        forgotten between them makes the write raise ``KeyError``.
+        """
+        with _LOOK_UP_THEN_WRITE:
+            chosen = changes_to_apply(
+                changes,
+                self.get_statuses,
+                keep_completed=keep_completed,
+                only_from=only_from,
+                missing=missing,
+            )
+            if chosen:
+                self.update_task_statuses(
+                    [(c.task_id, c.status, decode_result(c.result_json), c.error) for c in chosen]
+                )
+        return [c.task_id for c in chosen]
+
+    def lookup(self, task_ids: Sequence[str], *, results: bool = True) -> dict[str, Row]:
+        """The known tasks among ``task_ids``, by id.
+
+        With ``results=False`` a memory may leave ``result_json`` (and
+        ``error``) None: the cheap look-up of statuses.
+        """
+        if results:
+            dump = self.dump_all()
+            return {i: _row(dump, i) for i in task_ids if i in dump["task_statuses"]}
+        rows = {}
+        for task_id in task_ids:
+            try:
+                rows[task_id] = Row(task_id, self.get_task_status(task_id))
+            except KeyError:
+                continue
+        return rows
+
+    def scan(self, status: str | None = None, *, data: bool = False) -> Iterator[Row]:
+        """Yield every task (or those with ``status``) in a stable order; ``data_json`` if ``data``.
+
+        Must not hold a lock across its yields: read a page at a time.
+        """
+        dump = self.dump_all()
+        for task_id, task_status in dump["task_statuses"].items():
+            if status is None or task_status == status:
+                yield _row(dump, task_id, data=data)
+
+    def delete(self, task_ids: Iterable[str] | None) -> None:
+        """Forget the given tasks (unknown ids ignored), or every task when None."""
+        if task_ids is None:
+            self.clear()
+        else:
+            self.clear_tasks(task_ids)
+
+    # -- the seed's methods ---------------------------------------------------------
+
     def store_tasks(self, tasks: Sequence[tuple[str, dict[str, Any]]]) -> None:
         """Register ``(task_id, data)`` pairs as pending; known ids are left as they are."""
+        self.insert(encode_tasks(tasks))
 
-    @abstractmethod
     def update_task_statuses(self, statuses: Sequence[StatusUpdate]) -> None:
-        """Set ``(task_id, status, result, error)`` for known tasks.
+        """Set ``(task_id, status, result, error)`` for known tasks, in order.
 
         Raises ``KeyError`` (:class:`TaskNotFoundError`) and changes nothing
         if any id is unknown.
         """
+        self.update(self._within_limit([encode_update(update) for update in statuses]))
 
-    @abstractmethod
     def get_task_status(self, task_id: str) -> str:
         """Return the status of one task; ``KeyError`` "Task with ID <id> not found"."""
+        return self._row(task_id, results=False).status
 
-    @abstractmethod
     def get_pending_tasks(self) -> list[str]:
         """Return the ids of pending tasks."""
+        return [row.task_id for row in self.scan(PENDING)]
 
-    @abstractmethod
     def get_completed_tasks(self) -> list[str]:
         """Return the ids of completed tasks."""
+        return [row.task_id for row in self.scan(COMPLETED)]
 
-    @abstractmethod
     def get_failed_tasks(self) -> list[tuple[str, str | None]]:
         """Return ``(task_id, error)`` for every failed task."""
+        return [(row.task_id, row.error) for row in self.scan(FAILED)]
 
-    @abstractmethod
     def get_task_result(self, task_id: str) -> Any:
         """Return the stored result of a task (``None`` if it has none); ``KeyError`` if unknown."""
+        return decode_result(self._row(task_id, results=True).result_json)
 
-    @abstractmethod
     def clear(self) -> None:
         """Forget every task of this memory."""
+        self.delete(None)
 
-    @abstractmethod
     def clear_tasks(self, task_ids: Iterable[str]) -> None:
         """Forget the given tasks; unknown ids are ignored."""
+        self.delete(list(task_ids))
 
-    @abstractmethod
     def dump_all(self) -> dict[str, dict[str, Any]]:
         """Return everything, as the seed did.
 
@@ -253,28 +317,33 @@ class Memory(ABC):
         "task_results": {id: result}, "task_errors": {id: error}}``; results
         and errors only for tasks that have one.
         """
+        dump: dict[str, dict[str, Any]] = {
+            "task_definitions": {},
+            "task_statuses": {},
+            "task_results": {},
+            "task_errors": {},
+        }
+        for row in self.scan(data=True):
+            dump["task_definitions"][row.task_id] = decode_result(row.data_json)
+            dump["task_statuses"][row.task_id] = row.status
+            if row.result_json is not None:
+                dump["task_results"][row.task_id] = decode_json(row.result_json)
+            if row.error is not None:
+                dump["task_errors"][row.task_id] = row.error
+        return dump
 
-    # -- what the core needs beyond the seed: correct, override for speed ---
+    # -- what the core needs beyond the seed ---------------------------------------
 
     def record_outcomes(self, outcomes: Sequence[EncodedUpdate]) -> None:
         """Record finished attempts: the executor's write path.
 
         Like ``update_task_statuses``, with two differences: results arrive as
-        JSON text, encoded once when the task returned (a fast backend stores
-        the text as it is), and a failure never replaces a completed result
-        (another run on the same store may have completed the task meanwhile).
-        Raises ``KeyError`` and records nothing if a task is unknown.
+        JSON text, encoded once when the task returned, and a failure never
+        replaces a completed result (another run on the same store may have
+        completed the task meanwhile). Raises ``KeyError`` and records
+        nothing if a task is unknown.
         """
-        failures = [row.task_id for row in outcomes if row.status != COMPLETED]
-        with _LOOK_UP_THEN_WRITE:
-            statuses = self.get_statuses(failures) if failures else {}
-            self.update_task_statuses(
-                [
-                    (row.task_id, row.status, _decoded(row.result_json), row.error)
-                    for row in outcomes
-                    if row.status == COMPLETED or statuses.get(row.task_id) != COMPLETED
-                ]
-            )
+        self.update(self._within_limit(outcomes), keep_completed=True)
 
     def reset_tasks(self, task_ids: Iterable[str], *, only_from: Collection[str]) -> list[str]:
         """Set the given tasks back to pending (result and error dropped, attempts 0), each only
@@ -283,79 +352,58 @@ class Memory(ABC):
         are ignored. Returns the ids that were reset, in the given order.
 
         What ``messor retry`` calls, possibly while a harvest runs on the same
-        store: the check and the reset must be one step in the store. The
-        default cannot make them one: it looks the statuses up
-        (``get_statuses``), then writes (``update_task_statuses``). In this
-        process it takes turns with the default ``record_outcomes`` (one
-        lock), so a harvest run here through the defaults loses nothing to it.
-        Any other write between the two steps (another process, an overridden
-        ``record_outcomes``, a direct ``update_task_statuses``) is overwritten,
-        a completed result with it; a task forgotten between them makes the
-        write raise ``KeyError``. A memory that several processes share must
-        override this with a conditional write (one transaction, a
-        compare-and-set, a script run by the server).
+        store: the check and the reset are one :meth:`update`, which must be
+        one step in the store (see its default's limits).
         """
-        ids = list(dict.fromkeys(task_ids))
-        allowed = set(only_from)
-        with _LOOK_UP_THEN_WRITE:
-            statuses = self.get_statuses(ids)
-            chosen = [i for i in ids if statuses.get(i) in allowed]
-            if chosen:
-                self.update_task_statuses([(i, PENDING, None, None) for i in chosen])
-        return chosen
+        pending = [EncodedUpdate(i, PENDING, None, None) for i in dict.fromkeys(task_ids)]
+        allowed = frozenset(map(str, only_from))  # plain strings, TaskStatus members or not
+        return self.update(pending, only_from=allowed, missing="ignore")
 
     def count_by_status(self) -> dict[str, int]:
-        """Return the number of tasks per status (the three standard ones always present)."""
-        return {
-            PENDING: len(self.get_pending_tasks()),
-            COMPLETED: len(self.get_completed_tasks()),
-            FAILED: len(self.get_failed_tasks()),
-        }
+        """Return the number of tasks per status (the standard ones always present)."""
+        counts = dict.fromkeys(STATUSES, 0)
+        for row in self.scan():
+            counts[row.status] = counts.get(row.status, 0) + 1
+        return counts
 
     def get_statuses(self, task_ids: Iterable[str]) -> dict[str, str]:
         """Return ``{task_id: status}`` for the given ids that are known (a batch look-up)."""
         statuses: dict[str, str] = {}
-        for task_id in task_ids:
-            try:
-                statuses[task_id] = self.get_task_status(task_id)
-            except KeyError:
-                continue
+        ids = iter(task_ids)
+        while chunk := list(islice(ids, _IDS_PER_LOOKUP)):
+            statuses.update((i, row.status) for i, row in self.lookup(chunk, results=False).items())
         return statuses
 
     def iter_records(self, status: str | None = None) -> Iterator[TaskRecord]:
         """Yield every task (or those with ``status``) with its result and error."""
-        dump = self.dump_all()
-        results = dump["task_results"]
-        errors = dump["task_errors"]
-        for task_id, task_status in dump["task_statuses"].items():
-            if status is None or task_status == status:
-                yield TaskRecord(task_id, task_status, results.get(task_id), errors.get(task_id))
+        for task_id, task_status, result, error, attempts, updated, _ in self.scan(status):
+            yield TaskRecord(task_id, task_status, decode_result(result), error, attempts, updated)
 
     def count_since(self, since: float) -> dict[str, int] | None:
         """Tasks per status whose state was recorded at ``since`` (epoch seconds) or later.
 
         What ``messor status`` shows as the recent rate of a running harvest.
-        None (the default) means this memory keeps no times; a memory that
-        keeps them also returns them as :attr:`TaskRecord.updated_at`.
+        None when this memory keeps no times (:attr:`keeps_times`).
         """
-        return None
+        if not self.keeps_times:
+            return None
+        counts: dict[str, int] = {}
+        for status, _ in self._times_since(since):
+            counts[status] = counts.get(status, 0) + 1
+        return counts
 
     def earliest_since(self, since: float) -> dict[str, float] | None:
         """Per status, when the earliest task state recorded at ``since`` or later was recorded.
 
         With :meth:`count_since`, what ``messor status`` turns into a rate:
         a run younger than the window it looks at is measured over the time
-        it actually ran. None when this memory keeps no times (as
-        :meth:`count_since`). The default reads every record; a memory that
-        keeps times answers with one query instead.
+        it actually ran. None when this memory keeps no times.
         """
-        if self.count_since(since) is None:
+        if not self.keeps_times:
             return None
         earliest: dict[str, float] = {}
-        for record in self.iter_records():
-            updated, known = record.updated_at, earliest.get(record.status)
-            if updated is not None and updated >= since and (known is None or updated < known):
-                earliest[record.status] = updated
+        for status, updated in self._times_since(since):
+            earliest[status] = min(updated, earliest.get(status, updated))
         return earliest
 
     def claim_run(self, owner: RunOwner) -> Release:
@@ -366,7 +414,7 @@ class Memory(ABC):
         naming ``owner`` of the first) instead of running the same tasks
         twice. The claim must end when its holder dies, however it dies.
         The default claims nothing: runs on a memory that does not override
-        this are not kept apart.
+        this (and declare :attr:`claims_runs`) are not kept apart.
         """
         return release_nothing
 
@@ -376,7 +424,7 @@ class Memory(ABC):
     def close(self) -> None:  # noqa: B027 (a no-op unless the memory holds resources)
         """Release connections or files; the memory is not used afterwards."""
 
-    def __enter__(self) -> Memory:
+    def __enter__(self) -> Self:
         return self
 
     def __exit__(
@@ -411,6 +459,52 @@ class Memory(ABC):
     def delete_beats(self, run_ids: Iterable[str]) -> None:  # noqa: B027 (keeps none)
         """Forget the heartbeats of these runs (the core prunes old finished ones)."""
 
+    # -- helpers ----------------------------------------------------------------------
 
-def _decoded(text: str | None) -> Any:
-    return None if text is None else decode_json(text)
+    def _row(self, task_id: str, *, results: bool) -> Row:
+        row = self.lookup([task_id], results=results).get(task_id)
+        if row is None:
+            raise TaskNotFoundError(task_id)
+        return row
+
+    def _within_limit(self, rows: Sequence[EncodedUpdate]) -> Sequence[EncodedUpdate]:
+        """``rows``, if no result is larger than :attr:`max_result_bytes`; else refuse them all."""
+        limit = self.max_result_bytes
+        if limit is not None:
+            for row in rows:
+                if row.result_json is not None and len(row.result_json) > limit:
+                    raise ResultTooLargeError(
+                        f"The result of task {row.task_id!r} is {len(row.result_json)} bytes "
+                        f"of JSON, more than {self!r} stores in one value ({limit} bytes); "
+                        "store large payloads elsewhere and return a reference to them"
+                    )
+        return rows
+
+    def _times_since(self, since: float) -> Iterator[tuple[str, float]]:
+        """``(status, updated_at)`` of every task whose state was recorded at ``since`` or later."""
+        for row in self.scan():
+            if row.updated_at is not None and row.updated_at >= since:
+                yield row.status, row.updated_at
+
+
+def _inherited(cls: type, names: Sequence[str]) -> list[str]:
+    """Those of ``names`` that ``cls`` takes from :class:`Memory` as they are."""
+    return [name for name in names if getattr(cls, name) is getattr(Memory, name)]
+
+
+def _row(dump: dict[str, dict[str, Any]], task_id: str, *, data: bool = False) -> Row:
+    """The row of one task in what ``dump_all`` returned, its values encoded again."""
+    results = dump["task_results"]
+    result = encode_json(results[task_id], task_id=task_id) if task_id in results else None
+    definition = (
+        encode_json(dump["task_definitions"][task_id], task_id=task_id, what="data")
+        if data
+        else None
+    )
+    return Row(
+        task_id,
+        dump["task_statuses"][task_id],
+        result,
+        dump["task_errors"].get(task_id),
+        data_json=definition,
+    )

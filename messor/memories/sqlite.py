@@ -25,20 +25,16 @@ from messor.errors import (
     ConfigurationError,
     MemoryUnavailableError,
     MessorError,
-    TaskDataError,
+    ResultTooLargeError,
     TaskNotFoundError,
 )
 from messor.memories.base import (
-    COMPLETED,
-    FAILED,
-    PENDING,
+    STATUSES,
     EncodedUpdate,
     Memory,
-    StatusUpdate,
-    TaskRecord,
-    decode_json,
-    encode_tasks,
-    encode_update,
+    Missing,
+    Row,
+    changes_to_apply,
 )
 from messor.memories.claims import FileClaim, LocalClaim, Release, RunOwner
 
@@ -90,6 +86,11 @@ class SQLiteMemory(Memory):
     A directory created is logged as a warning on the ``messor`` logger: a
     mistyped path shows at once, not as a harvest that went elsewhere.
     """
+
+    keeps_times = True
+    claims_runs = True
+    #: SQLite's limit on one value (SQLITE_LIMIT_LENGTH, as Python's sqlite3 is built).
+    max_result_bytes = 1_000_000_000
 
     def __init__(self, path: str | os.PathLike[str], *, create: bool = True) -> None:
         self.path = os.fspath(path)
@@ -252,166 +253,102 @@ class SQLiteMemory(Memory):
         with self._lock:
             return self._conn.execute(sql, params).fetchall()
 
-    # -- the seed's methods ---------------------------------------------------
+    # -- the primitives ---------------------------------------------------------
 
-    def store_tasks(self, tasks: Sequence[tuple[str, dict[str, Any]]]) -> None:
+    def insert(self, tasks: Sequence[tuple[str, str]]) -> None:
         now = time.time()
-        rows = [(task_id, data, now) for task_id, data in encode_tasks(tasks)]
         with self._transaction() as conn:
             conn.executemany(
                 "INSERT OR IGNORE INTO messor_tasks (id, data, status, updated) "
                 "VALUES (?, ?, 'pending', ?)",
-                rows,
+                [(task_id, data, now) for task_id, data in tasks],
             )
 
-    def update_task_statuses(self, statuses: Sequence[StatusUpdate]) -> None:
-        self._update([encode_update(update) for update in statuses], keep_completed=False)
-
-    def record_outcomes(self, outcomes: Sequence[EncodedUpdate]) -> None:
-        self._update(outcomes, keep_completed=True)
-
-    def _update(self, rows: Sequence[EncodedUpdate], *, keep_completed: bool) -> None:
-        """Apply status rows in one transaction; with ``keep_completed``, never over a success."""
-        overwrite = [r for r in rows if not keep_completed or r.status == COMPLETED]
-        guarded = [r for r in rows if keep_completed and r.status != COMPLETED]
-        sql = (
-            "UPDATE messor_tasks SET status = ?, result = ?, error = ?, attempts = ?, updated = ? "
-            "WHERE id = ?"
-        )
+    def update(
+        self,
+        changes: Sequence[EncodedUpdate],
+        *,
+        keep_completed: bool = False,
+        only_from: Collection[str] | None = None,
+        missing: Missing = "raise",
+    ) -> list[str]:
         now = time.time()
+        # One IMMEDIATE transaction holds the file's write lock from the
+        # look-up to the write: no other run records anything between.
         with self._transaction() as conn:
+            chosen = changes_to_apply(
+                changes,
+                lambda ids: dict(_select_by_ids(conn, "id, status", ids)),
+                keep_completed=keep_completed,
+                only_from=only_from,
+                missing=missing,
+            )
+            params = [
+                (c.status, c.result_json, c.error, c.attempts, now, c.task_id) for c in chosen
+            ]
             try:
-                changed = 0
-                for batch, where in ((overwrite, ""), (guarded, " AND status != 'completed'")):
-                    if batch:
-                        params = [
-                            (r.status, r.result_json, r.error, r.attempts, now, r.task_id)
-                            for r in batch
-                        ]
-                        changed += conn.executemany(sql + where, params).rowcount
+                changed = conn.executemany(
+                    "UPDATE messor_tasks SET status = ?, result = ?, error = ?, attempts = ?, "
+                    "updated = ? WHERE id = ?",
+                    params,
+                ).rowcount
             except sqlite3.DataError as exc:
-                # SQLite's own limits (about 1 GB per value by default).
-                which = f"of task {rows[0].task_id!r} " if len(rows) == 1 else ""
-                raise TaskDataError(
+                # SQLite's own limit (about 1 GB per value), lowered with setlimit, say.
+                which = f"of task {chosen[0].task_id!r} " if len(chosen) == 1 else ""
+                raise ResultTooLargeError(
                     f"A result {which}is too large for SQLite ({exc}); "
                     "store large payloads elsewhere and return a reference to them"
                 ) from exc
-            if changed != len(rows):
-                # Fewer rows changed than given: unknown ids, or failures kept
-                # off completed tasks. Only the first is an error.
-                known = {i for (i,) in _select_by_ids(conn, "id", (r.task_id for r in rows))}
-                unknown = [r.task_id for r in rows if r.task_id not in known]
-                if unknown:
-                    raise TaskNotFoundError(unknown[0])
+            if params and changed != len(params):
+                known = {i for (i,) in _select_by_ids(conn, "id", (c.task_id for c in chosen))}
+                raise TaskNotFoundError(next(c.task_id for c in chosen if c.task_id not in known))
+        return [c.task_id for c in chosen]
 
-    def get_task_status(self, task_id: str) -> str:
-        rows = self._fetchall("SELECT status FROM messor_tasks WHERE id = ?", (task_id,))
-        if not rows:
-            raise TaskNotFoundError(task_id)
-        status: str = rows[0][0]
-        return status
+    def lookup(self, task_ids: Sequence[str], *, results: bool = True) -> dict[str, Row]:
+        with self._lock:
+            if not results:
+                return {i: Row(i, s) for i, s in _select_by_ids(self._conn, "id, status", task_ids)}
+            found = _select_by_ids(
+                self._conn, "id, status, result, error, attempts, updated", task_ids
+            )
+            return {values[0]: Row(*values) for values in found}
 
-    def get_pending_tasks(self) -> list[str]:
-        return self._ids_with_status(PENDING)
+    def scan(self, status: str | None = None, *, data: bool = False) -> Iterator[Row]:
+        # Page by rowid so that a long export never holds the lock for long.
+        columns = "id, status, result, error, attempts, updated, " + ("data" if data else "NULL")
+        where = "" if status is None else "AND status = ?"
+        last_rowid = 0
+        while True:
+            params: list[Any] = [last_rowid] if status is None else [last_rowid, status]
+            page = self._fetchall(
+                f"SELECT {columns}, rowid FROM messor_tasks "
+                f"WHERE rowid > ? {where} ORDER BY rowid LIMIT {_ROWS_PER_PAGE}",
+                params,
+            )
+            for values in page:
+                yield Row._make(values[:-1])  # all but the rowid
+            if len(page) < _ROWS_PER_PAGE:
+                return
+            last_rowid = page[-1][-1]
 
-    def get_completed_tasks(self) -> list[str]:
-        return self._ids_with_status(COMPLETED)
-
-    def get_failed_tasks(self) -> list[tuple[str, str | None]]:
-        rows = self._fetchall(
-            "SELECT id, error FROM messor_tasks WHERE status = ? ORDER BY rowid", (FAILED,)
-        )
-        return [(task_id, error) for task_id, error in rows]
-
-    def get_task_result(self, task_id: str) -> Any:
-        rows = self._fetchall("SELECT result FROM messor_tasks WHERE id = ?", (task_id,))
-        if not rows:
-            raise TaskNotFoundError(task_id)
-        text = rows[0][0]
-        return None if text is None else decode_json(text)
-
-    def clear(self) -> None:
+    def delete(self, task_ids: Iterable[str] | None) -> None:
         with self._transaction() as conn:
-            conn.execute("DELETE FROM messor_tasks")
-            conn.execute("DELETE FROM messor_beats")  # runs of tasks forgotten
+            if task_ids is None:
+                conn.execute("DELETE FROM messor_tasks")
+                conn.execute("DELETE FROM messor_beats")  # the runs of the tasks forgotten
+            else:
+                conn.executemany("DELETE FROM messor_tasks WHERE id = ?", ((i,) for i in task_ids))
 
-    def clear_tasks(self, task_ids: Iterable[str]) -> None:
-        with self._transaction() as conn:
-            conn.executemany("DELETE FROM messor_tasks WHERE id = ?", ((i,) for i in task_ids))
-
-    def dump_all(self) -> dict[str, dict[str, Any]]:
-        rows = self._fetchall(
-            "SELECT id, data, status, result, error FROM messor_tasks ORDER BY rowid"
-        )
-        dump: dict[str, dict[str, Any]] = {
-            "task_definitions": {},
-            "task_statuses": {},
-            "task_results": {},
-            "task_errors": {},
-        }
-        for task_id, data, status, result, error in rows:
-            dump["task_definitions"][task_id] = decode_json(data)
-            dump["task_statuses"][task_id] = status
-            if result is not None:
-                dump["task_results"][task_id] = decode_json(result)
-            if error is not None:
-                dump["task_errors"][task_id] = error
-        return dump
-
-    # -- fast versions of the base class's defaults ----------------------------
+    # -- one query where the base class reads every row ------------------------------
 
     def count_by_status(self) -> dict[str, int]:
-        counts = {PENDING: 0, COMPLETED: 0, FAILED: 0}
+        counts = dict.fromkeys(STATUSES, 0)
         counts.update(self._fetchall("SELECT status, count(*) FROM messor_tasks GROUP BY status"))
         return counts
 
     def get_statuses(self, task_ids: Iterable[str]) -> dict[str, str]:
         with self._lock:
             return dict(_select_by_ids(self._conn, "id, status", task_ids))
-
-    def iter_records(self, status: str | None = None) -> Iterator[TaskRecord]:
-        # Page by rowid so that a long export never holds the lock for long.
-        where = "" if status is None else "AND status = ?"
-        last_rowid = 0
-        while True:
-            params: list[Any] = [last_rowid] if status is None else [last_rowid, status]
-            page = self._fetchall(
-                f"SELECT rowid, id, status, result, error, attempts, updated FROM messor_tasks "
-                f"WHERE rowid > ? {where} ORDER BY rowid LIMIT {_ROWS_PER_PAGE}",
-                params,
-            )
-            for _, task_id, task_status, result, error, attempts, updated in page:
-                value = None if result is None else decode_json(result)
-                yield TaskRecord(task_id, task_status, value, error, attempts, updated)
-            if len(page) < _ROWS_PER_PAGE:
-                return
-            last_rowid = page[-1][0]
-
-    def reset_tasks(self, task_ids: Iterable[str], *, only_from: Collection[str]) -> list[str]:
-        ids = list(dict.fromkeys(task_ids))
-        allowed = set(only_from)
-        now = time.time()
-        # The look-up and the reset share one IMMEDIATE transaction: it holds
-        # the file's write lock throughout, so no run records anything between.
-        with self._transaction() as conn:
-            found = {
-                i for i, status in _select_by_ids(conn, "id, status", ids) if status in allowed
-            }
-            chosen = [i for i in ids if i in found]
-            conn.executemany(
-                "UPDATE messor_tasks SET status = 'pending', result = NULL, error = NULL, "
-                "attempts = 0, updated = ? WHERE id = ?",
-                [(now, i) for i in chosen],
-            )
-        return chosen
-
-    def claim_run(self, owner: RunOwner) -> Release:
-        # A lock on a file beside the database: the kernel drops it with the
-        # process, so a run restarted after a crash is never refused.
-        if self.path == ":memory:":
-            return self._local_claim.acquire(self, owner)
-        # The real path: two names for one database (a symlink) share one claim.
-        return FileClaim(f"{os.path.realpath(self.path)}-run").acquire(self, owner)
 
     def count_since(self, since: float) -> dict[str, int]:
         # A scan (no index on the time: it would slow every write for a
@@ -431,9 +368,13 @@ class SQLiteMemory(Memory):
             )
         )
 
-    def close(self) -> None:
-        with self._lock:
-            self._conn.close()
+    def claim_run(self, owner: RunOwner) -> Release:
+        # A lock on a file beside the database: the kernel drops it with the
+        # process, so a run restarted after a crash is never refused.
+        if self.path == ":memory:":
+            return self._local_claim.acquire(self, owner)
+        # The real path: two names for one database (a symlink) share one claim.
+        return FileClaim(f"{os.path.realpath(self.path)}-run").acquire(self, owner)
 
     # -- run heartbeats --------------------------------------------------------
 
@@ -453,13 +394,9 @@ class SQLiteMemory(Memory):
         with self._transaction() as conn:
             conn.executemany("DELETE FROM messor_beats WHERE run_id = ?", ((i,) for i in run_ids))
 
-    # -- helpers --------------------------------------------------------------
-
-    def _ids_with_status(self, status: str) -> list[str]:
-        rows = self._fetchall(
-            "SELECT id FROM messor_tasks WHERE status = ? ORDER BY rowid", (status,)
-        )
-        return [task_id for (task_id,) in rows]
+    def close(self) -> None:
+        with self._lock:
+            self._conn.close()
 
 
 def _make_directory(file: Path) -> None:

@@ -18,7 +18,7 @@ import time
 from collections import Counter
 from typing import Final
 
-from messor.errors import RecordingError
+from messor.errors import RecordingError, TaskDataError
 from messor.memories.base import FAILED, EncodedUpdate, Memory
 from messor.run.attempt import describe_error
 
@@ -136,9 +136,11 @@ class RecordWriter:
         try:
             self._memory.record_outcomes(batch)
             self.stored.update(row.status for row in batch)
-        except (TypeError, ValueError):
+        except TaskDataError:
             # One row the memory cannot store spoils the whole call, which
-            # changed nothing: write the rows one by one to find it.
+            # changed nothing: write the rows one by one to find it. Only the
+            # memory's declared refusal: any other error is a failing store
+            # (or a bug), and must stop the run, never fail a task.
             for row in batch:
                 if self.error is not None:
                     return
@@ -151,7 +153,7 @@ class RecordWriter:
             self._memory.record_outcomes([row])
             self.stored[row.status] += 1
             return
-        except (TypeError, ValueError) as refused:
+        except TaskDataError as refused:
             reason = f"the memory could not store the result: {refused}"
         except Exception as exc:
             self._give_up(exc, 1)

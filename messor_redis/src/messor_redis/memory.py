@@ -83,6 +83,8 @@ class RedisMemory(Memory):
     later, and a run paused that long loses its claim.
     """
 
+    claims_runs = True
+
     def __init__(
         self,
         client: redis.Redis,

@@ -87,6 +87,8 @@ class S3Memory(Memory):
     the hybrid logical clock starts from, given to simulate a skewed host.
     """
 
+    multi_writer = True
+
     def __init__(
         self,
         bucket: Bucket,
@@ -414,7 +416,7 @@ class S3Memory(Memory):
         the reset, and that this memory has not read yet, keeps its result
         wherever and whenever its segment lands.
         """
-        statuses = sorted(set(only_from))
+        statuses = sorted(set(map(str, only_from)))  # plain strings, as the log's replay has them
         with self._lock:
             self.refresh(force=True)
             chosen = [
