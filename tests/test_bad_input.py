@@ -32,7 +32,7 @@ from typing import Any
 from unittest import mock
 
 import pytest
-from hypothesis import given, settings
+from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from messor import FunctionTask, LocalThreadedExecutor, Memory, RunReport
@@ -50,7 +50,13 @@ SLOW_KINDS = {"redis-real", "s3-mock", "s3-server"}
 
 
 def few_examples(kind: str) -> settings:
-    return settings(max_examples=5 if kind in SLOW_KINDS else 15, deadline=None)
+    # Big JSON values are the point of these tests: hypothesis must not refuse
+    # a run for generating them (its data_too_large check fails at random).
+    return settings(
+        max_examples=5 if kind in SLOW_KINDS else 15,
+        deadline=None,
+        suppress_health_check=[HealthCheck.data_too_large],
+    )
 
 
 def run(tasks: Any, memory: Memory, **options: Any) -> RunReport:
