@@ -12,9 +12,9 @@
 Needs nothing but python3 (3.11 or newer) with pip and venv. The first call
 creates .venv/ and installs there, in editable mode, the core distribution
 ``messor``, every plugin distribution of this repository (``messor_*/``) and
-the test tools; then the example plugin ``examples/messor-jsonl`` as a user
+the test tools; then the example plugins ``examples/messor-*`` as a user
 installs a third-party plugin (not editable). Later calls reinstall only when a
-pyproject.toml or the example plugin changed.
+pyproject.toml or an example plugin changed.
 """
 
 from __future__ import annotations
@@ -34,8 +34,9 @@ BIN = VENV / ("Scripts" if os.name == "nt" else "bin")
 PYTHON = BIN / ("python.exe" if os.name == "nt" else "python")
 STAMP = VENV / "messor-dev.stamp"
 DIST = ROOT / "dist"
-#: A third-party memory plugin, kept here as the worked example of docs/plugins.md.
-EXAMPLE_PLUGIN = ROOT / "examples" / "messor-jsonl"
+#: Third-party memory plugins, kept here as examples: messor-folder is the walk-through
+#: of docs/plugins.md, messor-jsonl a memory on an append-only log.
+EXAMPLE_PLUGINS = sorted(p.parent for p in ROOT.glob("examples/messor-*/pyproject.toml"))
 
 
 def projects() -> list[Path]:
@@ -48,15 +49,15 @@ def ensure_environment() -> None:
     digest = hashlib.sha256(sys.version.encode())
     for project in projects():
         digest.update((project / "pyproject.toml").read_bytes())
-    example = [EXAMPLE_PLUGIN / "pyproject.toml", *sorted(EXAMPLE_PLUGIN.glob("src/**/*.py"))]
-    for file in example:
-        digest.update(file.read_bytes())
+    for example in EXAMPLE_PLUGINS:
+        for file in [example / "pyproject.toml", *sorted(example.glob("src/**/*.py"))]:
+            digest.update(file.read_bytes())
     if PYTHON.exists() and STAMP.exists() and STAMP.read_text() == digest.hexdigest():
         return
     if sys.version_info < (3, 11):  # noqa: UP036 (dev.py runs on any python3)
         sys.exit(f"Messor needs Python 3.11 or newer; this is {sys.version.split()[0]}")
     print(
-        "Setting up .venv (only when a pyproject.toml or the example plugin changed) ...",
+        "Setting up .venv (only when a pyproject.toml or an example plugin changed) ...",
         flush=True,
     )
     if not PYTHON.exists():
@@ -67,7 +68,7 @@ def ensure_environment() -> None:
     editable = [arg for project in projects() for arg in ("-e", str(project))]
     subprocess.run([*pip, "install", *editable, "--group", "test"], check=True, cwd=ROOT)
     subprocess.run(
-        [*pip, "install", "--force-reinstall", "--no-deps", str(EXAMPLE_PLUGIN)], check=True
+        [*pip, "install", "--force-reinstall", "--no-deps", *map(str, EXAMPLE_PLUGINS)], check=True
     )
     STAMP.write_text(digest.hexdigest())
 

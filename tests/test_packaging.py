@@ -31,6 +31,7 @@ PLUGIN_PROJECTS = [
     ROOT / "messor_s3",
     ROOT / "messor_dask",
     ROOT / "examples" / "messor-jsonl",
+    ROOT / "examples" / "messor-folder",
 ]
 LICENSE = (ROOT / "LICENSE").read_text()
 

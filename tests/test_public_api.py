@@ -26,8 +26,12 @@ PLUGIN_SOURCES = [
     ROOT / "messor_s3" / "src",
     ROOT / "messor_dask" / "src",
     ROOT / "examples" / "messor-jsonl" / "src",
+    ROOT / "examples" / "messor-folder" / "src",
 ]
-PLUGIN_TESTS = [ROOT / "examples" / "messor-jsonl" / "tests"]
+PLUGIN_TESTS = [
+    ROOT / "examples" / "messor-jsonl" / "tests",
+    ROOT / "examples" / "messor-folder" / "tests",
+]
 
 PUBLIC = {"messor", "messor.plugin"}
 PUBLIC_IN_TESTS = {*PUBLIC, "messor.testing"}

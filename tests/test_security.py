@@ -21,12 +21,13 @@ from messor.testing import ODD_TASK_IDS
 from tests.redis_server import free_port, real_redis
 
 ROOT = Path(__file__).resolve().parent.parent
-#: Every module users install: the core, the plugins, the example plugin.
+#: Every module users install: the core, the plugins, the example plugins.
 PRODUCT = [
     *sorted((ROOT / "messor").rglob("*.py")),
     *sorted((ROOT / "messor_redis" / "src").rglob("*.py")),
     *sorted((ROOT / "messor_s3" / "src").rglob("*.py")),
     *sorted((ROOT / "examples" / "messor-jsonl" / "src").rglob("*.py")),
+    *sorted((ROOT / "examples" / "messor-folder" / "src").rglob("*.py")),
 ]
 #: Modules that turn bytes into objects or code: never for data read back from a store.
 CODE_LOADERS = {"pickle", "_pickle", "cPickle", "dill", "cloudpickle", "marshal", "shelve",

@@ -1,4 +1,4 @@
-"""messor-jsonl: a Messor memory in a JSON-lines file, the worked example of a memory plugin.
+"""messor-jsonl: a Messor memory in a JSON-lines file, an example of a memory plugin.
 
 import messor
 memory = messor.open_memory("jsonl:///harvest.jsonl")
