@@ -541,8 +541,8 @@ def shrink_the_largest_value(kind: str, memory: Memory, limit: int, monkeypatch:
         memory._conn.setlimit(sqlite3.SQLITE_LIMIT_LENGTH, limit)  # type: ignore[attr-defined]
         return "is too large for SQLite"
     if kind.startswith("redis"):
-        memory.max_value_bytes = limit  # type: ignore[attr-defined]
-        return "more than this Redis server takes in one value"
+        memory.max_result_bytes = limit
+        return f"more than {memory!r} stores in one value ({limit} bytes)"
     import messor_s3.memory
 
     monkeypatch.setattr(messor_s3.memory, "MAX_RESULT_BYTES", limit)
