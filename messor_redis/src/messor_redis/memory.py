@@ -1,15 +1,15 @@
 """``RedisMemory``: a Messor memory in one namespace of a Redis database.
 
 It implements the five primitives of :class:`~messor.plugin.Memory`, which
-derives every other method from them, and counts by status itself. Writes
-and scans go through the Lua scripts of :mod:`messor_redis.scripts` (atomic
-per call, one round trip per batch or page); look-ups read hashes, counts one
-set per status: nothing ever scans the database. A connection lost mid-run is
-retried with backoff for ``retry_for`` seconds, then
-:class:`~messor.MemoryUnavailableError` ends the run; every operation is
-idempotent, so a call retried after a lost reply leaves the same state.
-While a run holds the namespace's claim, every write of this memory is fenced
-by it: once the claim is lost, a write fails with
+derives every other method from them, and counts and looks statuses up
+itself. Writes and scans go through the Lua scripts of
+:mod:`messor_redis.scripts` (atomic per call, one round trip per batch or
+page); look-ups read hashes, counts one set per status: nothing ever scans
+the database. A connection lost mid-run is retried with backoff for
+``retry_for`` seconds, then :class:`~messor.MemoryUnavailableError` ends the
+run; every operation is idempotent, so a call retried after a lost reply
+leaves the same state. While a run holds the namespace's claim, every write
+of this memory is fenced by it: once the claim is lost, a write fails with
 :class:`~messor.ClaimLostError` and changes nothing.
 """
 
@@ -395,10 +395,8 @@ class RedisMemory(Memory):
         """Refuse task data or an error text the server would refuse (results: the base class)."""
         limit = self.max_result_bytes
         # JSON from encode_json is ASCII, its length its size; an error text may not be.
-        if limit is None or len(text) * (4 if what == "error" else 1) <= limit:
-            return
         size = len(text.encode()) if what == "error" else len(text)
-        if size > limit:
+        if limit is not None and size > limit:
             raise TaskDataError(
                 f"The {what} of task {task_id!r} is {size} bytes, more than this Redis server "
                 f"takes in one value ({limit} bytes, its proto-max-bulk-len); "
