@@ -246,7 +246,8 @@ class RedisMemory(Memory):
         # in the same step: a task another run completes meanwhile is judged
         # either before its completion or after.
         for change in changes:
-            self._check_size(change.task_id, change.error or "", "error")
+            if change.error is not None:
+                self._check_size(change.task_id, change.error, "error")
         rules = [
             "1" if keep_completed else "0",
             "1" if missing == "ignore" else "0",
@@ -272,7 +273,8 @@ class RedisMemory(Memory):
         for chunk, reply in zip(chunks, replies, strict=True):
             if reply[0] == 0:
                 raise TaskNotFoundError(reply[1])
-            changed += [chunk[position - 1].task_id for position in reply[1:]]
+            skipped = set(reply[1:])
+            changed += [c.task_id for k, c in enumerate(chunk, 1) if k not in skipped]
         return changed
 
     def lookup(self, task_ids: Sequence[str], *, results: bool = True) -> dict[str, Row]:

@@ -113,7 +113,8 @@ return #new
 #: one is skipped if keep_completed and the task is completed and the change
 #: is not a completion, or if the task's status is not among the n.
 #: Returns {0, id} for the first unknown id (nothing changed) unless unknown
-#: ids are ignored, else {1, positions of the changes applied...}.
+#: ids are ignored, else {1, positions of the changes skipped...} (the
+#: skipped ones: a batch of outcomes usually skips none, and answers {1}).
 UPDATE = (
     _HELPERS
     + """
@@ -137,20 +138,23 @@ end
     + _FENCE
     + """
 -- Fold the changes into one final state per task, in order.
-local original, final, order, applied = {}, {}, {}, {1}
+local original, final, order, skipped = {}, {}, {}, {1}
 for k = 1, #ids do
   local id, row = ids[k], first + (k - 1) * 5
-  if olds[k] then
+  if not olds[k] then
+    push(skipped, k)
+  else
     if not original[id] then
       original[id] = olds[k]
       push(order, id)
     end
     local now = final[id] and final[id][1] or original[id]
     local status = ARGV[row + 1]
-    if not (keep_completed and now == 'completed' and status ~= 'completed')
-        and not (allowed and not allowed[now]) then
+    if (keep_completed and now == 'completed' and status ~= 'completed')
+        or (allowed and not allowed[now]) then
+      push(skipped, k)
+    else
       final[id] = {status, ARGV[row + 2], ARGV[row + 3], ARGV[row + 4]}
-      push(applied, k)
     end
   end
 end
@@ -182,7 +186,7 @@ bulk('HSET', p .. 'error', error_pairs)
 bulk('HDEL', p .. 'error', error_gone)
 bulk('HSET', p .. 'attempts', attempt_pairs)
 bulk('HDEL', p .. 'attempts', attempts_gone)
-return applied
+return skipped
 """
 )
 
