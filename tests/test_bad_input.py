@@ -531,7 +531,7 @@ def test_a_result_of_50_mb_is_stored_and_read_back_whole(kind: str) -> None:
         }
 
 
-def shrink_the_largest_value(kind: str, memory: Memory, limit: int, monkeypatch: Any) -> str:
+def shrink_the_largest_value(kind: str, memory: Memory, limit: int) -> str:
     """Make ``memory`` refuse values over ``limit`` bytes as it refuses its real maximum.
 
     Returns what its error says; the real maxima are SQLite's 1 GB, the Redis
@@ -540,13 +540,8 @@ def shrink_the_largest_value(kind: str, memory: Memory, limit: int, monkeypatch:
     if kind.startswith("sqlite"):
         memory._conn.setlimit(sqlite3.SQLITE_LIMIT_LENGTH, limit)  # type: ignore[attr-defined]
         return "is too large for SQLite"
-    if kind.startswith("redis"):
-        memory.max_value_bytes = limit  # type: ignore[attr-defined]
-        return "more than this Redis server takes in one value"
-    import messor_s3.memory
-
-    monkeypatch.setattr(messor_s3.memory, "MAX_RESULT_BYTES", limit)
-    return "more than one S3 object holds"
+    memory.max_result_bytes = limit
+    return f"more than {memory!r} stores in one value ({limit} bytes)"
 
 
 NO_LIMIT = ("in-process", "seed-only", "primitives-only")
@@ -554,10 +549,10 @@ NO_LIMIT = ("in-process", "seed-only", "primitives-only")
 
 @pytest.mark.parametrize("kind", [k for k in MEMORY_KINDS if k not in NO_LIMIT])
 def test_a_result_larger_than_the_memory_takes_fails_its_task_and_the_run_goes_on(
-    kind: str, monkeypatch: pytest.MonkeyPatch
+    kind: str,
 ) -> None:
     with fresh_memory(kind) as memory:
-        reason = shrink_the_largest_value(kind, memory, 10_000, monkeypatch)
+        reason = shrink_the_largest_value(kind, memory, 10_000)
         tasks = [
             FunctionTask(f"t{n}", lambda n=n: "x" * (20_000 if n == 2 else 10)) for n in range(5)
         ]

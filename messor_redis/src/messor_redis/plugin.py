@@ -55,7 +55,12 @@ def open_redis(url: MemoryURL | None, *, create: bool = True, **options: Any) ->
     from redis.retry import Retry
 
     from messor_redis.claim import CLAIM_SECONDS
-    from messor_redis.memory import DEFAULT_NAMESPACE, RedisMemory, check_namespace
+    from messor_redis.memory import (
+        DEFAULT_NAMESPACE,
+        MAX_VALUE_BYTES,
+        RedisMemory,
+        check_namespace,
+    )
 
     ours = _messor_options(url, options)
     namespace = check_namespace(ours.get("namespace", DEFAULT_NAMESPACE))
@@ -86,7 +91,7 @@ def open_redis(url: MemoryURL | None, *, create: bool = True, **options: Any) ->
             display=str(url) if url is not None else None,
         )
         _check_connection(client, memory, retry_for)
-        memory.max_value_bytes = _max_value_bytes(client, memory.max_value_bytes)
+        memory.max_result_bytes = _max_value_bytes(client, MAX_VALUE_BYTES)
         if not create:
             _refuse_empty(memory)
     except BaseException:

@@ -1,4 +1,4 @@
-"""The Lua scripts behind every change a Redis memory makes.
+"""The Lua scripts behind every change a Redis memory makes, and its paged reads.
 
 A script runs atomically in Redis: no other client sees a task between two
 of its commands, so a task is never completed without its result, never in
@@ -77,7 +77,7 @@ end
 
 #: ARGV: prefix, claim, then task id and data (JSON) pairs; the first of a
 #: repeated id wins. Returns how many tasks were new.
-STORE_TASKS = (
+INSERT = (
     _HELPERS
     + _FENCE
     + """
@@ -105,39 +105,57 @@ return #new
 """
 )
 
-#: ARGV: prefix, claim, keep_completed ('1' or '0'), then per task: id, status,
-#: result ('' for none, else JSON), error ('n' for none, else 's' .. text) and
-#: attempts ('0' for not known).
-#: Rows apply in order (a repeated id ends as its last row says); with
-#: keep_completed a non-completed status never replaces a completed one.
-#: Returns {0, id} for the first unknown id (nothing changed), else {1}.
-UPDATE_STATUSES = (
+#: ARGV: prefix, claim, keep_completed ('1' or '0'), ignore unknown ids ('1'
+#: or '0'), the number n of statuses a change applies from (-1: any), those n
+#: statuses, then per change: id, status, result ('' for none, else JSON),
+#: error ('n' for none, else 's' .. text) and attempts ('0' for not known).
+#: Changes apply in order, each judged on the status the earlier ones left:
+#: one is skipped if keep_completed and the task is completed and the change
+#: is not a completion, or if the task's status is not among the n.
+#: Returns {0, id} for the first unknown id (nothing changed) unless unknown
+#: ids are ignored, else {1, positions of the changes skipped...} (the
+#: skipped ones: a batch of outcomes usually skips none, and answers {1}).
+UPDATE = (
     _HELPERS
     + """
-local keep_completed = ARGV[3] == '1'
+local keep_completed, ignore_unknown = ARGV[3] == '1', ARGV[4] == '1'
+local n, allowed = tonumber(ARGV[5]), nil
+if n >= 0 then
+  allowed = {}
+  for i = 6, 5 + n do allowed[ARGV[i]] = true end
+end
+local first = 6 + math.max(n, 0)
 local ids = {}
-for i = 4, #ARGV, 5 do push(ids, ARGV[i]) end
-if #ids == 0 then return {1} end
-local olds = hmget(p .. 'status', ids)
-for k = 1, #ids do
-  if not olds[k] then return {0, ids[k]} end
+for i = first, #ARGV, 5 do push(ids, ARGV[i]) end
+local olds = #ids > 0 and hmget(p .. 'status', ids) or {}
+if not ignore_unknown then
+  for k = 1, #ids do
+    if not olds[k] then return {0, ids[k]} end
+  end
 end
 """
     # Unknown ids first (no write yet): a store that lost its data, the claim with it, says so.
     + _FENCE
     + """
--- Fold the rows into one final state per task, in order.
-local original, final, order = {}, {}, {}
+-- Fold the changes into one final state per task, in order.
+local original, final, order, skipped = {}, {}, {}, {1}
 for k = 1, #ids do
-  local id, row = ids[k], 4 + (k - 1) * 5
-  if not original[id] then
-    original[id] = olds[k]
-    push(order, id)
-  end
-  local now = final[id] and final[id][1] or original[id]
-  local status = ARGV[row + 1]
-  if not (keep_completed and now == 'completed' and status ~= 'completed') then
-    final[id] = {status, ARGV[row + 2], ARGV[row + 3], ARGV[row + 4]}
+  local id, row = ids[k], first + (k - 1) * 5
+  if not olds[k] then
+    push(skipped, k)
+  else
+    if not original[id] then
+      original[id] = olds[k]
+      push(order, id)
+    end
+    local now = final[id] and final[id][1] or original[id]
+    local status = ARGV[row + 1]
+    if (keep_completed and now == 'completed' and status ~= 'completed')
+        or (allowed and not allowed[now]) then
+      push(skipped, k)
+    else
+      final[id] = {status, ARGV[row + 2], ARGV[row + 3], ARGV[row + 4]}
+    end
   end
 end
 local removes, adds, new_statuses = {}, {}, {}
@@ -168,12 +186,12 @@ bulk('HSET', p .. 'error', error_pairs)
 bulk('HDEL', p .. 'error', error_gone)
 bulk('HSET', p .. 'attempts', attempt_pairs)
 bulk('HDEL', p .. 'attempts', attempts_gone)
-return {1}
+return skipped
 """
 )
 
 #: ARGV: prefix, claim, then task ids. Forgets those tasks; unknown ids are ignored.
-CLEAR_TASKS = (
+DELETE = (
     _HELPERS
     + _FENCE
     + """
@@ -196,7 +214,7 @@ return 1
 #: ARGV: prefix, claim. Deletes every key of the namespace but the claim, and
 #: nothing else (UNLINK: a harvest of millions of tasks is freed in the
 #: background, not blocking others).
-CLEAR = (
+DELETE_ALL = (
     _PREFIX
     + _FENCE
     + """
@@ -209,41 +227,47 @@ return 1
 """
 )
 
-#: ARGV: prefix, claim, the number n of statuses to reset from, those n
-#: statuses, then task ids (each once). Sets each task whose status is one of
-#: them back to pending: result, error and attempts dropped, data kept. Unknown
-#: ids are ignored. Returns the ids reset, in the given order.
-RESET_TASKS = (
+#: ARGV: prefix, cursor (of HSCAN over the status hash), rows per page, task
+#: ids looked at per call at most, data ('1' to read it), then optionally the
+#: one status wanted. Returns {cursor, then per task: id, status, result,
+#: error, attempts[, data]} (nil for a value the task has not); cursor '0'
+#: ends the scan. Read-only.
+#:
+#: Every scan walks the status hash, whatever the status wanted (filtered
+#: here, so that only the tasks wanted travel): a scan by status lists its
+#: tasks in the order of the scan of all, and a task whose status changes
+#: meanwhile is never skipped by a scan of all, as a walk over the status
+#: sets one after the other would skip a task that moved back to a set
+#: already walked.
+SCAN = (
     _HELPERS
-    + _FENCE
     + """
-local n = tonumber(ARGV[3])
-local allowed = {}
-for i = 4, 3 + n do allowed[ARGV[i]] = true end
-local ids = {}
-for i = 4 + n, #ARGV do push(ids, ARGV[i]) end
-if #ids == 0 then return {} end
-local olds = hmget(p .. 'status', ids)
-local reset, moved, status_pairs = {}, {}, {}
-for k = 1, #ids do
-  local old = olds[k]
-  if old and allowed[old] then
-    push(reset, ids[k])
-    if old ~= 'pending' then
-      push_to(moved, old, ids[k])
-      push(status_pairs, ids[k], 'pending')
+local cursor, rows, budget, with_data, wanted = ARGV[2], tonumber(ARGV[3]), tonumber(ARGV[4]),
+  ARGV[5] == '1', ARGV[6]
+if wanted and redis.call('SCARD', p .. 'ids:' .. wanted) == 0 then return {'0'} end
+local ids, statuses, looked = {}, {}, 0
+repeat
+  local reply = redis.call('HSCAN', p .. 'status', cursor, 'COUNT', rows)
+  cursor = reply[1]
+  local found = reply[2]
+  for i = 1, #found, 2 do
+    if not wanted or found[i + 1] == wanted then
+      push(ids, found[i])
+      push(statuses, found[i + 1])
     end
   end
+  looked = looked + #found / 2
+until cursor == '0' or #ids >= rows or looked >= budget
+local page = {cursor}
+if #ids == 0 then return page end
+local columns = {hmget(p .. 'result', ids), hmget(p .. 'error', ids), hmget(p .. 'attempts', ids)}
+if with_data then push(columns, hmget(p .. 'data', ids)) end
+for k = 1, #ids do
+  page[#page + 1] = ids[k]
+  page[#page + 1] = statuses[k]
+  for _, column in ipairs(columns) do page[#page + 1] = column[k] end
 end
-if #reset == 0 then return {} end
-for status, members in pairs(moved) do
-  bulk('SREM', p .. 'ids:' .. status, members)
-  bulk('SADD', p .. 'ids:pending', members)
-end
-redis.call('SADD', p .. 'statuses', 'pending')
-bulk('HSET', p .. 'status', status_pairs)
-for _, name in ipairs({'result', 'error', 'attempts'}) do bulk('HDEL', p .. name, reset) end
-return reset
+return page
 """
 )
 

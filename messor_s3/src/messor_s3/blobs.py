@@ -9,13 +9,12 @@ from __future__ import annotations
 import re
 from collections import defaultdict
 from collections.abc import Callable, Iterator
-from typing import Any
 
-from messor.plugin import MemoryUnavailableError, decode_json
+from messor.plugin import MemoryUnavailableError
 from messor_s3.bucket import Bucket
-from messor_s3.index import Blob, State
+from messor_s3.index import Blob
 
-__all__ = ["BLOB", "collect", "missing", "read_one", "read_results", "write"]
+__all__ = ["BLOB", "collect", "missing", "read", "write"]
 
 BLOB = re.compile(r"blobs/(\d{20})-[0-9a-f]{32}")
 
@@ -64,29 +63,23 @@ def collect(store: Bucket, used: set[str], before: int) -> None:
     store.delete(stale)
 
 
-def read_results(store: Bucket, states: list[tuple[str, State]]) -> Iterator[tuple[str, Any]]:
-    """``(task_id, result)`` for ``states``: inline ones first, then one GET per blob."""
-    by_blob: dict[str, list[tuple[str, Blob]]] = defaultdict(list)
-    for task_id, state in states:
-        if state.blob is not None:
-            by_blob[state.blob[0]].append((task_id, state.blob))
-        else:
-            yield task_id, None if state.result is None else decode_json(state.result)
-    for name, placed in by_blob.items():
-        found = store.get(name)
+def read(store: Bucket, placed: list[tuple[str, Blob]]) -> Iterator[tuple[str, str]]:
+    """``(task_id, result JSON)`` for each ``(task_id, blob)``, in the order they lie in blobs.
+
+    One ranged GET per blob, from the first of these results in it to the last.
+    """
+    by_blob: dict[str, list[tuple[int, int, str]]] = defaultdict(list)
+    for task_id, (name, offset, length) in placed:
+        by_blob[name].append((offset, length, task_id))
+    for name in sorted(by_blob):
+        results = sorted(by_blob[name])
+        start = results[0][0]
+        end = max(offset + length for offset, length, _ in results)
+        found = store.get(name, (start, end - 1))
         if found is None:
             raise missing(store, name)
-        for task_id, (_, offset, length) in placed:
-            yield task_id, decode_json(found[0][offset : offset + length].decode())
-
-
-def read_one(store: Bucket, blob: Blob) -> Any:
-    """One result, by a ranged GET."""
-    name, offset, length = blob
-    found = store.get(name, (offset, offset + length - 1))
-    if found is None:
-        raise missing(store, name)
-    return decode_json(found[0].decode())
+        for offset, length, task_id in results:
+            yield task_id, found[0][offset - start : offset - start + length].decode()
 
 
 def missing(store: Bucket, name: str) -> MemoryUnavailableError:
