@@ -33,6 +33,7 @@ from messor.memories.claims import Release, RunOwner, release_nothing
 __all__ = [
     "COMPLETED",
     "FAILED",
+    "GAVE_UP",
     "PENDING",
     "STATUSES",
     "EncodedUpdate",
@@ -49,6 +50,8 @@ __all__ = [
 PENDING = "pending"
 COMPLETED = "completed"
 FAILED = "failed"
+#: Failed for good (``messor.FailForGood``, ``give_up_on``): no run runs it again.
+GAVE_UP = "gave_up"
 #: The statuses every memory knows; a backend may add its own (e.g. for leases).
 STATUSES = (PENDING, COMPLETED, FAILED)
 

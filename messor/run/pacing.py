@@ -1,0 +1,535 @@
+"""Server-aware pacing: pauses on a server's say-so, adaptive concurrency and rate, keyed limits.
+
+The run loop (:class:`~messor.run.harvest.Harvest`) asks a :class:`Pacer`
+which attempt may start next. The pacer keeps, per *key* (the whole run, or
+each host, API key or model when the run has keyed :class:`~messor.Limit`\\ s):
+
+- a **pause**: a throttled attempt (429/503/529 with ``Retry-After``, or
+  :class:`~messor.Throttled`) pauses its key until the server's time, or for
+  1 s, 2 s, 4 s ... (at most a minute, back to 1 s after a success) when the
+  server named none. Nothing of that key starts before; the attempt itself
+  waits in the queue, its retries untouched.
+- a learned **start rate**: unlimited until the key's first throttle, then
+  :data:`RATE_BETA` times the rate the server accepted (successes per second
+  over the last few seconds), growing back along a cubic curve (below).
+- with adaptive concurrency, a **concurrency limit**: from ``Adaptive.start``,
+  +1 per success (doubling every round trip) until the first congestion
+  signal (a throttle, a 503 or 529, a timeout), then cut to
+  :data:`CONCURRENCY_BETA` of what ran, growing back along the same curve.
+
+The curve (as TCP CUBIC's): after a cut from ``peak`` at time ``t0``, a knob is
+``peak * (1 + (1 - beta) * ((t - t0 - K) / K) ** 3)``: it climbs fast at first,
+flattens out near ``peak`` (where the server said no) for a while, and only then
+probes beyond, slowly, then faster. Against a fixed quota the run settles just
+under it and is throttled rarely; when the quota rises it finds that out
+within a few ``K``. A cut counts once per round trip: signals from attempts
+started before the last cut are ignored (they were sent at the old pace).
+
+Tasks whose key is blocked (paused, over its limits) are held aside, per key,
+so that they never block other keys; at most :data:`MAX_PARKED` are held,
+beyond which the run reads no further ahead.
+"""
+
+from __future__ import annotations
+
+import heapq
+import itertools
+import math
+import time
+from collections import deque
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass, field
+
+from messor.errors import ConfigurationError
+from messor.run.attempt import Attempt, Outcome
+from messor.run.limits import Gate, Limit, LimitGate
+from messor.run.throttling import Throttle
+from messor.run.usage import tokens_of
+
+__all__ = [
+    "CONCURRENCY_BETA",
+    "HORIZON",
+    "MAX_PARKED",
+    "RATE_BETA",
+    "Adaptive",
+    "Knob",
+    "Learned",
+    "Pacer",
+    "PacingState",
+]
+
+#: Seconds a knob takes to climb back to where the server said no (CUBIC's K).
+HORIZON = 10.0
+#: A throttle cuts the start rate to this share of the rate the server accepted.
+RATE_BETA = 0.85
+#: A congestion signal cuts the concurrency limit to this share of what ran.
+CONCURRENCY_BETA = 0.7
+#: The slowest a learned rate goes (starts per second).
+MIN_RATE = 0.1
+#: How far back the accepted rate is measured, in seconds (at least one second is assumed).
+MEASURE = 5.0
+#: Start times of successes kept per key, at most (enough for MEASURE at 10,000/s).
+SUCCESSES_KEPT = 65536
+#: Longest pause when a server throttles without saying how long.
+MAX_BACKOFF = 60.0
+#: Attempts held aside for blocked keys, at most.
+MAX_PARKED = 1000
+
+#: What a run learned, per key ("" for the whole run): {"concurrency": 23.0, "rate": 41.5}.
+Learned = dict[str, dict[str, float]]
+
+
+@dataclass(frozen=True)
+class Adaptive:
+    """``max_concurrency=messor.Adaptive(start=4, ceiling=128)``: find the server's capacity.
+
+    ``start``: attempts at once to begin with (a resumed run begins where the
+    last one ended). ``ceiling``: never more (None: the executor's, 64 for
+    threads, 1000 for coroutines). ``max_concurrency="auto"`` is ``Adaptive()``.
+    """
+
+    start: int = 4
+    ceiling: int | None = None
+
+    def __post_init__(self) -> None:
+        for name in ("start", "ceiling"):
+            value = getattr(self, name)
+            if value is None and name == "ceiling":
+                continue
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise ConfigurationError(f"Adaptive {name} must be an int >= 1, got {value!r}")
+        if self.ceiling is not None and self.start > self.ceiling:
+            raise ConfigurationError(
+                f"Adaptive start ({self.start}) is above its ceiling ({self.ceiling})"
+            )
+
+
+class Knob:
+    """One value the server's signals move: ``at(now)`` gives it (None: unlimited)."""
+
+    __slots__ = ("beta", "ceiling", "floor", "peak", "since", "value")
+
+    def __init__(self, value: float | None, *, floor: float, ceiling: float, beta: float) -> None:
+        self.value = value  # before the first cut
+        self.floor, self.ceiling, self.beta = floor, ceiling, beta
+        self.peak: float | None = None  # where the server said no, once it did
+        self.since = 0.0  # when the climb back began
+
+    def at(self, now: float) -> float | None:
+        if self.peak is None:
+            return self.value
+        t = (now - self.since - HORIZON) / HORIZON
+        value = self.peak * (1 + (1 - self.beta) * t * t * t)
+        return min(self.ceiling, max(self.floor, value))
+
+    def grow(self) -> None:
+        """One success before the first cut (slow start): +1."""
+        if self.peak is None and self.value is not None:
+            self.value = min(self.ceiling, self.value + 1)
+
+    def cut(self, reached: float, now: float, resume: float) -> None:
+        """The server said no at ``reached`` (at ``now``): climb back from ``beta * reached``,
+        from ``resume`` on."""
+        current = self.at(now)
+        peak = reached if current is None else min(reached, current)
+        self.peak = max(peak, self.floor)
+        self.since = max(resume, now)
+
+    def resume_at(self, value: float, now: float) -> None:
+        """Begin where a previous run ended: at ``value``, on the flat of the curve."""
+        self.peak = min(self.ceiling, max(self.floor, value))
+        self.since = now - HORIZON
+
+
+class KeyPace(Gate):
+    """The pacing of one key (or of the whole run): its pause, rate and concurrency.
+
+    ``successes``: the start times of its attempts that succeeded (the run's
+    are kept by the run from its start, before it paces itself).
+    """
+
+    __slots__ = (
+        "backoffs",
+        "concurrency",
+        "first_start",
+        "last_cut",
+        "name",
+        "next_start",
+        "paused_until",
+        "pending_cut",
+        "rate",
+        "reason",
+        "running",
+        "successes",
+    )
+
+    def __init__(
+        self, name: str | None, concurrency: Knob | None, successes: deque[float] | None = None
+    ) -> None:
+        super().__init__()
+        self.name = name
+        self.paused_until = -math.inf
+        self.reason = ""
+        self.backoffs = 0  # throttles in a row without Retry-After
+        self.rate = Knob(None, floor=MIN_RATE, ceiling=math.inf, beta=RATE_BETA)
+        self.concurrency = concurrency
+        self.running = 0
+        self.next_start = -math.inf
+        self.last_cut = -math.inf
+        #: When a throttle asked to cut the rate: the cut is made when the pause ends,
+        #: once the attempts sent before it have told whether they got through.
+        self.pending_cut: float | None = None
+        self.first_start = math.inf
+        self.successes = deque(maxlen=SUCCESSES_KEPT) if successes is None else successes
+
+    def wait(self, now: float) -> float:
+        if self.paused_until > now:
+            return self.paused_until - now
+        if self.pending_cut is not None:
+            self._cut_rate(now)
+        if self.concurrency is not None:
+            limit = self.concurrency.at(now)
+            if limit is not None and self.running >= max(1, int(limit)):
+                return math.inf
+        if self.rate.peak is not None:
+            return max(0.0, self.next_start - now)
+        return 0.0
+
+    def start(self, now: float) -> None:
+        self.running += 1
+        self.first_start = min(self.first_start, now)
+        rate = self.rate.at(now)
+        if rate is not None:
+            interval = 1.0 / rate
+            base = self.next_start if now - self.next_start < interval else now
+            self.next_start = base + interval
+
+    def end(self, tokens: float | None, now: float) -> None:
+        self.running -= 1
+
+    def unstart(self) -> None:
+        self.running -= 1
+
+    def success(self, started: float) -> None:
+        self.backoffs = 0
+        self.successes.append(started)
+        if self.concurrency is not None:
+            self.concurrency.grow()
+
+    def accepted_rate(self, until: float) -> float:
+        """How fast the server took this key's attempts: those started in the MEASURE
+        seconds before ``until`` that succeeded, per second (pauses included: over a
+        pause and its burst, that is the server's quota), over at least a second."""
+        since = max(self.first_start, until - MEASURE)
+        if self.successes and (since == math.inf or len(self.successes) == self.successes.maxlen):
+            # Began before this pacing (the run's first attempts), or more were kept
+            # than fit: from the oldest success kept.
+            since = max(until - MEASURE, self.successes[0])
+        count = sum(1 for t in self.successes if since <= t <= until)
+        return count / max(1.0, until - since)
+
+    def throttle(self, throttle: Throttle, attempt: Attempt, now: float) -> tuple[float, bool]:
+        """Pause for the server's time (or a backoff); returns (until, whether it is later)."""
+        delay = throttle.retry_after
+        if delay is None:
+            delay = min(MAX_BACKOFF, 2.0**self.backoffs)
+            self.backoffs += 1
+        until = now + delay
+        later = until > self.paused_until
+        if later:
+            self.paused_until = until
+            where = f" {self.name}" if self.name else ""
+            self.reason = f"{throttle.describe()}{where}"
+        self.congestion(attempt, now)
+        return self.paused_until, later
+
+    def congestion(self, attempt: Attempt, now: float) -> None:
+        """Cut concurrency now and the rate at the pause's end, once per round trip."""
+        if attempt.started < self.last_cut:
+            return  # sent at the old pace: the cut for it was made already
+        self.last_cut = now
+        self.pending_cut = now
+        if self.concurrency is not None:
+            # +1: the one that came back; the climb back begins when the pause ends.
+            resume = max(now, self.paused_until)
+            self.concurrency.cut(self.running + 1, now, resume)
+
+    def _cut_rate(self, now: float) -> None:
+        when, self.pending_cut = self.pending_cut, None
+        assert when is not None
+        accepted = self.accepted_rate(when)
+        if accepted > 0:  # nothing got through yet says nothing of the server's rate
+            self.rate.cut(accepted, when, now)
+
+    def learned(self, now: float) -> dict[str, float]:
+        found: dict[str, float] = {}
+        rate = self.rate.at(now) if self.rate.peak is not None else None
+        if rate is not None:
+            found["rate"] = round(rate, 3)
+        limit = self.concurrency.at(now) if self.concurrency is not None else None
+        if limit is not None:
+            found["concurrency"] = round(limit, 1)
+        return found
+
+
+@dataclass(frozen=True)
+class PacingState:
+    """The pacing of a run at one instant, for its heartbeat and progress bar (read-only)."""
+
+    #: When the pause that ends last ends (seconds since the epoch), and why; None: no pause.
+    paused_until: float | None = None
+    pause_reason: str | None = None
+    #: Keys paused right now (1 for a run-wide pause).
+    paused_keys: int = 0
+    #: The run-wide adaptive concurrency limit (None: not adaptive, or learned per key).
+    concurrency: int | None = None
+    #: The run-wide learned start rate per second (None: unlimited).
+    rate: float | None = None
+    #: Throttled attempts so far.
+    throttled: int = 0
+    #: What the tasks reported spending, summed.
+    usage: Mapping[str, float] = field(default_factory=dict)
+    #: What a next run on the same memory starts from (see :class:`Pacer`).
+    learned: Learned = field(default_factory=dict)
+
+
+class Pacer:
+    """Decides which attempt may start now, and learns from each outcome (see the module).
+
+    ``cap``: attempts at once at most (the executor's ``max_concurrency``, or
+    the adaptive ceiling). ``learned``: what an earlier run on the same memory
+    learned (``pacing_state().learned`` of that run), to start from.
+    ``successes``: the start times of the run's successes so far (the run's own
+    record, kept on from here).
+    """
+
+    def __init__(
+        self,
+        limits: tuple[Limit, ...],
+        adaptive: Adaptive | None,
+        cap: float,
+        learned: Learned | None = None,
+        successes: deque[float] | None = None,
+    ) -> None:
+        self.limits = limits
+        self.adaptive = adaptive
+        self.cap = cap
+        #: The limit whose key names the key a throttle pauses (the first with a key function).
+        self.keyed = next((limit for limit in limits if limit.key is not None), None)
+        self._learned = dict(learned or {})
+        self.run = None if self.keyed is not None else self._new_pace(None, successes)
+        self.paces: dict[str, KeyPace] = {}
+        self.gates: list[dict[str, LimitGate]] = [{} for _ in limits]
+        self._due: list[tuple[float, int, Gate]] = []
+        self._order = itertools.count()
+        self._parked = 0
+        self._held: Attempt | None = None
+        #: Throttles paused for so far: each makes the executor take back the attempts
+        #: it queued and has not started.
+        self.pauses = 0
+        self.throttled = 0
+
+    # -- which attempt starts -------------------------------------------------------
+
+    def run_wait(self, now: float, in_flight: int) -> float:
+        """Seconds before anything at all may start (0: now; inf: when an attempt ends)."""
+        if in_flight >= self.cap:
+            return math.inf
+        return 0.0 if self.run is None else self.run.wait(now)
+
+    def next(self, now: float, take: Callable[[], Attempt | None]) -> Attempt | None:
+        """The next attempt allowed to start: one held aside whose key opened, else the next of
+        ``take()`` (holding aside those whose key is blocked). It stays the next until
+        :meth:`commit`. None: none may start now."""
+        held, self._held = self._held, None
+        if held is not None and self._admit(held, now, front=True) is None:
+            return held
+        while self._due and self._due[0][0] <= now:
+            when, _, gate = heapq.heappop(self._due)
+            if gate.wake_at != when:
+                continue  # rescheduled since
+            gate.wake_at = math.inf
+            if not gate.parked:
+                continue
+            attempt = gate.parked.popleft()
+            self._parked -= 1
+            blocker = self._admit(attempt, now, front=True)
+            if blocker is not gate and gate.parked:
+                self._wake(gate, now)  # its next one is looked at now, in order
+            if blocker is None:
+                return attempt
+        while self._parked < MAX_PARKED:
+            candidate = take()
+            if candidate is None:
+                return None
+            if self._admit(candidate, now, front=False) is None:
+                return candidate
+        return None
+
+    def _admit(self, attempt: Attempt, now: float, *, front: bool) -> Gate | None:
+        """Hold ``attempt`` as the next to start (returns None), or aside at the gate that
+        blocks it (returns that gate). Within one :meth:`next` nothing starts or ends, so
+        a gate's answer holds, and every attempt looked at comes to rest."""
+        if not attempt.holds:
+            attempt.holds = self._gates_for(attempt.task)
+        for gate in attempt.holds:
+            if gate is self.run:
+                continue  # run-wide: run_wait decides
+            wait = gate.wait(now)
+            if wait > 0:
+                if front:
+                    gate.parked.appendleft(attempt)
+                else:
+                    gate.parked.append(attempt)
+                self._parked += 1
+                if wait < math.inf:
+                    self._wake(gate, now + wait)
+                return gate
+        self._held = attempt
+        return None
+
+    def _wake(self, gate: Gate, when: float) -> None:
+        if when < gate.wake_at:
+            gate.wake_at = when
+            heapq.heappush(self._due, (when, next(self._order), gate))
+
+    def commit(self, attempt: Attempt, now: float) -> None:
+        """``attempt`` (what :meth:`next` returned) starts now."""
+        self._held = None
+        for gate in attempt.holds:
+            gate.start(now)
+
+    def wake_time(self) -> float | None:
+        """When an attempt held aside may start (None: none waits for a time)."""
+        while self._due and self._due[0][2].wake_at != self._due[0][0]:
+            heapq.heappop(self._due)
+        return self._due[0][0] if self._due else None
+
+    @property
+    def holding(self) -> bool:
+        """Attempts are held aside (or one admitted waits to start)."""
+        return self._parked > 0 or self._held is not None
+
+    @property
+    def full(self) -> bool:
+        """As many held aside as allowed: read no further ahead."""
+        return self._parked >= MAX_PARKED
+
+    def held(self) -> Iterator[Attempt]:
+        """Every attempt held aside, and the one admitted: for the run's end to account for."""
+        if self._held is not None:
+            yield self._held
+        for gate in itertools.chain(self.paces.values(), *(g.values() for g in self.gates)):
+            yield from gate.parked
+
+    # -- what the outcomes teach ----------------------------------------------------
+
+    def ended(self, attempt: Attempt, outcome: Outcome | None, now: float) -> None:
+        """An attempt handed out ended (``outcome`` None: taken back unstarted)."""
+        tokens = None
+        if outcome is not None and outcome.usage is not None:
+            tokens = tokens_of(outcome.usage)
+        for gate in attempt.holds:
+            if outcome is None:
+                gate.unstart()
+            else:
+                gate.end(tokens, now)
+            if gate.parked:
+                self._wake(gate, now)
+        if outcome is not None and outcome.ok:
+            self._pace_of(attempt).success(attempt.started)
+
+    def throttle(self, attempt: Attempt, throttle: Throttle, now: float) -> float:
+        """Pause the attempt's key (or the key the server named); returns when it may go on."""
+        self.throttled += 1
+        if throttle.key is not None and self.keyed is not None:
+            pace = self._pace(throttle.key)
+        else:
+            pace = self._pace_of(attempt)
+        until, later = pace.throttle(throttle, attempt, now)
+        self.pauses += 1
+        if later and pace.parked:
+            self._wake(pace, until)
+        return until
+
+    def congestion(self, attempt: Attempt, now: float) -> None:
+        """An attempt timed out, or the server was overloaded: cut its key's knobs."""
+        if self.adaptive is not None:
+            self._pace_of(attempt).congestion(attempt, now)
+
+    def state(self, now: float) -> PacingState:
+        """What :meth:`messor.run.harvest.Harvest.pacing_state` reports (``usage`` left empty)."""
+        paces = [*self.paces.values(), *([self.run] if self.run is not None else [])]
+        paused = [pace for pace in paces if pace.paused_until > now]
+        last = max(paused, key=lambda pace: pace.paused_until, default=None)
+        wall = time.time() - now
+        concurrency = rate = None
+        if self.run is not None:
+            rate = self.run.rate.at(now) if self.run.rate.peak is not None else None
+            limit = self.run.concurrency.at(now) if self.run.concurrency is not None else None
+            concurrency = None if limit is None else max(1, int(limit))
+        return PacingState(
+            paused_until=None if last is None else last.paused_until + wall,
+            pause_reason=None if last is None else last.reason,
+            paused_keys=len(paused),
+            concurrency=concurrency,
+            rate=rate,
+            throttled=self.throttled,
+            learned=self.learned(now),
+        )
+
+    def learned(self, now: float) -> Learned:
+        found: Learned = {}
+        for pace in (self.run, *self.paces.values()):
+            if pace is not None and (values := pace.learned(now)):
+                found[pace.name or ""] = values
+        return found
+
+    # -- keys -------------------------------------------------------------------------
+
+    def _gates_for(self, task: object) -> tuple[Gate, ...]:
+        gates: list[Gate] = [] if self.run is None else [self.run]
+        key = None
+        if self.keyed is not None:
+            key = self.keyed.key_of(task)
+            gates.append(self._pace(key))
+        for limit, accounts in zip(self.limits, self.gates, strict=True):
+            if limit.rate is None and limit.concurrency is None and limit.tokens is None:
+                continue  # a key only
+            name = key if limit is self.keyed and key is not None else limit.key_of(task)
+            gate = accounts.get(name)
+            if gate is None:
+                gate = accounts[name] = LimitGate(limit)
+            gates.append(gate)
+        return tuple(gates)
+
+    def _pace_of(self, attempt: Attempt) -> KeyPace:
+        if self.run is not None:
+            return self.run
+        if not attempt.holds:
+            attempt.holds = self._gates_for(attempt.task)
+        pace = attempt.holds[0]
+        assert isinstance(pace, KeyPace)
+        return pace
+
+    def _pace(self, key: str) -> KeyPace:
+        pace = self.paces.get(key)
+        if pace is None:
+            pace = self.paces[key] = self._new_pace(key)
+        return pace
+
+    def _new_pace(self, key: str | None, successes: deque[float] | None = None) -> KeyPace:
+        concurrency = None
+        now = time.monotonic()
+        if self.adaptive is not None:
+            ceiling = float(self.adaptive.ceiling or self.cap)
+            concurrency = Knob(
+                float(self.adaptive.start), floor=1.0, ceiling=ceiling, beta=CONCURRENCY_BETA
+            )
+        pace = KeyPace(key, concurrency, successes)
+        learned = self._learned.get(key or "", {})
+        if "rate" in learned:
+            pace.rate.resume_at(learned["rate"], now)
+        if concurrency is not None and "concurrency" in learned:
+            concurrency.resume_at(learned["concurrency"], now)
+        return pace
