@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import heapq
+import itertools
 import json
 import sys
 import time
@@ -19,7 +20,7 @@ from messor.cli.common import (
 )
 from messor.cli.export import add_command as add_results_command
 from messor.cli.export import iso_time
-from messor.memories.base import COMPLETED, FAILED, PENDING, Memory, TaskRecord
+from messor.memories.base import COMPLETED, FAILED, GAVE_UP, PENDING, Memory, TaskRecord
 from messor.plugins import Backend, get_catalog
 from messor.run.harvest import summary_text
 from messor.terminal import printable
@@ -65,7 +66,8 @@ def add_commands(commands: Any) -> None:
     parser = commands.add_parser(
         "failed",
         help="list failed tasks with their errors",
-        description="List failed tasks with their last error and the attempts the run made.",
+        description="List failed tasks with their last error and the attempts the run made, "
+        "then those that failed for good (gave_up: no run retries them).",
         epilog="examples:\n  messor failed\n  messor failed --limit 0 --json > failures.json",
         formatter_class=Formatter,
     )
@@ -81,16 +83,20 @@ def add_commands(commands: Any) -> None:
     parser = commands.add_parser(
         "retry",
         help="make tasks pending again, so that the next run runs them",
-        description="Mark failed tasks (or the tasks named) pending again, with no error; "
-        "the next run of the harvest runs them. A completed task keeps its result unless "
-        "--force is given, also one that a run going on completes meanwhile.",
-        epilog="examples:\n  messor retry --failed\n"
+        description="Mark failed tasks (or those that failed for good, or the tasks named) "
+        "pending again, with no error; the next run of the harvest runs them. A completed "
+        "task keeps its result unless --force is given, also one that a run going on "
+        "completes meanwhile.",
+        epilog="examples:\n  messor retry --failed\n  messor retry --gave-up\n"
         "  messor retry https://example.org/page/7 https://example.org/page/9",
         formatter_class=Formatter,
     )
     add_memory_argument(parser)
     parser.add_argument("ids", nargs="*", metavar="ID", help="ids of the tasks to retry")
     parser.add_argument("--failed", action="store_true", help="every failed task")
+    parser.add_argument(
+        "--gave-up", action="store_true", help="every task that failed for good (gave_up)"
+    )
     parser.add_argument(
         "--force", action="store_true", help="also reset completed tasks, discarding their result"
     )
@@ -262,7 +268,8 @@ def _rate(done: int, seconds: float, window: int) -> str:
 def failed(arguments: argparse.Namespace) -> int:
     memory, _ = open_chosen_memory(arguments.memory)
     with memory:
-        rows = _first(memory.iter_records(FAILED), arguments.limit)
+        records = itertools.chain(memory.iter_records(FAILED), memory.iter_records(GAVE_UP))
+        rows = _first(records, arguments.limit)
         if arguments.json:
             with utf8_stdout() as out:
                 json.dump([_failure_row(record) for record in rows], out, ensure_ascii=False)
@@ -272,7 +279,8 @@ def failed(arguments: argparse.Namespace) -> int:
         for record in rows:
             print(_failure_line(_failure_row(record)))
             shown += 1
-        total = memory.count_by_status().get(FAILED, 0)
+        counts = memory.count_by_status()
+        total = counts.get(FAILED, 0) + counts.get(GAVE_UP, 0)
     if total > shown:
         print(f"... and {total - shown} more (--limit 0 lists all)")
     elif total == 0:
@@ -293,6 +301,7 @@ def _failure_row(record: TaskRecord) -> dict[str, Any]:
         "error": record.error,
         "attempts": record.attempts,
         "updated_at": iso_time(record.updated_at),
+        "for_good": record.status == GAVE_UP,
     }
 
 
@@ -301,20 +310,25 @@ def _failure_line(row: dict[str, Any]) -> str:
     first, *rest = error.splitlines() or [""]
     attempts = row["attempts"]
     tries = f" ({attempts} attempt{'' if attempts == 1 else 's'})" if attempts else ""
-    return f"{printable(row['id'])}: {printable(first)}{' ...' if rest else ''}{tries}"
+    good = " [for good]" if row.get("for_good") else ""
+    return f"{printable(row['id'])}{good}: {printable(first)}{' ...' if rest else ''}{tries}"
 
 
 # -- retry ------------------------------------------------------------------------------
 
 
 def retry(arguments: argparse.Namespace) -> int:
-    if arguments.failed == bool(arguments.ids):
-        raise CommandError("give either --failed or the ids of the tasks to retry (see --help)")
+    if (arguments.failed or arguments.gave_up) == bool(arguments.ids):
+        raise CommandError(
+            "give either --failed, --gave-up (or both) or the ids of the tasks to retry "
+            "(see --help)"
+        )
     memory, _ = open_chosen_memory(arguments.memory)
     with memory:
-        if arguments.failed:
-            ids = [task_id for task_id, _ in memory.get_failed_tasks()]
-            only_from = {FAILED}
+        if not arguments.ids:
+            only_from = {FAILED} if arguments.failed else set()
+            only_from |= {GAVE_UP} if arguments.gave_up else set()
+            ids = [r.task_id for status in only_from for r in memory.iter_records(status)]
         else:
             ids = list(dict.fromkeys(arguments.ids))
             statuses = memory.get_statuses(ids)
