@@ -26,7 +26,9 @@ to wait and before the time it named. A client tells when it sent a request
 in the header ``X-Sent-At`` (``time.monotonic()``, one clock for every process
 on Linux); without it the arrival time stands in. The window opens when the
 server writes its answer, so a request sent in the instant that answer takes
-to cross loopback counts as inside: the figure errs against the client.
+to cross loopback counts as inside: the figure errs against the client. Each
+such request also says how long its key had been told to wait when it was sent
+(``window_age``), which tells a request already on its way from a late one.
 
 Why a hand-written ``asyncio.Protocol`` rather than aiohttp or
 ``ThreadingHTTPServer``: it needs nothing installed, answers HTTP/1.1 with
@@ -117,6 +119,9 @@ class Entry:
     key: str
     status: int
     in_window: bool
+    window_age: float | None
+    """Seconds since the key was first told to wait, without a break, when this request was
+    sent (None: not sent inside a window)."""
     in_flight: int
     """Requests being answered when this one arrived, not counting it."""
     rate: float | None
@@ -160,14 +165,20 @@ class _Windows:
     def __init__(self) -> None:
         self.opened: list[float] = []
         self.until: list[float] = []  # running maximum: windows may overlap
+        self.since: list[float] = []  # when the unbroken run of windows began
 
     def announce(self, at: float, until: float) -> None:
+        still_waiting = bool(self.until) and at < self.until[-1]
+        self.since.append(self.since[-1] if still_waiting else at)
         self.opened.append(at)
         self.until.append(max(until, self.until[-1]) if self.until else until)
 
-    def inside(self, sent: float) -> bool:
+    def age(self, sent: float) -> float | None:
+        """How long the key had been told to wait at ``sent``; None: it had not been."""
         index = bisect.bisect_left(self.opened, sent) - 1
-        return index >= 0 and sent < self.until[index]
+        if index < 0 or sent >= self.until[index]:
+            return None
+        return sent - self.since[index]
 
 
 class _Api:
@@ -318,7 +329,7 @@ class _Connection(asyncio.Protocol):
         sent = float(stamp) if stamp else None
         key = api.key(path, headers)
         windows = api.windows.get(key)
-        in_window = windows is not None and windows.inside(sent if sent is not None else arrived)
+        age = None if windows is None else windows.age(sent if sent is not None else arrived)
         status, retry_after, latency = api.decide(path, headers)
         bucket = api.buckets.get(key)
 
@@ -328,7 +339,7 @@ class _Connection(asyncio.Protocol):
             identifier = path.rstrip("/").rsplit("/", 1)[-1]
             body = json.dumps({"id": identifier} if status == 200 else {"status": status})
             api.log.append(
-                Entry(arrived, sent, api.clock(), method, path, key, status, in_window,
+                Entry(arrived, sent, api.clock(), method, path, key, status, age is not None, age,
                       in_flight, bucket.rate if bucket else None, retry_after)
             )  # fmt: skip
             self.answer(_response(status, body.encode(), retry_after, close), close)

@@ -190,6 +190,9 @@ def test_the_log_marks_requests_sent_inside_a_window_announced_to_their_key() ->
         get(api, "/items/5", **{"X-Api-Key": "b"})
         clock.now += 2.1
         get(api, "/items/6", **{"X-Api-Key": "a"})
+        get(api, "/items/7", **{"X-Api-Key": "a"})  # 429: a new wait, until 1005.1
+        clock.now += 0.25
+        get(api, "/items/8", **{"X-Api-Key": "a"})
         log = api.log()
     assert [(entry.path, entry.status, entry.in_window) for entry in log] == [
         ("/items/1", 200, False),
@@ -198,9 +201,26 @@ def test_the_log_marks_requests_sent_inside_a_window_announced_to_their_key() ->
         ("/items/4", 429, True),
         ("/items/5", 200, False),
         ("/items/6", 200, False),
+        ("/items/7", 429, False),
+        ("/items/8", 429, True),
     ]
     assert log[2].sent == pytest.approx(1000.499)
-    assert [entry.retry_after for entry in log] == [None, "2", None, "2", None, None]
+    assert [entry.retry_after for entry in log] == [None, "2", None, "2", None, None, "2", "2"]
+
+
+def test_the_log_says_how_long_the_key_had_been_told_to_wait_when_a_request_was_sent() -> None:
+    clock = Clock()
+    with ApiServer(ApiConfig(rate=0.01, burst=1, retry_after=2), clock=clock) as api:
+        get(api, "/items/1")
+        for _ in range(4):  # 429s, each announcing a window that overlaps the last
+            clock.now += 1.5
+            get(api, "/items/2")
+        clock.now += 2.5  # past every window: the next 429 starts a new wait
+        get(api, "/items/3")
+        clock.now += 0.5
+        get(api, "/items/4")
+        ages = [entry.window_age for entry in api.log()]
+    assert ages == [None, None, 1.5, 3.0, 4.5, None, 0.5]
 
 
 def test_the_log_holds_every_request_of_many_concurrent_connections_once() -> None:
