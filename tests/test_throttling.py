@@ -195,7 +195,10 @@ def test_http_status_refuses_what_is_not_a_status(codes: tuple[Any, ...]) -> Non
 
 
 def test_retry_on_and_give_up_on_take_types_predicates_or_both() -> None:
-    options = messor.RunOptions(retry_on=(TimeoutError, http_status(503)), give_up_on=KeyError)
+    options = messor.RunOptions(
+        retry_on=(TimeoutError, http_status(503)),  # type: ignore[arg-type]
+        give_up_on=KeyError,  # type: ignore[arg-type]
+    )
     assert options.give_up_on == (KeyError,)
     assert callable(options.retry_on)
     assert options.retry_on(TimeoutError())
