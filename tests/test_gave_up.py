@@ -43,7 +43,7 @@ def test_a_task_that_fails_for_good_is_not_run_again_by_the_next_run(any_memory:
     again = LocalThreadedExecutor(tasks, any_memory).run()
     assert (again.completed, again.skipped) == (0, 2)
     assert calls == ["here", "gone"] or calls == ["gone", "here"]
-    [record] = [r for r in any_memory.iter_records(GAVE_UP)]
+    [record] = list(any_memory.iter_records(GAVE_UP))
     assert (record.task_id, record.error) == (
         "gone",
         "messor.run.verdicts.FailForGood: 404 Not Found",
