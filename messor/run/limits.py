@@ -213,12 +213,12 @@ class LimitGate(Gate):
             return math.inf if self.running else (0.0 if self._balance > 0 else -self._balance)
         average = self._reported / self._tasks_reported
         # The running ones will spend about the average each: keep room for them too.
-        need = min((self.running + 1) * average, depth)
+        need = (self.running + 1) * average
         if self._balance >= need:
             return 0.0
-        if self.running and need >= depth:
-            return math.inf  # the bucket cannot hold more: wait for one to end
-        return (need - self._balance) / per_second
+        if self.running and need > depth:
+            return math.inf  # the bucket cannot hold that much: wait for one to end
+        return (min(need, depth) - self._balance) / per_second
 
     def _refill(self, now: float) -> None:
         per_second, depth = self._limit.tokens  # type: ignore[misc]

@@ -20,10 +20,15 @@ each host, API key or model when the run has keyed :class:`~messor.Limit`\\ s):
 The curve (as TCP CUBIC's): after a cut from ``peak`` at time ``t0``, a knob is
 ``peak * (1 + (1 - beta) * ((t - t0 - K) / K) ** 3)``: it climbs fast at first,
 flattens out near ``peak`` (where the server said no) for a while, and only then
-probes beyond, slowly, then faster. Against a fixed quota the run settles just
-under it and is throttled rarely; when the quota rises it finds that out
+probes beyond, slowly, then faster. ``K`` is :data:`HORIZON` (10 s), doubled up
+to :data:`MAX_HORIZON` while the server keeps saying no at the same place (its
+limit is steady: probe it less often). Against a fixed quota the run settles
+just under it and is throttled rarely; when the quota rises it finds that out
 within a few ``K``. A cut counts once per round trip: signals from attempts
-started before the last cut are ignored (they were sent at the old pace).
+started before the last cut are ignored (they were sent at the old pace). The
+rate is cut when the pause ends, to what the server accepted over the seconds
+before the throttle (pauses included: over a pause and the burst after it,
+that is its quota), once the attempts sent then have all told.
 
 Tasks whose key is blocked (paused, over its limits) are held aside, per key,
 so that they never block other keys; at most :data:`MAX_PARKED` are held,
@@ -58,8 +63,11 @@ __all__ = [
     "PacingState",
 ]
 
-#: Seconds a knob takes to climb back to where the server said no (CUBIC's K).
+#: Seconds a knob takes to climb back to where the server said no (CUBIC's K); doubled,
+#: up to MAX_HORIZON, each time the server says no within STEADY of where it did before.
 HORIZON = 10.0
+MAX_HORIZON = 20.0
+STEADY = 0.1
 #: A throttle cuts the start rate to this share of the rate the server accepted.
 RATE_BETA = 0.85
 #: A congestion signal cuts the concurrency limit to this share of what ran.
@@ -107,18 +115,19 @@ class Adaptive:
 class Knob:
     """One value the server's signals move: ``at(now)`` gives it (None: unlimited)."""
 
-    __slots__ = ("beta", "ceiling", "floor", "peak", "since", "value")
+    __slots__ = ("beta", "ceiling", "floor", "horizon", "peak", "since", "value")
 
     def __init__(self, value: float | None, *, floor: float, ceiling: float, beta: float) -> None:
         self.value = value  # before the first cut
         self.floor, self.ceiling, self.beta = floor, ceiling, beta
         self.peak: float | None = None  # where the server said no, once it did
         self.since = 0.0  # when the climb back began
+        self.horizon = HORIZON
 
     def at(self, now: float) -> float | None:
         if self.peak is None:
             return self.value
-        t = (now - self.since - HORIZON) / HORIZON
+        t = (now - self.since - self.horizon) / self.horizon
         value = self.peak * (1 + (1 - self.beta) * t * t * t)
         return min(self.ceiling, max(self.floor, value))
 
@@ -131,14 +140,17 @@ class Knob:
         """The server said no at ``reached`` (at ``now``): climb back from ``beta * reached``,
         from ``resume`` on."""
         current = self.at(now)
-        peak = reached if current is None else min(reached, current)
-        self.peak = max(peak, self.floor)
+        peak = max(reached if current is None else min(reached, current), self.floor)
+        # The server said no where it did last time: its limit holds, stay near it longer.
+        steady = self.peak is not None and abs(peak - self.peak) <= STEADY * self.peak
+        self.horizon = min(MAX_HORIZON, 2 * self.horizon) if steady else HORIZON
+        self.peak = peak
         self.since = max(resume, now)
 
     def resume_at(self, value: float, now: float) -> None:
         """Begin where a previous run ended: at ``value``, on the flat of the curve."""
         self.peak = min(self.ceiling, max(self.floor, value))
-        self.since = now - HORIZON
+        self.since = now - self.horizon
 
 
 class KeyPace(Gate):

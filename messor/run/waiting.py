@@ -41,8 +41,10 @@ class Waiting:
         self._successes = successes
         self._heap: list[tuple[float, int, Attempt]] = []
         self._order = itertools.count()
-        #: The pacing, from the start when configured, else from the first throttle on.
-        self.pacer = self._new_pacer() if options.limits or options.adaptive else None
+        #: The pacing, from the start when configured (or learned before), else from the
+        #: first throttle on.
+        paced = options.limits or options.adaptive or learned
+        self.pacer = self._new_pacer() if paced else None
         #: Attempts throttled so far; seconds the run (or one of its keys) was paused.
         self.throttled = 0
         self.paused_seconds = 0.0
