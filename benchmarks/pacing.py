@@ -12,7 +12,8 @@ Each contender runs against its own tests/api_server.py in a child process
   (b) the same API, whose quota drops to 20/s halfway (after tasks/100 s):
       Messor with adaptive concurrency, next to (a)'s configuration.
   (c) an LLM-like API: each call 0.5-3 s, 529 "overloaded" (no Retry-After)
-      beyond 120 calls in flight; AsyncExecutor at 200.
+      beyond 120 calls in flight; AsyncExecutor at 200 (also with backoff=1,
+      the cookbook's retry waits), and adaptive.
 
 (a) and (b) answer accepted requests after ``--latency`` (50 ms), as a nearby
 API does. The baselines are what a careful user writes by hand: a
@@ -214,13 +215,17 @@ def messor_threads(concurrency: int | messor.Adaptive) -> Callable[[str, int, Pr
     return run
 
 
-def messor_async(concurrency: int | messor.Adaptive) -> Callable[[str, int, Probe], object]:
+def messor_async(
+    concurrency: int | messor.Adaptive, backoff: float = 0.0
+) -> Callable[[str, int, Probe], object]:
     def run(url: str, count: int, probe: Probe) -> str:
         async def main() -> messor.RunReport:
             async with new_client() as client:
                 tasks = [FunctionTask(f"item-{n}", afetch, client, f"{url}/items/{n}", probe)
                          for n in range(count)]  # fmt: skip
-                executor = AsyncExecutor(tasks, memory_file(), concurrency, retry=5, progress=False)
+                executor = AsyncExecutor(
+                    tasks, memory_file(), concurrency, retry=5, backoff=backoff, progress=False
+                )
                 watch(executor, probe)
                 return await executor.run_async()
 
@@ -347,6 +352,7 @@ def scenarios(count: int, latency: float) -> list[Scenario]:
     )
     c.contenders = [
         ("Messor AsyncExecutor, 200", messor_async(200)),
+        ("Messor AsyncExecutor, 200, backoff=1", messor_async(200, backoff=1.0)),
         ("Messor AsyncExecutor, adaptive <= 200", messor_async(messor.Adaptive(ceiling=200))),
         ("asyncio, 200 at once + tenacity (cookbook)", tenacity_async(200)),
         ("aiometer 200 at once + tenacity (cookbook)", aiometer_async(200, None)),
