@@ -85,12 +85,12 @@ EXECUTORS = [
 def test_a_429_with_retry_after_pauses_the_run_and_burns_no_retry(
     executor: type[messor.Executor], function: Callable[[str], Any]
 ) -> None:
-    with ApiServer(ApiConfig(rate=20, retry_after=1.0, latency=0.05)) as api:
-        tasks = [FunctionTask(f"item-{n}", function, f"{api.url}/items/{n}") for n in range(60)]
+    with ApiServer(ApiConfig(rate=10, retry_after=1.0, latency=0.05)) as api:
+        tasks = [FunctionTask(f"item-{n}", function, f"{api.url}/items/{n}") for n in range(40)]
         memory = InProcessMemory()
         report = executor(tasks, memory, 8, retry=0, progress=False).run()
         log = api.log()
-    assert (report.completed, report.failed, report.retried) == (60, 0, 0)
+    assert (report.completed, report.failed, report.retried) == (40, 0, 0)
     refused = [e for e in log if e.status == 429]
     assert refused, "the server never throttled: the test tests nothing"
     assert report.throttled == len(refused)
@@ -183,13 +183,33 @@ def test_attempts_queued_for_threads_are_taken_back_when_a_server_pauses_the_run
             raise Throttled(0.6)
         time.sleep(0.02)
 
-    tasks = [FunctionTask(f"t{n}", work, f"t{n}") for n in range(40)]
+    tasks = [FunctionTask(f"t{n}", work, f"t{n}") for n in range(12)]
     report = LocalThreadedExecutor(tasks, InProcessMemory(), 2, retry=0).run()
-    assert (report.completed, report.throttled) == (40, 1)
+    assert (report.completed, report.throttled) == (12, 1)
     [at] = throttled_at
     inside = [n for n, times in starts.items() for t in times if at + 0.05 < t < at + 0.6]
     assert inside == []
-    assert sum(len(times) for times in starts.values()) == 41  # each once, t3 twice
+    assert sum(len(times) for times in starts.values()) == 13  # each once, t3 twice
+
+
+def test_threads_start_nothing_more_from_their_queue_once_a_server_throttles() -> None:
+    """Quick tasks: the threads would empty their queue before the run hears of the 429."""
+    starts: list[float] = []
+    throttled_at: list[float] = []
+
+    def work(n: int) -> None:
+        now = time.monotonic()
+        if n == 50 and not throttled_at:
+            throttled_at.append(now)
+            raise Throttled(0.5)
+        starts.append(now)
+
+    tasks = [FunctionTask(f"t{n}", work, n) for n in range(120)]
+    report = LocalThreadedExecutor(tasks, InProcessMemory(), 4, retry=0).run()
+    assert (report.completed, report.throttled) == (120, 1)
+    [at] = throttled_at
+    # At most what the three other threads had started in that very instant.
+    assert len([t for t in starts if at < t < at + 0.5]) <= 3
 
 
 # -- the algorithm, on a simulated clock ---------------------------------------------------------
