@@ -40,6 +40,7 @@ from messor.run.pacing import (
 )
 from messor.run.throttling import Throttle
 from tests.api_server import ApiConfig, ApiServer, Entry
+from tests.test_readme import code_block_after
 
 #: Time a client may take to hear of a 429 while it sends what it had already started.
 GRACE = 0.25
@@ -438,3 +439,19 @@ def test_a_bad_adaptive_setting_is_refused_naming_it(options: dict[str, Any], me
 def test_an_adaptive_start_above_its_ceiling_is_refused() -> None:
     with pytest.raises(messor.ConfigurationError, match=r"start \(8\) is above its ceiling \(4\)"):
         Adaptive(start=8, ceiling=4)
+
+
+def test_the_readmes_requests_example_runs_against_a_throttling_api(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    example = code_block_after("A harvest of a REST API with requests", "python")
+    with ApiServer(ApiConfig(rate=15, retry_after=1, missing=frozenset({"7"}))) as api:
+        code = compile(example.replace("https://api.example.org", api.url), "README.md", "exec")
+        exec(code, {"__name__": "readme"})
+        log = api.log()
+    completed, throttled, _ = capsys.readouterr().out.split()
+    assert (int(completed), int(throttled)) == (59, len([e for e in log if e.status == 429]))
+    assert int(throttled) > 0
+    memory = SQLiteMemory("products.db")
+    assert memory.get_statuses([f'fetch("{api.url}/products/7")']).popitem()[1] == "gave_up"
+    assert sent_late_in_a_window(log) == []
