@@ -161,7 +161,7 @@ def test_tokens_are_debited_as_tasks_report_them() -> None:
 
 def test_a_key_function_that_returns_no_str_stops_the_run_naming_the_limit() -> None:
     log = Log()
-    limit = Limit(concurrency=1, key=lambda task: 7)
+    limit = Limit(concurrency=1, key=lambda task: 7)  # type: ignore[arg-type,return-value]
     with pytest.raises(ConfigurationError, match=r"returned int 7 .*keys must be str"):
         LocalThreadedExecutor(
             [Page("https://a.example/", log)], InProcessMemory(), limits=limit
@@ -212,7 +212,7 @@ def test_a_bad_limit_is_refused_naming_what_to_write(
 
 def test_limits_must_be_limits() -> None:
     with pytest.raises(ConfigurationError, match=r"limits must be a messor\.Limit"):
-        messor.RunOptions(limits=["rate=5/s"])  # type: ignore[list-item]
+        messor.RunOptions(limits=["rate=5/s"])  # type: ignore[arg-type]
 
 
 @pytest.mark.parametrize(

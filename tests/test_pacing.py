@@ -40,6 +40,7 @@ from messor.run.pacing import (
 )
 from messor.run.throttling import Throttle
 from tests.api_server import ApiConfig, ApiServer, Entry
+from tests.test_readme import code_block_after
 
 #: Time a client may take to hear of a 429 while it sends what it had already started.
 GRACE = 0.25
@@ -85,12 +86,12 @@ EXECUTORS = [
 def test_a_429_with_retry_after_pauses_the_run_and_burns_no_retry(
     executor: type[messor.Executor], function: Callable[[str], Any]
 ) -> None:
-    with ApiServer(ApiConfig(rate=20, retry_after=1.0, latency=0.05)) as api:
-        tasks = [FunctionTask(f"item-{n}", function, f"{api.url}/items/{n}") for n in range(60)]
+    with ApiServer(ApiConfig(rate=10, retry_after=1.0, latency=0.05)) as api:
+        tasks = [FunctionTask(f"item-{n}", function, f"{api.url}/items/{n}") for n in range(40)]
         memory = InProcessMemory()
         report = executor(tasks, memory, 8, retry=0, progress=False).run()
         log = api.log()
-    assert (report.completed, report.failed, report.retried) == (60, 0, 0)
+    assert (report.completed, report.failed, report.retried) == (40, 0, 0)
     refused = [e for e in log if e.status == 429]
     assert refused, "the server never throttled: the test tests nothing"
     assert report.throttled == len(refused)
@@ -183,13 +184,33 @@ def test_attempts_queued_for_threads_are_taken_back_when_a_server_pauses_the_run
             raise Throttled(0.6)
         time.sleep(0.02)
 
-    tasks = [FunctionTask(f"t{n}", work, f"t{n}") for n in range(40)]
+    tasks = [FunctionTask(f"t{n}", work, f"t{n}") for n in range(12)]
     report = LocalThreadedExecutor(tasks, InProcessMemory(), 2, retry=0).run()
-    assert (report.completed, report.throttled) == (40, 1)
+    assert (report.completed, report.throttled) == (12, 1)
     [at] = throttled_at
     inside = [n for n, times in starts.items() for t in times if at + 0.05 < t < at + 0.6]
     assert inside == []
-    assert sum(len(times) for times in starts.values()) == 41  # each once, t3 twice
+    assert sum(len(times) for times in starts.values()) == 13  # each once, t3 twice
+
+
+def test_threads_start_nothing_more_from_their_queue_once_a_server_throttles() -> None:
+    """Quick tasks: the threads would empty their queue before the run hears of the 429."""
+    starts: list[float] = []
+    throttled_at: list[float] = []
+
+    def work(n: int) -> None:
+        now = time.monotonic()
+        if n == 50 and not throttled_at:
+            throttled_at.append(now)
+            raise Throttled(0.5)
+        starts.append(now)
+
+    tasks = [FunctionTask(f"t{n}", work, n) for n in range(120)]
+    report = LocalThreadedExecutor(tasks, InProcessMemory(), 4, retry=0).run()
+    assert (report.completed, report.throttled) == (120, 1)
+    [at] = throttled_at
+    # At most what the three other threads had started in that very instant.
+    assert len([t for t in starts if at < t < at + 0.5]) <= 3
 
 
 # -- the algorithm, on a simulated clock ---------------------------------------------------------
@@ -418,3 +439,19 @@ def test_a_bad_adaptive_setting_is_refused_naming_it(options: dict[str, Any], me
 def test_an_adaptive_start_above_its_ceiling_is_refused() -> None:
     with pytest.raises(messor.ConfigurationError, match=r"start \(8\) is above its ceiling \(4\)"):
         Adaptive(start=8, ceiling=4)
+
+
+def test_the_readmes_requests_example_runs_against_a_throttling_api(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    example = code_block_after("A harvest of a REST API with requests", "python")
+    with ApiServer(ApiConfig(rate=15, retry_after=1, missing=frozenset({"7"}))) as api:
+        code = compile(example.replace("https://api.example.org", api.url), "README.md", "exec")
+        exec(code, {"__name__": "readme"})
+        log = api.log()
+    completed, throttled, _ = capsys.readouterr().out.split()
+    assert (int(completed), int(throttled)) == (59, len([e for e in log if e.status == 429]))
+    assert int(throttled) > 0
+    memory = SQLiteMemory("products.db")
+    assert memory.get_statuses([f'fetch("{api.url}/products/7")']).popitem()[1] == "gave_up"
+    assert sent_late_in_a_window(log) == []

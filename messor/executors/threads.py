@@ -48,7 +48,6 @@ class LocalThreadedExecutor(Executor):
         exact = exact or bool(options.stop_all_when or options.budget)
         exact = exact or bool(options.limits) or options.adaptive is not None
         workers = _Workers(self.max_concurrency, harvest.rules, queued=0 if exact else PREFETCH)
-        workers.adaptive = options.adaptive is not None
         harvest.wake = workers.wake
         with harvest:
             try:
@@ -73,7 +72,6 @@ class _Workers:
     def __init__(self, size: int, rules: Rules, queued: int) -> None:
         self.size = size
         self.rules = rules
-        self.adaptive = False
         self.hold = False
         self._held: list[Attempt] = []
         self._lock = threading.Lock()
@@ -152,6 +150,6 @@ class _Workers:
                         self._held.append(attempt)
                         continue
             outcome = perform(attempt, self.rules)
-            if outcome.throttle is not None and outcome.throttle.honoured(self.adaptive):
-                self.hold = True
+            if outcome.throttle is not None and outcome.throttle.pauses:
+                self.hold = True  # until the run, which pauses for it, takes back the queue
             self._outbox.put(outcome)

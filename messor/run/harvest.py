@@ -364,7 +364,7 @@ class Harvest:
             if pacer is None:  # else the pacer keeps them
                 self._successes.append(attempt.started)
             self._record(attempt, COMPLETED, outcome.result_json, None, attempt.number)
-        elif outcome.gave_up:
+        elif outcome.gave_up or _matches_types(self.options.give_up_on, outcome.error_type):
             self._record(attempt, GAVE_UP, None, outcome.error, attempt.number)
             logger.debug("Task %r failed for good: %s", attempt.task_id, outcome.error)
         elif throttled := self._throttled(outcome):
@@ -519,9 +519,14 @@ class Harvest:
     def _retryable(self, outcome: Outcome) -> bool:
         if outcome.attempt.number > self.options.retry:
             return False
-        # Running out of time is retried whatever retry_on says; the rest was
-        # judged where the attempt ran (retry_on, a result that cannot be stored).
-        return outcome.retryable or outcome.error_type is TaskTimeoutError
+        if outcome.error_type is TaskTimeoutError:
+            return True  # running out of time is retried whatever retry_on says
+        # Judged where the attempt ran (retry_on, a result that cannot be stored);
+        # exception types once more here, for an executor that ran it without the rules.
+        retry_on = self.options.retry_on
+        return outcome.retryable and (
+            not isinstance(retry_on, tuple) or _matches_types(retry_on, outcome.error_type)
+        )
 
     def _throttled(self, outcome: Outcome) -> bool:
         """A server's throttle: the attempt goes back, its key pauses. False if it is none, or
@@ -610,3 +615,8 @@ class Harvest:
 
 def _nothing() -> None:
     pass
+
+
+def _matches_types(rule: object, error_type: type[BaseException] | None) -> bool:
+    """``error_type`` is one of the exception types of a rule (False for a predicate)."""
+    return isinstance(rule, tuple) and error_type is not None and issubclass(error_type, rule)

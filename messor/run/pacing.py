@@ -7,15 +7,19 @@ each host, API key or model when the run has keyed :class:`~messor.Limit`\\ s):
 - a **pause**: a throttled attempt (429/503/529 with ``Retry-After``, or
   :class:`~messor.Throttled`) pauses its key until the server's time, or for
   1 s, 2 s, 4 s ... (at most a minute, back to 1 s after a success) when the
-  server named none. Nothing of that key starts before; the attempt itself
-  waits in the queue, its retries untouched.
+  task named none. Nothing of that key starts before; the attempt itself
+  waits in the queue, its retries untouched. (A bare 503 or 529, which a run
+  with adaptive concurrency takes as a throttle too, pauses nothing: it cuts
+  the knobs below, and only its attempt waits, 1 s, 2 s ...)
 - a learned **start rate**: unlimited until the key's first throttle, then
   :data:`RATE_BETA` times the rate the server accepted (successes per second
   over the last few seconds), growing back along a cubic curve (below).
 - with adaptive concurrency, a **concurrency limit**: from ``Adaptive.start``,
   +1 per success (doubling every round trip) until the first congestion
-  signal (a throttle, a 503 or 529, a timeout), then cut to
+  signal (a throttle, a bare 503 or 529, a timeout), then cut to
   :data:`CONCURRENCY_BETA` of what ran, growing back along the same curve.
+  A bare 503 or 529 (overloaded: too many at once) or a timeout cuts only
+  this knob; a throttle that pauses (a quota: too many a second) both.
 
 The curve (as TCP CUBIC's): after a cut from ``peak`` at time ``t0``, a knob is
 ``peak * (1 + (1 - beta) * ((t - t0 - K) / K) ** 3)``: it climbs fast at first,
@@ -241,26 +245,34 @@ class KeyPace(Gate):
         return count / max(1.0, until - since)
 
     def throttle(self, throttle: Throttle, attempt: Attempt, now: float) -> tuple[float, bool]:
-        """Pause for the server's time (or a backoff); returns (until, whether it is later)."""
+        """Pause for the server's time, or a backoff; returns (when the attempt may go again,
+        whether the key is paused).
+
+        A bare 503 or 529 (the server is overloaded and names no time) pauses
+        nothing: the knobs are cut and that attempt alone waits, 1 s, 2 s ...
+        """
+        self.congestion(attempt, now, rate=throttle.pauses)
+        if not throttle.pauses:
+            return now + min(MAX_BACKOFF, 2.0**attempt.throttled), False
         delay = throttle.retry_after
         if delay is None:
             delay = min(MAX_BACKOFF, 2.0**self.backoffs)
             self.backoffs += 1
         until = now + delay
-        later = until > self.paused_until
-        if later:
+        if until > self.paused_until:
             self.paused_until = until
             where = f" {self.name}" if self.name else ""
             self.reason = f"{throttle.describe()}{where}"
-        self.congestion(attempt, now)
-        return self.paused_until, later
+        return self.paused_until, True
 
-    def congestion(self, attempt: Attempt, now: float) -> None:
-        """Cut concurrency now and the rate at the pause's end, once per round trip."""
+    def congestion(self, attempt: Attempt, now: float, *, rate: bool) -> None:
+        """Cut concurrency now and (``rate``: for a server's quota, a throttle that pauses)
+        the rate at the pause's end; once per round trip."""
         if attempt.started < self.last_cut:
             return  # sent at the old pace: the cut for it was made already
         self.last_cut = now
-        self.pending_cut = now
+        if rate:
+            self.pending_cut = now
         if self.concurrency is not None:
             # +1: the one that came back; the climb back begins when the pause ends.
             resume = max(now, self.paused_until)
@@ -458,16 +470,17 @@ class Pacer:
             pace = self._pace(throttle.key)
         else:
             pace = self._pace_of(attempt)
-        until, later = pace.throttle(throttle, attempt, now)
-        self.pauses += 1
-        if later and pace.parked:
-            self._wake(pace, until)
+        until, paused = pace.throttle(throttle, attempt, now)
+        if paused:
+            self.pauses += 1
+            if pace.parked:
+                self._wake(pace, until)
         return until
 
     def congestion(self, attempt: Attempt, now: float) -> None:
         """An attempt timed out, or the server was overloaded: cut its key's knobs."""
         if self.adaptive is not None:
-            self._pace_of(attempt).congestion(attempt, now)
+            self._pace_of(attempt).congestion(attempt, now, rate=False)
 
     def state(self, now: float) -> PacingState:
         """What :meth:`messor.run.harvest.Harvest.pacing_state` reports (``usage`` left empty)."""

@@ -100,6 +100,12 @@ class Throttle:
         """The task itself said so (:class:`Throttled`), rather than an HTTP status."""
         return self.status is None
 
+    @property
+    def pauses(self) -> bool:
+        """Whether it pauses its key (the server named a time, or the task said so); a bare
+        503 or 529 only slows a run that adapts (see :mod:`messor.run.pacing`)."""
+        return self.status is None or self.retry_after is not None
+
     def honoured(self, adaptive: bool) -> bool:
         """Whether a run pauses for it: the task said so, or the server named a time; a bare
         503 or 529 only when the run adapts (else it is a failure, as it always was)."""

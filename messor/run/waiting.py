@@ -99,10 +99,12 @@ class Waiting:
         if self.pacer is None:
             self.pacer = self._new_pacer()
         now = time.monotonic()
+        pauses = self.pacer.pauses
         until = self.pacer.throttle(attempt, throttle, now)
         self.throttled += 1
-        self.paused_seconds += max(0.0, until - max(now, self.paused_until))
-        self.paused_until = max(self.paused_until, until)
+        if self.pacer.pauses != pauses:
+            self.paused_seconds += max(0.0, until - max(now, self.paused_until))
+            self.paused_until = max(self.paused_until, until)
         attempt.throttled += 1
         if attempt.throttled >= self._options.max_throttles:
             return False
