@@ -228,7 +228,10 @@ class KeyPace(Gate):
 
     def success(self, started: float) -> None:
         self.backoffs = 0
-        self.successes.append(started)
+        successes = self.successes
+        successes.append(started)
+        while successes[0] < started - 2 * MEASURE:  # only the last seconds are measured
+            successes.popleft()
         if self.concurrency is not None:
             self.concurrency.grow()
 
@@ -484,7 +487,8 @@ class Pacer:
 
     def state(self, now: float) -> PacingState:
         """What :meth:`messor.run.harvest.Harvest.pacing_state` reports (``usage`` left empty)."""
-        paces = [*self.paces.values(), *([self.run] if self.run is not None else [])]
+        # Called from other threads (a heartbeat): copies of what the driver changes.
+        paces = [*list(self.paces.values()), *([self.run] if self.run is not None else [])]
         paused = [pace for pace in paces if pace.paused_until > now]
         last = max(paused, key=lambda pace: pace.paused_until, default=None)
         wall = time.time() - now
@@ -505,7 +509,7 @@ class Pacer:
 
     def learned(self, now: float) -> Learned:
         found: Learned = {}
-        for pace in (self.run, *self.paces.values()):
+        for pace in (self.run, *list(self.paces.values())):
             if pace is not None and (values := pace.learned(now)):
                 found[pace.name or ""] = values
         return found
