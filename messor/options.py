@@ -20,8 +20,8 @@ from typing import Any
 
 from messor.errors import ConfigurationError
 from messor.run.controls import Backoff, RateLimiter
+from messor.run.knobs import Adaptive
 from messor.run.limits import Limit, by_host
-from messor.run.pacing import Adaptive
 from messor.run.stops import SpendingLimit, stop_after_consecutive_failures, stop_on
 from messor.run.verdicts import ExceptionRule, exception_rule, status_codes
 
