@@ -35,8 +35,8 @@ from messor.memories.inprocess import InProcessMemory
 from messor.memories.sqlite import SQLiteMemory
 from messor.options import RunOptions
 from messor.run.harvest import RunReport
+from messor.run.knobs import Adaptive
 from messor.run.limits import Limit, by_host
-from messor.run.pacing import Adaptive
 from messor.run.stops import stop_after_consecutive_failures, stop_on, stop_when_spent
 from messor.run.throttling import Throttled, throttle_of
 from messor.run.usage import Result, Usage, report_usage

@@ -20,8 +20,8 @@ from typing import Any
 
 from messor.errors import ConfigurationError
 from messor.run.controls import Backoff, RateLimiter
+from messor.run.knobs import Adaptive
 from messor.run.limits import Limit, by_host
-from messor.run.pacing import Adaptive
 from messor.run.stops import SpendingLimit, stop_after_consecutive_failures, stop_on
 from messor.run.verdicts import ExceptionRule, exception_rule, status_codes
 
@@ -77,6 +77,13 @@ def _flags(*flags: Flag) -> dict[str, tuple[Flag, ...]]:
     return {"flags": flags}
 
 
+def _count_or_auto(text: str) -> int | str:
+    """``-c``'s value: a number of tasks, or ``auto``."""
+    if text == "auto" or text.isdigit():
+        return text if text == "auto" else int(text)
+    raise argparse.ArgumentTypeError(f"expected a number of tasks or auto, got {text!r}")
+
+
 def exception_types(names: str, option: str) -> tuple[type[BaseException], ...]:
     """Exception classes from ``"TimeoutError,requests.HTTPError"`` (``option`` names the flag)."""
     types: list[type[BaseException]] = []
@@ -119,7 +126,7 @@ class RunOptions:
                 ("-c", "--max-concurrency"),
                 "tasks at once, or auto: found by watching the server's answers (default: the "
                 "executor's; local and async: 4, dask: twice the cluster's threads)",
-                {"type": lambda text: text if text == "auto" else int(text), "metavar": "N"},
+                {"type": _count_or_auto, "metavar": "N"},
             )
         ),
     )

@@ -29,15 +29,8 @@ from messor import (
     Throttled,
 )
 from messor.plugin import Attempt, Harvest
-from messor.run.pacing import (
-    CONCURRENCY_BETA,
-    HORIZON,
-    RATE_BETA,
-    KeyPace,
-    Knob,
-    Pacer,
-    PacingState,
-)
+from messor.run.knobs import CONCURRENCY_BETA, HORIZON, RATE_BETA, KeyPace, Knob
+from messor.run.pacing import Pacer, PacingState
 from messor.run.throttling import Throttle
 from tests.api_server import ApiConfig, ApiServer, Entry
 from tests.test_readme import code_block_after

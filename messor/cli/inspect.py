@@ -326,9 +326,13 @@ def retry(arguments: argparse.Namespace) -> int:
     memory, _ = open_chosen_memory(arguments.memory)
     with memory:
         if not arguments.ids:
-            only_from = {FAILED} if arguments.failed else set()
-            only_from |= {GAVE_UP} if arguments.gave_up else set()
-            ids = [r.task_id for status in only_from for r in memory.iter_records(status)]
+            ids, only_from = [], set()
+            if arguments.failed:
+                ids += [task_id for task_id, _ in memory.get_failed_tasks()]
+                only_from.add(FAILED)
+            if arguments.gave_up:
+                ids += [record.task_id for record in memory.iter_records(GAVE_UP)]
+                only_from.add(GAVE_UP)
         else:
             ids = list(dict.fromkeys(arguments.ids))
             statuses = memory.get_statuses(ids)

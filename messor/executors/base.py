@@ -25,8 +25,8 @@ from messor.options import (
 )
 from messor.run.attempt import Attempt, Outcome
 from messor.run.harvest import Harvest, RunReport, summary_text
+from messor.run.knobs import Adaptive
 from messor.run.limits import Limit
-from messor.run.pacing import Adaptive
 from messor.run.verdicts import ExceptionRule, exception_rule
 from messor.selection import open_memory
 from messor.terminal import printable

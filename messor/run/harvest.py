@@ -37,11 +37,8 @@ import math
 import signal
 import time
 from collections import deque
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator
 from types import TracebackType
-from typing import Any
-
-from tqdm import tqdm
 
 from messor.errors import TaskTimeoutError
 from messor.memories.base import COMPLETED, FAILED, GAVE_UP, PENDING, EncodedUpdate, Memory
@@ -50,8 +47,9 @@ from messor.options import RunOptions
 from messor.run.attempt import Attempt, Outcome, describe_error, failure, perform
 from messor.run.controls import Backoff, RateLimiter
 from messor.run.interrupts import InterruptGuard
-from messor.run.pacing import SUCCESSES_KEPT, Learned, Pacer, PacingState
-from messor.run.progress import new_bar, postfix
+from messor.run.knobs import SUCCESSES_KEPT
+from messor.run.pacing import Learned, Pacer, PacingState
+from messor.run.progress import Progress
 from messor.run.report import RunReport, summary_text
 from messor.run.sources import REGISTRATION_CHUNK, TaskSource
 from messor.run.stops import AttemptOutcome, SpendingLimit
@@ -113,7 +111,7 @@ class Harvest:
         self._successes: deque[float] = deque(maxlen=SUCCESSES_KEPT)
         self._waiting = Waiting(options, learned, self._successes)
         self._in_flight = 0  # attempts handed out and not settled
-        self._usage: dict[str, float] = {}
+        self._progress = Progress()
         self._pause_shown = 0.0  # the pause on the progress bar, until it ends
         rate = self.options.rate_limit
         self._limiter = None if rate is None else RateLimiter(rate, self.options.rate_burst)
@@ -131,11 +129,9 @@ class Harvest:
         self._deadlines: list[tuple[float, int, Attempt]] = []  # running, by deadline
         self._settled_deadlines = 0  # entries of _deadlines whose attempt has ended
         self._rate_wait = 0.0  # when the rate limit lets the next attempt start
-        self._failures = 0  # failures handed to the writer
         self._stopping = False
         self._halting = False
         self._failure: BaseException | None = None
-        self._bar: tqdm[Any] | None = None
         self._started = 0.0
 
     # -- the run's life ----------------------------------------------------------
@@ -161,7 +157,7 @@ class Harvest:
             raise
         if total is None and isinstance(self._tasks, Iterator):
             self.read_once = self._tasks
-        self._bar = new_bar(self.options.progress, total, self.report.skipped)
+        self._progress.open(self.options.progress, total, self.report.skipped)
         self._writer.start()
         logger.info(
             "Harvest started on %r (%s tasks)", self.memory, "streamed" if total is None else total
@@ -197,8 +193,7 @@ class Harvest:
             except Exception as exc:  # it ends with the process anyway
                 logger.warning("Could not end this run's claim on %r: %s", self.memory, exc)
             self._interrupts.restore()
-            if self._bar is not None:
-                self._bar.close()
+            self._progress.close()
         self._settle_report(exc_type if not abandoned else KeyboardInterrupt, left_undone)
         first_signal = self._interrupts.first_signal
         if self.report.interrupted and not abandoned:
@@ -355,7 +350,8 @@ class Harvest:
         if attempt.deadline is not None:
             self._forget_deadline()
         if outcome.usage is not None:
-            self._add_usage(outcome.usage)
+            self._progress.add_usage(outcome.usage)
+            self._show_postfix()
         pacer = self._waiting.pacer
         if pacer is not None:
             pacer.ended(attempt, outcome, time.monotonic())
@@ -455,7 +451,7 @@ class Harvest:
 
         Callable from any thread.
         """
-        return self._waiting.state(self._usage)
+        return self._waiting.state(self._progress.usage)
 
     # -- inside -------------------------------------------------------------------
 
@@ -542,35 +538,25 @@ class Harvest:
         self._show_postfix()
         return requeued
 
-    def _add_usage(self, usage: Mapping[str, float]) -> None:
-        totals = self._usage
-        for name, amount in usage.items():
-            totals[name] = totals.get(name, 0) + amount
-        self._show_postfix()
-
     def _record(
         self, attempt: Attempt, status: str, result: str | None, error: str | None, attempts: int
     ) -> None:
         # The hot path: no logging, and the bar only when it is shown.
         self._writer.put(EncodedUpdate(attempt.task_id, status, result, error, attempts))
         if status != COMPLETED:
-            self._failures += status == FAILED
+            self._progress.failures += status == FAILED
             self._show_postfix()
-        if self._bar is not None and status != PENDING:
-            self._bar.update()
+        if status != PENDING:
+            self._progress.advance()
 
     def _skipped(self, count: int) -> None:
         self.report.skipped += count
-        if self._bar is not None and count:
-            self._bar.update(count)
+        self._progress.advance(count)
 
     def _show_postfix(self) -> None:
-        """Failures, retries, the server's pace and the usage on the bar: redrawn only when
-        one of them changes."""
-        if self._bar is not None:
-            pacing = None if self._waiting.pacer is None else self.pacing_state()
-            shown = postfix(self._failures, self.report.retried, pacing, self._usage)
-            self._bar.set_postfix(shown, refresh=False)
+        """Failures, retries, the server's pace and the usage on the bar (when it changes)."""
+        paced = self._waiting.pacer is not None
+        self._progress.show(self.report.retried, lambda: self.pacing_state() if paced else None)
 
     def _tidy_memory(self) -> None:
         """Let the memory tidy up after the run; its records are safe, so a failure only warns."""
@@ -597,7 +583,7 @@ class Harvest:
         r.completed = self._writer.stored[COMPLETED]
         r.failed = self._writer.stored[FAILED]
         r.gave_up = self._writer.stored[GAVE_UP]
-        r.usage = dict(self._usage)
+        r.usage = dict(self._progress.usage)
         # A pause that outlasts the run was not waited out.
         outlasting = max(0.0, self._waiting.paused_until - time.monotonic())
         r.paused_seconds = max(0.0, self._waiting.paused_seconds - outlasting)

@@ -8,27 +8,55 @@ usage reported) is left out.
 from __future__ import annotations
 
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from tqdm import tqdm
 
 from messor.run.pacing import PacingState
 
-__all__ = ["new_bar", "postfix"]
+__all__ = ["Progress", "postfix"]
 
 
-def new_bar(progress: bool | None, total: int | None, initial: int) -> tqdm[Any] | None:
-    """A bar counting tasks (None when not shown: ``progress`` False, or None off a terminal)."""
-    bar = tqdm(
-        total=total,
-        initial=initial,
-        unit="task",
-        desc="messor",
-        disable=None if progress is None else not progress,
-        dynamic_ncols=True,
-    )
-    return None if bar.disable else bar
+class Progress:
+    """The bar of one run, and what its postfix counts: failures and the usage reported."""
+
+    def __init__(self) -> None:
+        self.bar: tqdm[Any] | None = None
+        #: Failures handed to the writer; what the tasks reported spending, summed.
+        self.failures = 0
+        self.usage: dict[str, float] = {}
+
+    def open(self, progress: bool | None, total: int | None, initial: int) -> None:
+        """Show the bar (unless ``progress`` is False, or None off a terminal)."""
+        bar = tqdm(
+            total=total,
+            initial=initial,
+            unit="task",
+            desc="messor",
+            disable=None if progress is None else not progress,
+            dynamic_ncols=True,
+        )
+        self.bar = None if bar.disable else bar
+
+    def advance(self, count: int = 1) -> None:
+        if self.bar is not None and count:
+            self.bar.update(count)
+
+    def add_usage(self, usage: Mapping[str, float]) -> None:
+        totals = self.usage
+        for name, amount in usage.items():
+            totals[name] = totals.get(name, 0) + amount
+
+    def show(self, retries: int, pacing: Callable[[], PacingState | None]) -> None:
+        """Redraw the postfix (only when shown: ``pacing`` is asked only then)."""
+        if self.bar is not None:
+            shown = postfix(self.failures, retries, pacing(), self.usage)
+            self.bar.set_postfix(shown, refresh=False)
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.close()
 
 
 def postfix(

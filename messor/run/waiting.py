@@ -18,7 +18,8 @@ from collections.abc import Iterator, Mapping
 
 from messor.options import RunOptions
 from messor.run.attempt import Attempt
-from messor.run.pacing import Adaptive, Learned, Pacer, PacingState
+from messor.run.knobs import Adaptive
+from messor.run.pacing import Learned, Pacer, PacingState
 from messor.run.throttling import Throttle
 
 __all__ = ["Waiting"]
