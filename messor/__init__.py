@@ -32,12 +32,17 @@ from messor.executors.base import Executor
 from messor.executors.coroutines import AsyncExecutor
 from messor.executors.threads import LocalThreadedExecutor
 from messor.hookspecs import hookimpl
-from messor.memories.base import Memory, Row, TaskRecord, TaskStatus
+from messor.memories.base import GAVE_UP, Memory, Row, TaskRecord, TaskStatus
 from messor.memories.inprocess import InProcessMemory
 from messor.memories.sqlite import SQLiteMemory
 from messor.options import RunOptions
 from messor.run.harvest import RunReport
-from messor.run.stops import stop_after_consecutive_failures, stop_on
+from messor.run.knobs import Adaptive
+from messor.run.limits import Limit, by_host
+from messor.run.stops import stop_after_consecutive_failures, stop_on, stop_when_spent
+from messor.run.throttling import Throttled, throttle_of
+from messor.run.usage import Result, Usage, report_usage
+from messor.run.verdicts import FailForGood, http_status
 from messor.selection import open_executor, open_memory
 from messor.tasks import FunctionTask, Task, task
 from messor.url import MemoryURL
@@ -50,21 +55,26 @@ except PackageNotFoundError:  # running from a source tree that was never instal
 logging.getLogger("messor").addHandler(logging.NullHandler())
 
 __all__ = [
+    "GAVE_UP",
+    "Adaptive",
     "AsyncExecutor",
     "ClaimLostError",
     "ConfigurationError",
     "DuplicateTaskError",
     "Executor",
+    "FailForGood",
     "FunctionTask",
     "InProcessMemory",
     "IncompleteMemoryError",
     "InvalidTaskError",
+    "Limit",
     "LocalThreadedExecutor",
     "Memory",
     "MemoryURL",
     "MemoryUnavailableError",
     "MessorError",
     "RecordingError",
+    "Result",
     "ResultTooLargeError",
     "Row",
     "RunInProgressError",
@@ -77,12 +87,19 @@ __all__ = [
     "TaskRecord",
     "TaskStatus",
     "TaskTimeoutError",
+    "Throttled",
     "UnknownBackendError",
+    "Usage",
     "__version__",
+    "by_host",
     "hookimpl",
+    "http_status",
     "open_executor",
     "open_memory",
+    "report_usage",
     "stop_after_consecutive_failures",
     "stop_on",
+    "stop_when_spent",
     "task",
+    "throttle_of",
 ]

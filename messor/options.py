@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import builtins
+import dataclasses
 import importlib
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field, fields
@@ -19,10 +20,14 @@ from typing import Any
 
 from messor.errors import ConfigurationError
 from messor.run.controls import Backoff, RateLimiter
-from messor.run.stops import stop_after_consecutive_failures, stop_on
+from messor.run.knobs import Adaptive
+from messor.run.limits import Limit, by_host
+from messor.run.stops import SpendingLimit, stop_after_consecutive_failures, stop_on
+from messor.run.verdicts import ExceptionRule, exception_rule, status_codes
 
 __all__ = [
     "DEFAULT_CONCURRENCY",
+    "DEFAULT_MAX_THROTTLES",
     "Flag",
     "RunOptions",
     "StopConditions",
@@ -36,6 +41,8 @@ StopConditions = Callable[[], bool] | Iterable[Callable[[], bool]] | None
 
 #: Attempts at once, when neither the options nor the executor say otherwise.
 DEFAULT_CONCURRENCY = 4
+#: Throttles of one task in one run before one counts as a failed attempt.
+DEFAULT_MAX_THROTTLES = 20
 
 
 @dataclass(frozen=True)
@@ -70,6 +77,13 @@ def _flags(*flags: Flag) -> dict[str, tuple[Flag, ...]]:
     return {"flags": flags}
 
 
+def _count_or_auto(text: str) -> int | str:
+    """``-c``'s value: a number of tasks, or ``auto``."""
+    if text == "auto" or text.isdigit():
+        return text if text == "auto" else int(text)
+    raise argparse.ArgumentTypeError(f"expected a number of tasks or auto, got {text!r}")
+
+
 def exception_types(names: str, option: str) -> tuple[type[BaseException], ...]:
     """Exception classes from ``"TimeoutError,requests.HTTPError"`` (``option`` names the flag)."""
     types: list[type[BaseException]] = []
@@ -102,15 +116,30 @@ class RunOptions:
     """
 
     #: How many attempts run at once; None: the executor's default (threads and
-    #: coroutines: 4; Dask: twice the cluster's threads).
-    max_concurrency: int | None = field(
+    #: coroutines: 4; Dask: twice the cluster's threads). ``"auto"`` or an
+    #: :class:`~messor.Adaptive`: found as the run goes (see ``adaptive``); once
+    #: checked, always a number (the ceiling) or None.
+    max_concurrency: int | Adaptive | str | None = field(
         default=None,
         metadata=_flags(
             Flag(
                 ("-c", "--max-concurrency"),
-                "tasks at once (default: the executor's; local and async: 4, "
-                "dask: twice the cluster's threads)",
-                {"type": int, "metavar": "N"},
+                "tasks at once, or auto: found by watching the server's answers (default: the "
+                "executor's; local and async: 4, dask: twice the cluster's threads)",
+                {"type": _count_or_auto, "metavar": "N"},
+            )
+        ),
+    )
+    #: Adaptive concurrency: an :class:`~messor.Adaptive`, or True for ``Adaptive()``;
+    #: ``max_concurrency`` is then its ceiling (None: 64 for threads, 1000 for
+    #: coroutines). Once checked, an Adaptive or None. See docs/pacing.md.
+    adaptive: Adaptive | bool | None = field(
+        default=None,
+        metadata=_flags(
+            Flag(
+                ("--adaptive",),
+                "find how many tasks at once the server takes, up to -c N (as -c auto)",
+                {"action": "store_true"},
             )
         ),
     )
@@ -121,8 +150,10 @@ class RunOptions:
             Flag(("--retry",), "more attempts after a failure", {"type": int, "metavar": "N"})
         ),
     )
-    #: Retry only failures of these exception types (None: all); one class is taken as a tuple.
-    retry_on: tuple[type[BaseException], ...] | None = field(
+    #: Retry only failures of these exception types, or those a function
+    #: ``exc -> bool`` accepts, such as ``messor.http_status(500, 503)`` (None: all);
+    #: one class is taken as a tuple. Judged where the attempt ran.
+    retry_on: ExceptionRule | None = field(
         default=None,
         metadata=_flags(
             Flag(
@@ -131,7 +162,33 @@ class RunOptions:
                 "(TimeoutError,requests.HTTPError)",
                 {"metavar": "ERRORS"},
                 lambda names: exception_types(names, "--retry-on"),
-            )
+            ),
+            Flag(
+                ("--retry-on-status",),
+                "retry only HTTP errors with these statuses (500,502,503,504)",
+                {"metavar": "CODES"},
+                lambda codes: status_codes(codes, "--retry-on-status"),
+            ),
+        ),
+    )
+    #: Fail for good, never to run again (status ``gave_up``), on these
+    #: exception types or those a function accepts (``messor.http_status(404, 410)``);
+    #: a task may also raise :class:`messor.FailForGood`.
+    give_up_on: ExceptionRule | None = field(
+        default=None,
+        metadata=_flags(
+            Flag(
+                ("--give-up-on",),
+                "fail for good (never run again) on these exception types",
+                {"metavar": "ERRORS"},
+                lambda names: exception_types(names, "--give-up-on"),
+            ),
+            Flag(
+                ("--give-up-on-status",),
+                "fail for good on HTTP errors with these statuses (404,410)",
+                {"metavar": "CODES"},
+                lambda codes: status_codes(codes, "--give-up-on-status"),
+            ),
         ),
     )
     #: Before the n-th retry, wait a random time up to ``backoff * 2**(n-1)``
@@ -165,6 +222,52 @@ class RunOptions:
         default=1,
         metadata=_flags(
             Flag(("--rate-burst",), "starts at once after a pause", {"type": int, "metavar": "N"})
+        ),
+    )
+    #: Limits per key (host, API key, model) or for the whole run: rate,
+    #: concurrency, tokens; a task starts when every one allows it. One
+    #: :class:`~messor.Limit` or several.
+    limits: tuple[Limit, ...] = field(
+        default=(),
+        metadata=_flags(
+            Flag(
+                ("--limit",),
+                "a limit, repeatable: rate=5/s,concurrency=2,tokens=90000/m,key=host "
+                "(key=host: per host of the task's URL; no key: for the whole run)",
+                {"metavar": "SPEC", "action": "append"},
+                lambda specs: tuple(_limit_from_text(spec) for spec in specs),
+            ),
+            Flag(
+                ("--tokens",),
+                "at most RATE tokens the tasks report (90000/m), for the whole run",
+                {"metavar": "RATE"},
+                lambda rate: Limit(tokens=rate),
+            ),
+        ),
+    )
+    #: A task throttled this many times in one run (429s without end) counts as
+    #: a failed attempt, and the retry rules apply.
+    max_throttles: int = field(
+        default=DEFAULT_MAX_THROTTLES,
+        metadata=_flags(
+            Flag(
+                ("--max-throttles",),
+                "throttles of one task before one counts as a failure",
+                {"type": int, "metavar": "N"},
+            )
+        ),
+    )
+    #: Stop starting tasks once the usage they reported reaches these totals:
+    #: ``{"cost": 5.0}``, ``{"tokens_out": 1e6}`` (see :func:`messor.stop_when_spent`).
+    budget: Mapping[str, float] | None = field(
+        default=None,
+        metadata=_flags(
+            Flag(
+                ("--budget",),
+                "stop starting tasks once they reported spending this much: cost=5,tokens_out=1e6",
+                {"metavar": "TOTALS"},
+                lambda text: _budget_from_text(text),
+            )
         ),
     )
     #: Seconds after which a running attempt is recorded failed with a
@@ -213,9 +316,11 @@ class RunOptions:
     )
 
     def __post_init__(self) -> None:
+        self._settle_concurrency()
         if self.max_concurrency is not None:
             _check_count("max_concurrency", self.max_concurrency, minimum=1)
         _check_count("retry", self.retry, minimum=0)
+        _check_count("max_throttles", self.max_throttles, minimum=1)
         _check_count("rate_burst", self.rate_burst, minimum=1)
         if self.rate_limit is not None:
             RateLimiter(self.rate_limit, self.rate_burst)  # checks the rate now, not at a start
@@ -228,8 +333,52 @@ class RunOptions:
         if self.progress is not None and not isinstance(self.progress, bool):
             raise ConfigurationError(f"progress must be True, False or None, got {self.progress!r}")
         # Frozen: the normalised forms are set as the dataclass itself sets fields.
-        object.__setattr__(self, "retry_on", exception_classes(self.retry_on))
+        object.__setattr__(self, "retry_on", exception_rule(self.retry_on, "retry_on"))
+        object.__setattr__(self, "give_up_on", exception_rule(self.give_up_on, "give_up_on"))
         object.__setattr__(self, "stop_all_when", stop_conditions(self.stop_all_when))
+        object.__setattr__(self, "limits", _limits(self.limits))
+        if self.budget is not None:
+            if not isinstance(self.budget, Mapping):
+                raise ConfigurationError(
+                    f"budget must be a dict of totals such as {{'cost': 5.0}}, got {self.budget!r}"
+                )
+            try:
+                SpendingLimit(**self.budget)  # checks the totals now, not at a start
+            except (ValueError, TypeError) as exc:
+                raise ConfigurationError(f"budget: {exc}") from None
+            object.__setattr__(self, "budget", dict(self.budget))
+
+    def _settle_concurrency(self) -> None:
+        """``"auto"``, an Adaptive or ``adaptive=True``: ``adaptive`` an Adaptive, and
+        ``max_concurrency`` its ceiling (or None, for the executor to choose)."""
+        concurrency: Any = self.max_concurrency
+        adaptive: Any = self.adaptive
+        if concurrency == "auto":
+            concurrency, adaptive = None, adaptive or True
+        elif isinstance(concurrency, Adaptive):
+            concurrency, adaptive = concurrency.ceiling, concurrency
+        elif isinstance(concurrency, str):
+            raise ConfigurationError(
+                f"max_concurrency must be an int >= 1, 'auto' or a messor.Adaptive, "
+                f"got {concurrency!r}"
+            )
+        if adaptive is True:
+            adaptive = Adaptive()
+        elif adaptive is False:
+            adaptive = None
+        elif adaptive is not None and not isinstance(adaptive, Adaptive):
+            raise ConfigurationError(
+                f"adaptive must be True, False, None or a messor.Adaptive, got {adaptive!r}"
+            )
+        if isinstance(adaptive, Adaptive):
+            if isinstance(concurrency, int) and not isinstance(concurrency, bool):
+                # A number of attempts given beside it is the ceiling.
+                _check_count("max_concurrency", concurrency, minimum=1)
+                start = min(adaptive.start, concurrency)
+                adaptive = dataclasses.replace(adaptive, start=start, ceiling=concurrency)
+            concurrency = adaptive.ceiling
+        object.__setattr__(self, "max_concurrency", concurrency)
+        object.__setattr__(self, "adaptive", adaptive)
 
     @classmethod
     def add_arguments(cls, parser: argparse.ArgumentParser) -> None:
@@ -263,6 +412,63 @@ class RunOptions:
         return cls(**given)
 
 
+def _limits(value: object) -> tuple[Limit, ...]:
+    """``limits`` as a flat tuple: one Limit, or lists and tuples of them (the flags give both)."""
+    found: list[Limit] = []
+    items = [value]
+    while items:
+        item = items.pop(0)
+        if isinstance(item, Limit):
+            found.append(item)
+        elif isinstance(item, list | tuple):
+            items[:0] = item
+        else:
+            raise ConfigurationError(
+                f"limits must be a messor.Limit or a list of them, got {value!r}"
+            )
+    return tuple(found)
+
+
+def _limit_from_text(spec: str) -> Limit:
+    """A Limit from ``rate=5/s,concurrency=2,tokens=90000/m,key=host`` (``--limit``)."""
+    given: dict[str, Any] = {}
+    for part in filter(None, (p.strip() for p in spec.split(","))):
+        name, _, value = part.partition("=")
+        name, value = name.strip(), value.strip()
+        if name not in ("rate", "concurrency", "tokens", "key") or not value or name in given:
+            raise ConfigurationError(
+                f"--limit {spec!r}: write rate=5/s,concurrency=2,tokens=90000/m,key=host "
+                "(each at most once)"
+            )
+        given[name] = value
+    if "concurrency" in given:
+        if not given["concurrency"].isdigit():
+            raise ConfigurationError(f"--limit {spec!r}: concurrency must be a whole number")
+        given["concurrency"] = int(given["concurrency"])
+    if "key" in given:
+        if given["key"] != "host":
+            raise ConfigurationError(
+                f"--limit {spec!r}: the command line knows key=host (the host of each task's "
+                "URL); for another key, give limits=[messor.Limit(..., key=function)] in Python"
+            )
+        given["key"] = by_host
+    return Limit(**given)
+
+
+def _budget_from_text(text: str) -> dict[str, float]:
+    """``{"cost": 5.0}`` from ``cost=5`` (``--budget``)."""
+    budget: dict[str, float] = {}
+    for part in filter(None, (p.strip() for p in text.split(","))):
+        name, _, value = part.partition("=")
+        try:
+            budget[name.strip()] = float(value)
+        except ValueError:
+            raise ConfigurationError(
+                f"--budget {text!r}: write totals as name=number, such as cost=5,tokens_out=1e6"
+            ) from None
+    return budget
+
+
 def _check_count(name: str, value: object, *, minimum: int) -> None:
     if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
         raise ConfigurationError(f"{name} must be an int >= {minimum}, got {value!r}")
@@ -282,13 +488,7 @@ def stop_conditions(stop_all_when: object) -> tuple[Callable[[], bool], ...]:
     )
 
 
-def exception_classes(retry_on: object) -> tuple[type[BaseException], ...] | None:
-    """``retry_on`` as a tuple of exception classes (or None): one class, or a tuple."""
-    if retry_on is None:
-        return None
-    types = retry_on if isinstance(retry_on, tuple) else (retry_on,)
-    if not types or not all(isinstance(t, type) and issubclass(t, BaseException) for t in types):
-        raise ConfigurationError(
-            f"retry_on must be an exception class or a tuple of them, got {retry_on!r}"
-        )
-    return types
+def exception_classes(retry_on: object) -> ExceptionRule | None:
+    """``retry_on`` checked: a tuple of exception classes (one class is taken as a tuple), a
+    predicate ``exc -> bool``, or None."""
+    return exception_rule(retry_on, "retry_on")

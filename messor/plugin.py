@@ -41,8 +41,11 @@ An executor (where attempts run: a cluster, a pool of processes):
     its :class:`RunReport`, :class:`Workers` and :func:`drive` (the loop that
     feeds workers from a harvest), :class:`Attempt` and :class:`Outcome` (one
     try at a task and how it ended), :func:`perform` (runs an attempt
-    anywhere, never raises), :func:`failure` and :func:`describe_error` (an
-    outcome from an exception), :func:`take_all` (drain a queue of outcomes),
+    anywhere, never raises, judging its exception by the run's :class:`Rules`:
+    ``harvest.rules``), :func:`failure` and :func:`describe_error` (an
+    outcome from an exception), :class:`Throttle` and :class:`Usage` (what an
+    outcome carries of a server's throttle and of what the task spent),
+    :func:`take_all` (drain a queue of outcomes),
     :class:`RunOptions` (every option of a run, checked once),
     :data:`StopConditions` (the type of ``stop_all_when``), :class:`Task`
     (what a task is); :class:`RegisterExecutor` and :data:`ExecutorFactory`
@@ -78,6 +81,7 @@ from messor.hookspecs import (
 from messor.memories.base import (
     COMPLETED,
     FAILED,
+    GAVE_UP,
     PENDING,
     STATUSES,
     EncodedUpdate,
@@ -108,12 +112,16 @@ from messor.memories.claims import (
 from messor.options import RunOptions, StopConditions
 from messor.run.attempt import Attempt, Outcome, describe_error, failure, perform
 from messor.run.harvest import Harvest, RunReport
+from messor.run.throttling import Throttle
+from messor.run.usage import Usage
+from messor.run.verdicts import Rules
 from messor.tasks import Task
 from messor.url import MemoryURL
 
 __all__ = [
     "COMPLETED",
     "FAILED",
+    "GAVE_UP",
     "PENDING",
     "STATUSES",
     "Attempt",
@@ -142,6 +150,7 @@ __all__ = [
     "Release",
     "ResultTooLargeError",
     "Row",
+    "Rules",
     "RunInProgressError",
     "RunOptions",
     "RunOwner",
@@ -154,7 +163,9 @@ __all__ = [
     "TaskRecord",
     "TaskStatus",
     "TaskTimeoutError",
+    "Throttle",
     "UnknownBackendError",
+    "Usage",
     "Workers",
     "changes_to_apply",
     "check_task_id",

@@ -6,6 +6,7 @@ import os
 import time
 from pathlib import Path
 
+import messor
 from messor import FunctionTask
 
 
@@ -48,3 +49,30 @@ def executions(log: Path, run: str | None = None) -> dict[str, int]:
 def from_environment() -> list[FunctionTask]:
     """``SQUARES`` tasks logging to ``SQUARES_LOG``: for ``messor run`` in a subprocess."""
     return squares(int(os.environ["SQUARES"]), Path(os.environ["SQUARES_LOG"]), "cli")
+
+
+def paced(url: str, log: str, seconds: float, throttle_marker: str | None = None) -> str:
+    """Logs ``start``/``end`` with the host and the time (one monotonic clock for every process
+    on Linux); the first task of all to reach ``throttle_marker`` raises messor.Throttled(1.0)."""
+    host = url.split("/")[2]
+    log_line(Path(log), f"start\t{host}\t{time.monotonic()!r}")
+    if throttle_marker is not None:
+        try:
+            os.close(os.open(throttle_marker, os.O_CREAT | os.O_EXCL | os.O_WRONLY))
+        except FileExistsError:
+            pass
+        else:
+            log_line(Path(log), f"throttled\t{host}\t{time.monotonic()!r}")
+            raise messor.Throttled(1.0)
+    time.sleep(seconds)
+    log_line(Path(log), f"end\t{host}\t{time.monotonic()!r}")
+    return url
+
+
+def paced_log(log: Path) -> list[tuple[str, str, float]]:
+    """``(event, host, time)`` for each line :func:`paced` wrote."""
+    events = []
+    for line in log.read_text().splitlines():
+        event, host, at = line.split("\t")
+        events.append((event, host, float(at)))
+    return events

@@ -59,13 +59,21 @@ class Starts:
 
 @pytest.mark.parametrize(
     ("rate", "per_second"),
-    [("10/s", 10.0), ("600/m", 10.0), ("36000/h", 10.0), (5, 5.0), ("2.5/second", 2.5), (0.5, 0.5)],
+    [
+        ("10/s", 10.0),
+        ("600/m", 10.0),
+        ("36000/h", 10.0),
+        ("864000/d", 10.0),
+        (5, 5.0),
+        ("2.5/second", 2.5),
+        (0.5, 0.5),
+    ],
 )
-def test_rates_are_read_per_second_minute_or_hour(rate: str | float, per_second: float) -> None:
+def test_rates_are_read_per_second_minute_hour_or_day(rate: str | float, per_second: float) -> None:
     assert parse_rate(rate) == pytest.approx(per_second)
 
 
-@pytest.mark.parametrize("rate", ["fast", "10/d", "10 per second", 0, -1, True, "0/s"])
+@pytest.mark.parametrize("rate", ["fast", "10/w", "10 per second", 0, -1, True, "0/s"])
 def test_a_rate_that_is_not_one_is_refused_with_the_forms_to_use(rate: Any) -> None:
     with pytest.raises(ConfigurationError, match="rate_limit"):
         Executor([], memory="memory://", rate_limit=rate)
@@ -526,7 +534,7 @@ def test_a_stopped_run_closes_its_generator() -> None:
     assert closed.wait(2)
 
 
-@pytest.mark.parametrize("rate", ["10/ms", "10/hs", "10/days"])
+@pytest.mark.parametrize("rate", ["10/ms", "10/hs", "10/weeks"])
 def test_rate_units_are_read_exactly(rate: str) -> None:
     with pytest.raises(ConfigurationError, match="rate_limit"):
         parse_rate(rate)

@@ -19,10 +19,11 @@ import dask
 import pytest
 from distributed import Client, LocalCluster
 
+import messor
 from messor import FunctionTask, InProcessMemory, SQLiteMemory
 from messor.errors import ConfigurationError
 from messor_dask import DaskExecutor, SchedulerLostError
-from tests.dask_tasks import executions, kill_my_worker, squares
+from tests.dask_tasks import executions, kill_my_worker, paced, paced_log, squares
 
 pytestmark = pytest.mark.slow
 
@@ -306,3 +307,47 @@ def test_a_result_lost_between_finishing_and_gathering_never_goes_to_another_tas
     for task_id, status in statuses.items():
         if status == "completed":
             assert memory.get_task_result(task_id) == f"result of {task_id}"
+
+
+# -- server-aware pacing, enforced by the driver ------------------------------------------------
+
+
+def test_a_throttle_pauses_the_cluster_and_attempts_queued_there_are_taken_back(
+    client: Client, tmp_path: Path
+) -> None:
+    log, marker = tmp_path / "paced.log", str(tmp_path / "throttled")
+    tasks = [
+        FunctionTask(f"p{n}", paced, f"https://api.example/{n}", str(log), 0.4, marker)
+        for n in range(16)
+    ]
+    report = DaskExecutor(tasks, InProcessMemory(), client=client, retry=0).run()
+    assert (report.completed, report.throttled, report.retried) == (16, 1, 0)
+    events = paced_log(log)
+    [at] = [t for event, _, t in events if event == "throttled"]
+    # Attempts running then finish; none starts until the server's second has passed,
+    # though twice the cluster's threads were sent (the rest waited there).
+    late = [t for event, _, t in events if event == "start" and at + 0.25 < t < at + 1.0]
+    assert late == []
+
+
+def test_a_keyed_limit_holds_for_every_worker_of_the_cluster(
+    client: Client, tmp_path: Path
+) -> None:
+    log = tmp_path / "paced.log"
+    tasks = [
+        FunctionTask(f"{host}-{n}", paced, f"https://{host}.example/{n}", str(log), 0.1)
+        for n in range(6)
+        for host in ("a", "b")
+    ]
+    limit = messor.Limit(concurrency=1, key=messor.by_host)
+    report = DaskExecutor(tasks, InProcessMemory(), client=client, limits=[limit]).run()
+    assert report.completed == 12
+    running: dict[str, int] = {}
+    most: dict[str, int] = {}
+    overall = 0
+    for event, host, _ in sorted(paced_log(log), key=lambda e: e[2]):
+        running[host] = running.get(host, 0) + (1 if event == "start" else -1)
+        most[host] = max(most.get(host, 0), running[host])
+        overall = max(overall, sum(running.values()))
+    assert most == {"a.example": 1, "b.example": 1}
+    assert overall == 2

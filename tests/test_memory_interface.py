@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 
 from messor import IncompleteMemoryError, Memory, TaskStatus
-from messor.memories.base import COMPLETED, FAILED, PENDING, STATUSES, Row
+from messor.memories.base import COMPLETED, FAILED, GAVE_UP, PENDING, STATUSES, Row
 from tests.conftest import MEMORY_KINDS
 from tests.primitive_memory import PrimitivesOnlyMemory
 from tests.seed_memory import SeedOnlyMemory
@@ -69,8 +69,10 @@ def test_either_complete_set_of_methods_makes_a_memory(memory_class: type[Memory
 
 
 def test_the_status_constants_are_the_plain_strings_of_task_status() -> None:
-    assert [type(status) for status in (PENDING, COMPLETED, FAILED)] == [str, str, str]
-    assert STATUSES == tuple(TaskStatus) == ("pending", "completed", "failed")
+    assert [type(status) for status in (PENDING, COMPLETED, FAILED, GAVE_UP)] == [str] * 4
+    assert tuple(TaskStatus) == ("pending", "completed", "failed", "gave_up")
+    # The statuses every count lists even at 0: gave_up only once a task has it.
+    assert STATUSES == ("pending", "completed", "failed")
     assert TaskStatus(FAILED) is TaskStatus.FAILED
     assert f"{TaskStatus.COMPLETED}" == "completed"
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import heapq
+import itertools
 import json
 import sys
 import time
@@ -21,7 +22,7 @@ from messor.cli.export import add_command as add_results_command
 from messor.cli.export import iso_time
 from messor.cli.runs import progress, progress_lines, runs, runs_lines
 from messor.failures import group_failures, tasks_in_group
-from messor.memories.base import COMPLETED, FAILED, PENDING, Memory, TaskRecord
+from messor.memories.base import COMPLETED, FAILED, GAVE_UP, PENDING, Memory, TaskRecord
 from messor.plugins import Backend, get_catalog
 from messor.run.harvest import summary_text
 from messor.terminal import printable
@@ -69,7 +70,8 @@ def add_commands(commands: Any) -> None:
     parser = commands.add_parser(
         "failed",
         help="list failed tasks with their errors",
-        description="List failed tasks with their last error and the attempts the run made.",
+        description="List failed tasks with their last error and the attempts the run made, "
+        "then those that failed for good (gave_up: no run retries them).",
         epilog="examples:\n  messor failed\n  messor failed --limit 0 --json > failures.json\n"
         "  messor failed --group-by error     failures by cause, with a KEY for "
         "messor retry --group KEY",
@@ -93,10 +95,11 @@ def add_commands(commands: Any) -> None:
     parser = commands.add_parser(
         "retry",
         help="make tasks pending again, so that the next run runs them",
-        description="Mark failed tasks (or the tasks named) pending again, with no error; "
-        "the next run of the harvest runs them. A completed task keeps its result unless "
-        "--force is given, also one that a run going on completes meanwhile.",
-        epilog="examples:\n  messor retry --failed\n"
+        description="Mark failed tasks (or those that failed for good, or the tasks named) "
+        "pending again, with no error; the next run of the harvest runs them. A completed "
+        "task keeps its result unless --force is given, also one that a run going on "
+        "completes meanwhile.",
+        epilog="examples:\n  messor retry --failed\n  messor retry --gave-up\n"
         "  messor retry --group 3f2a9c01d4     the failures of one cause (messor failed "
         "--group-by error)\n"
         "  messor retry https://example.org/page/7 https://example.org/page/9",
@@ -105,6 +108,9 @@ def add_commands(commands: Any) -> None:
     add_memory_argument(parser)
     parser.add_argument("ids", nargs="*", metavar="ID", help="ids of the tasks to retry")
     parser.add_argument("--failed", action="store_true", help="every failed task")
+    parser.add_argument(
+        "--gave-up", action="store_true", help="every task that failed for good (gave_up)"
+    )
     parser.add_argument(
         "--group", metavar="KEY", help="the failed tasks of one group of messor failed --group-by"
     )
@@ -287,7 +293,8 @@ def failed(arguments: argparse.Namespace) -> int:
         with memory:
             return _failure_groups(memory, arguments.limit, arguments.json)
     with memory:
-        rows = _first(memory.iter_records(FAILED), arguments.limit)
+        records = itertools.chain(memory.iter_records(FAILED), memory.iter_records(GAVE_UP))
+        rows = _first(records, arguments.limit)
         if arguments.json:
             with utf8_stdout() as out:
                 json.dump([_failure_row(record) for record in rows], out, ensure_ascii=False)
@@ -297,7 +304,8 @@ def failed(arguments: argparse.Namespace) -> int:
         for record in rows:
             print(_failure_line(_failure_row(record)))
             shown += 1
-        total = memory.count_by_status().get(FAILED, 0)
+        counts = memory.count_by_status()
+        total = counts.get(FAILED, 0) + counts.get(GAVE_UP, 0)
     if total > shown:
         print(f"... and {total - shown} more (--limit 0 lists all)")
     elif total == 0:
@@ -343,6 +351,7 @@ def _failure_row(record: TaskRecord) -> dict[str, Any]:
         "error": record.error,
         "attempts": record.attempts,
         "updated_at": iso_time(record.updated_at),
+        "for_good": record.status == GAVE_UP,
     }
 
 
@@ -351,30 +360,40 @@ def _failure_line(row: dict[str, Any]) -> str:
     first, *rest = error.splitlines() or [""]
     attempts = row["attempts"]
     tries = f" ({attempts} attempt{'' if attempts == 1 else 's'})" if attempts else ""
-    return f"{printable(row['id'])}: {printable(first)}{' ...' if rest else ''}{tries}"
+    good = " [for good]" if row.get("for_good") else ""
+    return f"{printable(row['id'])}{good}: {printable(first)}{' ...' if rest else ''}{tries}"
 
 
 # -- retry ------------------------------------------------------------------------------
 
 
 def retry(arguments: argparse.Namespace) -> int:
-    if [arguments.failed, bool(arguments.ids), arguments.group is not None].count(True) != 1:
+    chosen = arguments.failed or arguments.gave_up or arguments.group is not None
+    if chosen == bool(arguments.ids):
         raise CommandError(
-            "give one of --failed, --group KEY or the ids of the tasks to retry (see --help)"
+            "give --failed, --gave-up, --group KEY (any of them) or the ids of the tasks "
+            "to retry (see --help)"
         )
     memory, _ = open_chosen_memory(arguments.memory)
     with memory:
-        if arguments.group is not None:
-            ids = list(tasks_in_group(memory, arguments.group))
-            if not ids:
-                raise CommandError(
-                    f"no failed task is in the group {arguments.group!r} (messor failed "
-                    "--group-by error lists the groups and their keys); nothing was changed"
-                )
-            only_from = {FAILED}
-        elif arguments.failed:
-            ids = [task_id for task_id, _ in memory.get_failed_tasks()]
-            only_from = {FAILED}
+        if not arguments.ids:
+            ids, only_from = [], set()
+            if arguments.failed:
+                ids += [task_id for task_id, _ in memory.get_failed_tasks()]
+                only_from.add(FAILED)
+            if arguments.gave_up:
+                ids += [record.task_id for record in memory.iter_records(GAVE_UP)]
+                only_from.add(GAVE_UP)
+            if arguments.group is not None:
+                in_group = list(tasks_in_group(memory, arguments.group))
+                if not in_group:
+                    raise CommandError(
+                        f"no failed task is in the group {arguments.group!r} (messor failed "
+                        "--group-by error lists the groups and their keys); nothing was changed"
+                    )
+                ids += in_group
+                only_from.add(FAILED)
+            ids = list(dict.fromkeys(ids))
         else:
             ids = list(dict.fromkeys(arguments.ids))
             statuses = memory.get_statuses(ids)

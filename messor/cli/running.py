@@ -33,6 +33,9 @@ examples:
   messor run crawl:make_pages -c 32           make_pages(): a function returning them
   messor run jobs/crawl.py:pages --retry 3 --retry-on TimeoutError,ConnectionError
   messor run crawl:pages --rate-limit 600/m --timeout 30 --stop-after-failures 20
+  messor run crawl:pages -c auto --limit rate=5/s,concurrency=2,key=host
+  messor run crawl:pages --retry 3 --retry-on-status 500,502,503,504 --give-up-on-status 404,410
+  messor run ask:questions --executor async -c auto --tokens 90000/m --budget cost=5
   messor run fetch:coroutines --executor async -c 500
   messor run crawl:pages --executor dask://scheduler:8786 --memory redis://host/0   (messor[dask])
 
@@ -102,15 +105,25 @@ def run(arguments: argparse.Namespace) -> int:
     if report.stopped:
         print(f"Stopped early: {printable(str(report.stopped_because))}. Run again to resume.")
         return 1
-    return 1 if report.failed else 0
+    return 1 if report.failed or report.gave_up else 0
 
 
 def _report_line(report: RunReport) -> str:
-    return (
-        f"This run: {report.completed} completed, {report.failed} failed, "
+    gave_up = f", {report.gave_up} failed for good" if report.gave_up else ""
+    line = (
+        f"This run: {report.completed} completed, {report.failed} failed{gave_up}, "
         f"{report.retried} retries, {report.skipped} already done in an earlier run "
         f"({report.elapsed:.1f} s)"
     )
+    if report.throttled:
+        line += (
+            f"\nThrottled by a server {report.throttled} times; paused "
+            f"{report.paused_seconds:.1f} s in all"
+        )
+    if report.usage:
+        spent = ", ".join(f"{name} {amount:g}" for name, amount in report.usage.items())
+        line += f"\nUsage reported by the tasks: {printable(spent)}"
+    return line
 
 
 def load_tasks(target: str) -> Iterable[object]:

@@ -17,6 +17,7 @@ from messor.errors import ConfigurationError
 from messor.memories.base import FAILED, Memory
 from messor.options import (
     DEFAULT_CONCURRENCY,
+    DEFAULT_MAX_THROTTLES,
     RunOptions,
     StopConditions,
     exception_classes,
@@ -24,6 +25,9 @@ from messor.options import (
 )
 from messor.run.attempt import Attempt, Outcome
 from messor.run.harvest import Harvest, RunReport, summary_text
+from messor.run.knobs import Adaptive
+from messor.run.limits import Limit
+from messor.run.verdicts import ExceptionRule, exception_rule
 from messor.selection import open_memory
 from messor.terminal import printable
 
@@ -73,11 +77,14 @@ class Executor(ABC):
             the configured default.
         options: every run option at once, as a :class:`~messor.options.RunOptions`;
             or give them as keywords, described there:
-            ``max_concurrency`` (how many tasks run at once), ``stop_all_when``
-            (a function, or a list of them such as :func:`messor.stop_on`),
-            ``retry`` (more attempts after a failure), ``progress``,
-            ``rate_limit`` (``"10/s"``), ``rate_burst``, ``retry_on``,
-            ``backoff``, ``backoff_max`` and ``timeout`` (seconds).
+            ``max_concurrency`` (how many tasks run at once, or ``"auto"``),
+            ``stop_all_when`` (a function, or a list of them such as
+            :func:`messor.stop_on`), ``retry`` (more attempts after a failure),
+            ``progress``, ``rate_limit`` (``"10/s"``), ``rate_burst``,
+            ``retry_on`` and ``give_up_on`` (exception types or a predicate),
+            ``backoff``, ``backoff_max``, ``timeout`` (seconds), ``limits``
+            (:class:`messor.Limit`), ``adaptive``, ``max_throttles`` and
+            ``budget``.
 
     Each option is also readable (and settable) as an attribute:
     ``executor.retry``.
@@ -85,10 +92,17 @@ class Executor(ABC):
 
     #: Attempts at once when the options leave it to the executor (None).
     default_concurrency: ClassVar[int] = DEFAULT_CONCURRENCY
+    #: The most attempts at once when concurrency is adaptive and the options set no ceiling.
+    adaptive_ceiling: ClassVar[int] = 64
 
     max_concurrency = _Option[int]()  # always a number: None becomes default_concurrency
     retry = _Option[int]()
-    retry_on = _Option[tuple[type[BaseException], ...] | None]()
+    retry_on = _Option[ExceptionRule | None]()
+    give_up_on = _Option[ExceptionRule | None]()
+    limits = _Option[tuple[Limit, ...]]()
+    adaptive = _Option[Adaptive | None]()
+    max_throttles = _Option[int]()
+    budget = _Option[dict[str, float] | None]()
     backoff = _Option[float]()
     backoff_max = _Option[float]()
     rate_limit = _Option[str | float | None]()
@@ -101,17 +115,22 @@ class Executor(ABC):
         self,
         tasks: Iterable[object],
         memory: Memory | str | None = None,
-        max_concurrency: int | None = DEFAULT_CONCURRENCY,
+        max_concurrency: int | str | Adaptive | None = None,
         stop_all_when: StopConditions = None,
         retry: int = 1,
         *,
         progress: bool | None = None,
         rate_limit: str | float | None = None,
         rate_burst: int = 1,
-        retry_on: type[BaseException] | tuple[type[BaseException], ...] | None = None,
+        retry_on: type[BaseException] | ExceptionRule | None = None,
+        give_up_on: type[BaseException] | ExceptionRule | None = None,
         backoff: float = 0.0,
         backoff_max: float = 60.0,
         timeout: float | None = None,
+        limits: Limit | Iterable[Limit] = (),
+        adaptive: Adaptive | bool | None = None,
+        max_throttles: int = DEFAULT_MAX_THROTTLES,
+        budget: dict[str, float] | None = None,
         options: RunOptions | None = None,
     ) -> None:
         keywords = RunOptions(
@@ -122,16 +141,24 @@ class Executor(ABC):
             rate_limit=rate_limit,
             rate_burst=rate_burst,
             retry_on=exception_classes(retry_on),
+            give_up_on=exception_rule(give_up_on, "give_up_on"),
             backoff=backoff,
             backoff_max=backoff_max,
             timeout=timeout,
+            limits=limits if isinstance(limits, Limit) else tuple(limits),  # type: ignore[arg-type]
+            adaptive=adaptive,
+            max_throttles=max_throttles,
+            budget=budget,
         )
         if options is None:
             options = keywords
         else:
             _check_alone(options, keywords, self.default_concurrency)
         if options.max_concurrency is None:
-            options = dataclasses.replace(options, max_concurrency=self.default_concurrency)
+            # Adaptive: its ceiling; else as many as the executor runs by default.
+            adaptive = options.adaptive is not None
+            default = self.adaptive_ceiling if adaptive else self.default_concurrency
+            options = dataclasses.replace(options, max_concurrency=default)
         if isinstance(tasks, (str, bytes)) or not isinstance(tasks, Iterable):
             raise ConfigurationError(
                 "tasks must be an iterable of tasks (a list or a generator), "
@@ -226,7 +253,8 @@ class Workers(Protocol):
         as it takes; 0: not at all), or until woken; an empty list is fine."""
 
     def recall(self) -> list[Attempt]:
-        """Take back the attempts handed out but not started (the run is stopping)."""
+        """Take back the attempts handed out but not started: the run is stopping, or a
+        server asked it to pause (what starts now would be sent inside its window)."""
 
     def gave_up(self, attempt: Attempt) -> None:
         """``attempt`` timed out and is recorded failed: free its slot (stop it if you can)."""
@@ -258,13 +286,18 @@ def drive(harvest: Harvest, workers: Workers) -> None:
     second Ctrl-C, a lost cluster) propagates, after which the executor
     records the outcomes that came in and lets go of its workers.
     """
+    recalled = (False, 0)  # the halt and the pauses whose attempts were taken back
     while True:
         while workers.in_flight < workers.window:
             attempt = harvest.next_attempt()
             if attempt is None:
                 break
             workers.submit(attempt)
-        if harvest.halting:
+        if (harvest.halting, harvest.pauses) != recalled:
+            # Halting, or a server paused the run: what waits in a worker's
+            # queue must not start. Once per event: a queue only fills again
+            # once the run goes on.
+            recalled = (harvest.halting, harvest.pauses)
             for attempt in workers.recall():
                 harvest.give_back(attempt)
         if workers.in_flight == 0 and harvest.done:

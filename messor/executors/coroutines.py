@@ -32,6 +32,8 @@ from messor.errors import ConfigurationError
 from messor.executors.base import Executor, drive, take_all
 from messor.run.attempt import Attempt, Outcome, failure, returned
 from messor.run.harvest import Harvest, RunReport
+from messor.run.usage import UsageSink, collecting, stop_collecting
+from messor.run.verdicts import NO_RULES, Rules
 from messor.tasks import FunctionTask, Task
 
 __all__ = ["AsyncExecutor"]
@@ -41,6 +43,9 @@ logger = logging.getLogger("messor")
 
 class AsyncExecutor(Executor):
     """Runs coroutine tasks, up to ``max_concurrency`` at once on one event loop.
+
+    With ``max_concurrency="auto"`` the run finds how many the server takes,
+    up to :attr:`adaptive_ceiling` (1000) unless given one.
 
     A task is any object with ``get_id()`` whose ``__call__()`` returns an
     awaitable (``async def __call__``, or a :class:`~messor.FunctionTask` of an
@@ -61,6 +66,8 @@ class AsyncExecutor(Executor):
     starts, the running ones finish and are recorded, and the summary is
     printed; a second one cancels them, and they stay pending.
     """
+
+    adaptive_ceiling = 1000
 
     def run(self) -> RunReport:
         """Run from synchronous code, on a new event loop; see ``run_async`` for a running loop."""
@@ -124,6 +131,7 @@ class AsyncExecutor(Executor):
         harvest = self.new_harvest()
         harvest.wake = workers.wake
         workers.harvest = harvest
+        workers.rules = harvest.rules
         with harvest:
             try:
                 drive(harvest, workers)
@@ -151,6 +159,7 @@ class _Coroutines:
         self.window = size
         self.in_flight = 0
         self.harvest: Harvest | None = None
+        self.rules = NO_RULES
         self.threads = _Threads(loop)
         self._starting: list[Attempt] = []
         self._outbox: queue.SimpleQueue[Outcome | Callable[[], bool] | None] = queue.SimpleQueue()
@@ -223,7 +232,7 @@ class _Coroutines:
 
     def _start(self, attempts: list[Attempt]) -> None:
         for attempt in attempts:
-            task = self.loop.create_task(_perform(attempt, self.threads))
+            task = self.loop.create_task(_perform(attempt, self.threads, self.rules))
             self._tasks[id(attempt)] = task
             task.add_done_callback(self._finished)
 
@@ -259,14 +268,17 @@ class _Threads:
 
     def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
         self._loop = loop
-        self._inbox: queue.SimpleQueue[tuple[Attempt, asyncio.Future[Any]] | None]
+        self._inbox: queue.SimpleQueue[tuple[Attempt, Rules, UsageSink, asyncio.Future[Any]] | None]
         self._inbox = queue.SimpleQueue()
         self._lock = threading.Lock()
         self._idle = 0
         self._started = 0
 
-    def call(self, attempt: Attempt) -> asyncio.Future[Any]:
-        """Run ``attempt`` on a free thread (called on the loop): its Outcome, or its awaitable."""
+    def call(self, attempt: Attempt, rules: Rules, sink: UsageSink) -> asyncio.Future[Any]:
+        """Run ``attempt`` on a free thread (called on the loop): its Outcome, or its awaitable.
+
+        What it reports spending goes to ``sink``, the attempt's on the loop.
+        """
         future = self._loop.create_future()
         with self._lock:
             free = self._idle > 0
@@ -275,7 +287,7 @@ class _Threads:
         if not free:
             name = f"messor-blocking-{self._started}"
             threading.Thread(target=self._work, name=name, daemon=True).start()
-        self._inbox.put((attempt, future))
+        self._inbox.put((attempt, rules, sink, future))
         return future
 
     def close(self) -> None:
@@ -285,8 +297,12 @@ class _Threads:
 
     def _work(self) -> None:
         while (item := self._inbox.get()) is not None:
-            attempt, future = item
-            done = _call_blocking(attempt)
+            attempt, rules, sink, future = item
+            token = collecting(sink)
+            try:
+                done = _call_blocking(attempt, rules)
+            finally:
+                stop_collecting(token)
             try:
                 self._loop.call_soon_threadsafe(_settle, future, done)
             except RuntimeError:  # the loop is closed: the run ended without this call
@@ -295,12 +311,12 @@ class _Threads:
                 self._idle += 1
 
 
-def _call_blocking(attempt: Attempt) -> Any:
+def _call_blocking(attempt: Attempt, rules: Rules) -> Any:
     """On a thread: the attempt's Outcome (its result encoded here), or the awaitable it gave."""
     try:
         result = attempt.task()
     except BaseException as exc:
-        return failure(attempt, exc)
+        return failure(attempt, exc, rules=rules)
     return result if inspect.isawaitable(result) else returned(attempt, result)
 
 
@@ -325,11 +341,24 @@ def _blocks(task: Task) -> bool:
     )
 
 
-async def _perform(attempt: Attempt, threads: _Threads) -> Outcome:
-    """Run one attempt (a coroutine on the loop, a plain call on a thread); encode its result."""
+async def _perform(attempt: Attempt, threads: _Threads, rules: Rules) -> Outcome:
+    """Run one attempt (a coroutine on the loop, a plain call on a thread); encode its result.
+
+    Its usage is gathered in a sink of its own: this coroutine is an asyncio
+    task, whose context (and the threads and tasks it starts) sees it.
+    """
+    sink = UsageSink()
+    collecting(sink)
+    outcome = await _outcome(attempt, threads, rules, sink)
+    if sink.total is not None:
+        outcome.usage = sink.total if outcome.usage is None else sink.total + outcome.usage
+    return outcome
+
+
+async def _outcome(attempt: Attempt, threads: _Threads, rules: Rules, sink: UsageSink) -> Outcome:
     try:
         if _blocks(attempt.task):
-            done = await threads.call(attempt)
+            done = await threads.call(attempt, rules, sink)
             if isinstance(done, Outcome):
                 return done
             result: Any = await done
@@ -341,7 +370,7 @@ async def _perform(attempt: Attempt, threads: _Threads) -> Outcome:
         this = asyncio.current_task()
         if this is not None and this.cancelling():
             raise  # cancelled by the run (timed out, abandoned): settled already
-        return failure(attempt, exc)  # the task raised it itself: a failure like any
+        return failure(attempt, exc, rules=rules)  # the task raised it itself: a failure like any
     except BaseException as exc:  # a task's SystemExit fails that task, not the loop
-        return failure(attempt, exc)
+        return failure(attempt, exc, rules=rules)
     return returned(attempt, result)

@@ -5,9 +5,10 @@ from one queue and put outcomes on another. No ``Future`` per task: two queue
 operations each way is all a task costs here. A few attempts wait in the
 queue beyond those running, so that a worker finishing one starts the next at
 once instead of waiting for the driver; still only ``max_concurrency`` run at
-once (one per worker thread), and on Ctrl-C the waiting ones are taken back.
-With a rate limit, a timeout or stop conditions nothing waits: a start must
-happen when the run decides it.
+once (one per worker thread), and on Ctrl-C, or when a server asks the run
+to pause, the waiting ones are taken back. With a rate limit, a timeout,
+stop conditions, keyed limits or adaptive concurrency nothing waits: a start
+must happen when the run decides it.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ import threading
 from messor.executors.base import Executor, drive, take_all
 from messor.run.attempt import Attempt, Outcome, perform
 from messor.run.harvest import RunReport
+from messor.run.verdicts import Rules
 
 __all__ = ["LocalThreadedExecutor"]
 
@@ -43,8 +45,9 @@ class LocalThreadedExecutor(Executor):
         # Attempts may wait for a thread only when nothing decides when they start.
         options = self.options
         exact = options.rate_limit is not None or options.timeout is not None
-        exact = exact or bool(options.stop_all_when)
-        workers = _Workers(self.max_concurrency, queued=0 if exact else PREFETCH)
+        exact = exact or bool(options.stop_all_when or options.budget)
+        exact = exact or bool(options.limits) or options.adaptive is not None
+        workers = _Workers(self.max_concurrency, harvest.rules, queued=0 if exact else PREFETCH)
         harvest.wake = workers.wake
         with harvest:
             try:
@@ -58,10 +61,20 @@ class LocalThreadedExecutor(Executor):
 
 
 class _Workers:
-    """Threads started as needed, fed through a queue; ``stuck`` ones run abandoned calls."""
+    """Threads started as needed, fed through a queue; ``stuck`` ones run abandoned calls.
 
-    def __init__(self, size: int, queued: int) -> None:
+    A thread whose attempt a server throttled (429 with Retry-After) sets
+    ``hold`` before it hands the outcome back: until the driver has taken
+    back what waits in the queue (:meth:`recall`, which clears it), the
+    threads start nothing more from the queue and keep it for the driver.
+    """
+
+    def __init__(self, size: int, rules: Rules, queued: int) -> None:
         self.size = size
+        self.rules = rules
+        self.hold = False
+        self._held: list[Attempt] = []
+        self._lock = threading.Lock()
         #: Attempts handed out at most: running ones plus those waiting for a thread.
         self.window = size + queued
         self.in_flight = 0
@@ -78,8 +91,7 @@ class _Workers:
             # Daemon threads: a task abandoned by a second Ctrl-C, or past its
             # timeout, must not keep the interpreter from exiting.
             thread = threading.Thread(
-                target=_work,
-                args=(self._inbox, self._outbox),
+                target=self._work,
                 name=f"messor-worker-{len(self._threads)}",
                 daemon=True,
             )
@@ -106,15 +118,22 @@ class _Workers:
 
     def recall(self) -> list[Attempt]:
         """Take back the attempts no thread has started yet."""
-        recalled: list[Attempt] = []
+        with self._lock:
+            recalled, self._held, self.hold = self._held, [], False
+        ends = 0
         try:
             while True:
                 attempt = self._inbox.get_nowait()
                 if attempt is not None:
                     recalled.append(attempt)
+                else:
+                    ends += 1
         except queue.Empty:
-            self.in_flight -= len(recalled)
-            return recalled
+            pass
+        for _ in range(ends):
+            self._inbox.put(None)  # a thread's end, asked for by shutdown()
+        self.in_flight -= len(recalled)
+        return recalled
 
     def shutdown(self) -> None:
         """Let every thread end once its call returns; attempts not started yet never start."""
@@ -122,9 +141,15 @@ class _Workers:
         for _ in self._threads:
             self._inbox.put(None)
 
-
-def _work(
-    inbox: queue.SimpleQueue[Attempt | None], outbox: queue.SimpleQueue[Outcome | None]
-) -> None:
-    while (attempt := inbox.get()) is not None:
-        outbox.put(perform(attempt))
+    def _work(self) -> None:
+        """A worker thread: start what the queue gives, unless a server asked to hold."""
+        while (attempt := self._inbox.get()) is not None:
+            if self.hold:
+                with self._lock:
+                    if self.hold:
+                        self._held.append(attempt)
+                        continue
+            outcome = perform(attempt, self.rules)
+            if outcome.throttle is not None and outcome.throttle.pauses:
+                self.hold = True  # until the run, which pauses for it, takes back the queue
+            self._outbox.put(outcome)

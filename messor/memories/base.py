@@ -46,6 +46,7 @@ from messor.memories.codec import (
 from messor.memories.records import (
     COMPLETED,
     FAILED,
+    GAVE_UP,
     PENDING,
     STATUSES,
     EncodedUpdate,
@@ -58,6 +59,7 @@ from messor.memories.records import (
 __all__ = [
     "COMPLETED",
     "FAILED",
+    "GAVE_UP",
     "PENDING",
     "STATUSES",
     "EncodedUpdate",

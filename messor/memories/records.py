@@ -12,6 +12,7 @@ from typing import Any, Final, NamedTuple
 __all__ = [
     "COMPLETED",
     "FAILED",
+    "GAVE_UP",
     "PENDING",
     "STATUSES",
     "EncodedUpdate",
@@ -31,6 +32,9 @@ class TaskStatus(StrEnum):
     PENDING = "pending"
     COMPLETED = "completed"
     FAILED = "failed"
+    #: Failed for good (``messor.FailForGood``, ``give_up_on``): no run runs it again,
+    #: until ``messor retry --gave-up`` makes it pending.
+    GAVE_UP = "gave_up"
 
 
 # The statuses' plain strings, equal to the members: what the core hands a memory,
@@ -38,7 +42,10 @@ class TaskStatus(StrEnum):
 PENDING: Final = TaskStatus.PENDING.value
 COMPLETED: Final = TaskStatus.COMPLETED.value
 FAILED: Final = TaskStatus.FAILED.value
-STATUSES: Final = tuple(status.value for status in TaskStatus)
+GAVE_UP: Final = TaskStatus.GAVE_UP.value
+#: The statuses every count lists, at 0 when no task has them (``gave_up``
+#: appears once a task has it: counts read as they did before it existed).
+STATUSES: Final = (PENDING, COMPLETED, FAILED)
 
 #: ``(task_id, status, result, error)``, the row of ``update_task_statuses``.
 StatusUpdate = tuple[str, str, Any, "str | None"]

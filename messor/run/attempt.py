@@ -2,18 +2,27 @@
 
 :func:`perform` runs anywhere (a thread, a Dask worker): it never raises, and
 it encodes the result at once, so that what is recorded is the value the task
-returned at that instant.
+returned at that instant. It also judges there what an exception means
+(:class:`~messor.run.verdicts.Rules`: retry, give up for good, a server's
+throttle) and gathers the usage the task reported: all of it travels back
+in the :class:`Outcome`, as plain data.
 """
 
 from __future__ import annotations
 
 import inspect
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from messor.errors import TaskDataError
 from messor.memories.base import encode_json
+from messor.run.throttling import Throttle
+from messor.run.usage import Result, Usage, UsageSink, collecting, stop_collecting
+from messor.run.verdicts import NO_RULES, Rules
 from messor.tasks import Task
+
+if TYPE_CHECKING:
+    from messor.run.limits import Gate
 
 __all__ = ["Attempt", "Outcome", "describe_error", "failure", "perform", "returned"]
 
@@ -31,6 +40,14 @@ class Attempt:
     deadline: float | None = None
     #: Its outcome was recorded, or it was given up (timed out, abandoned).
     settled: bool = False
+    #: Times its task was throttled in this run (carried over to its retries).
+    throttled: int = 0
+    #: This try of this number started before and goes again (throttled): not a new retry.
+    again: bool = False
+    #: When the run handed it out (monotonic clock), when pacing needs to know.
+    started: float = 0.0
+    #: What the run's pacing counts it in while it runs (see messor.run.pacing).
+    holds: tuple[Gate, ...] = ()
 
 
 @dataclass(slots=True)
@@ -43,6 +60,12 @@ class Outcome:
     error: str | None = None
     error_type: type[BaseException] | None = None
     retryable: bool = True
+    #: The task failed for good (``FailForGood``, ``give_up_on``): never run again.
+    gave_up: bool = False
+    #: The server said "slow down" (429, 503, 529, ``Throttled``).
+    throttle: Throttle | None = None
+    #: What the attempt reported spending (``report_usage``, ``Result(usage=...)``).
+    usage: Usage | None = None
 
 
 #: Longest error text recorded: the first and last characters of a longer one
@@ -78,36 +101,65 @@ def describe_error(exc: BaseException) -> str:
     return text
 
 
-def failure(attempt: Attempt, exc: BaseException, *, retryable: bool = True) -> Outcome:
-    """The outcome of an attempt that raised ``exc``."""
+def failure(
+    attempt: Attempt, exc: BaseException, *, retryable: bool = True, rules: Rules = NO_RULES
+) -> Outcome:
+    """The outcome of an attempt that raised ``exc``, judged by ``rules``."""
+    verdict = rules.judge(exc)
+    error = describe_error(exc)
+    if verdict.note:
+        error = f"{error} ({verdict.note})"
     return Outcome(
-        attempt, ok=False, error=describe_error(exc), error_type=type(exc), retryable=retryable
+        attempt,
+        ok=False,
+        error=error,
+        error_type=type(exc),
+        retryable=retryable and verdict.retryable,
+        gave_up=verdict.gave_up,
+        throttle=verdict.throttle,
     )
 
 
-def perform(attempt: Attempt) -> Outcome:
+def perform(attempt: Attempt, rules: Rules = NO_RULES) -> Outcome:
     """Run one attempt and encode its result, catching whatever either raises.
 
     The result is encoded here, once, as the task returns it: what is
     recorded is the value at that instant, even if the task's code changes
-    the object later.
+    the object later. An exception is judged by ``rules`` here too.
     """
+    sink = UsageSink()
+    token = collecting(sink)
     try:
         result = attempt.task()
     except BaseException as exc:
         # BaseException too: a task's SystemExit must fail that task, not
         # kill the worker that ran it and leave the run waiting for it.
-        return failure(attempt, exc)
-    return returned(attempt, result)
+        outcome = failure(attempt, exc, rules=rules)
+    else:
+        outcome = returned(attempt, result)
+    finally:
+        stop_collecting(token)
+    if sink.total is not None:
+        outcome.usage = sink.total if outcome.usage is None else sink.total + outcome.usage
+    return outcome
 
 
 def returned(attempt: Attempt, result: Any) -> Outcome:
-    """The outcome of an attempt that returned ``result``: encoded now, or a failure."""
+    """The outcome of an attempt that returned ``result``: encoded now, or a failure.
+
+    A :class:`~messor.run.usage.Result` gives its value to record and its usage.
+    """
+    usage = None
+    if isinstance(result, Result):
+        result, usage = result.value, result.usage
     try:
         text = encode_json(result, task_id=attempt.task_id)
     except BaseException as exc:  # not JSON, or a value whose own methods raise while encoded
-        return failure(attempt, _unstorable(result, attempt.task_id, exc), retryable=False)
-    return Outcome(attempt, ok=True, result_json=text)
+        outcome = failure(attempt, _unstorable(result, attempt.task_id, exc), retryable=False)
+    else:
+        outcome = Outcome(attempt, ok=True, result_json=text)
+    outcome.usage = usage
+    return outcome
 
 
 def _unstorable(result: Any, task_id: str, exc: BaseException) -> TaskDataError:

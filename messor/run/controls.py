@@ -12,33 +12,43 @@ import time
 
 from messor.errors import ConfigurationError
 
-__all__ = ["Backoff", "RateLimiter", "parse_rate"]
+__all__ = ["Backoff", "RateLimiter", "parse_amount", "parse_rate"]
 
 _UNITS = dict.fromkeys(("s", "sec", "secs", "second", "seconds"), 1.0)
 _UNITS |= dict.fromkeys(("m", "min", "mins", "minute", "minutes"), 60.0)
 _UNITS |= dict.fromkeys(("h", "hr", "hrs", "hour", "hours"), 3600.0)
+_UNITS |= dict.fromkeys(("d", "day", "days"), 86400.0)
 _RATE = re.compile(r"\s*(\d+(?:\.\d*)?|\.\d+)\s*(?:/\s*([a-z]+))?\s*")
 
 
-def parse_rate(rate: str | float) -> float:
-    """Tasks per second from ``"10/s"``, ``"600/m"``, ``"1000/h"`` or a number (per second)."""
+def parse_rate(rate: str | float, option: str = "rate_limit") -> float:
+    """Tasks per second from ``"10/s"``, ``"600/m"``, ``"1000/h"``, ``"10000/d"`` or a number
+    (per second); ``option`` names what is checked in the error."""
+    return parse_amount(rate, option)[0]
+
+
+def parse_amount(rate: str | float, option: str) -> tuple[float, float]:
+    """``(per second, the unit in seconds)`` from a rate as :func:`parse_rate` reads it."""
     if isinstance(rate, bool) or not isinstance(rate, int | float | str):
         raise ConfigurationError(
-            f"rate_limit is a number per second or a string like '10/s', got {rate!r}"
+            f"{option} is a number per second or a string like '10/s', got {rate!r}"
         )
+    unit_seconds = 1.0
     if isinstance(rate, str):
         match = _RATE.fullmatch(rate.lower())
         unit = match and (match[2] or "s")
         if match is None or unit not in _UNITS:
             raise ConfigurationError(
-                f"rate_limit {rate!r} is not a rate: write '10/s', '600/m', '1000/h' or a number"
+                f"{option} {rate!r} is not a rate: write '10/s', '600/m', '1000/h', '10000/d' "
+                "or a number"
             )
-        per_second = float(match[1]) / _UNITS[str(unit)]
+        unit_seconds = _UNITS[str(unit)]
+        per_second = float(match[1]) / unit_seconds
     else:
         per_second = float(rate)
     if not 0 < per_second < float("inf"):
-        raise ConfigurationError(f"rate_limit must be more than 0 tasks per second, got {rate!r}")
-    return per_second
+        raise ConfigurationError(f"{option} must be more than 0 per second, got {rate!r}")
+    return per_second, unit_seconds
 
 
 class RateLimiter:
@@ -59,7 +69,7 @@ class RateLimiter:
     def try_acquire(self, now: float | None = None) -> float:
         """Take a token and return 0, or return how many seconds until one is free."""
         now = time.monotonic() if now is None else now
-        wait = self._theoretical - self._tolerance - now
+        wait = self.wait(now)
         if wait > 0:
             return wait
         # A start less than one interval late (the run woke a little after
@@ -69,6 +79,10 @@ class RateLimiter:
         base = self._theoretical if late < self._interval else now
         self._theoretical = base + self._interval
         return 0.0
+
+    def wait(self, now: float) -> float:
+        """Seconds until a token is free (0: now), taking none."""
+        return max(0.0, self._theoretical - self._tolerance - now)
 
 
 class Backoff:

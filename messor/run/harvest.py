@@ -16,14 +16,16 @@ somewhere (threads, coroutines, a cluster) and drives the harvest::
                 <their slots are free; their late outcomes will be ignored>
 
 ``next_attempt`` never waits: None means "nothing to start now" (a rate
-limit, a retry's backoff, a slow generator), and ``done`` tells whether
-anything ever will start again. An executor sets ``harvest.wake`` to a
+limit, a retry's backoff, a server's pause, a slow generator), and ``done``
+tells whether anything ever will start again. An executor sets ``harvest.wake`` to a
 function that ends its wait early: a generator's reader calls it (from its
 own thread) when tasks arrive while the executor waits. Registration and resume (through
 :class:`~messor.run.sources.TaskSource`), retries with backoff, stop conditions,
 rate limit, timeouts, Ctrl-C and SIGTERM, batched writes (through
 :class:`~messor.run.writer.RecordWriter`), the progress bar and the run's report
-all live here, once.
+all live here, once; so does server-aware pacing (pauses on a 429, adaptive
+concurrency, keyed limits: :class:`~messor.run.pacing.Pacer`), which a run
+uses once it is configured or a server first throttles it.
 """
 
 from __future__ import annotations
@@ -31,25 +33,29 @@ from __future__ import annotations
 import heapq
 import itertools
 import logging
+import math
 import signal
 import time
+from collections import deque
 from collections.abc import Callable, Iterable, Iterator
-from dataclasses import dataclass, field
 from types import TracebackType
-from typing import Any
-
-from tqdm import tqdm
 
 from messor.errors import TaskTimeoutError
-from messor.memories.base import COMPLETED, FAILED, PENDING, EncodedUpdate, Memory
+from messor.memories.base import COMPLETED, FAILED, GAVE_UP, PENDING, EncodedUpdate, Memory
 from messor.memories.claims import ClaimWatch, RunOwner, release_nothing
 from messor.options import RunOptions
 from messor.run.attempt import Attempt, Outcome, describe_error, failure, perform
 from messor.run.controls import Backoff, RateLimiter
 from messor.run.heartbeat import Heartbeat, RunState
 from messor.run.interrupts import InterruptGuard
+from messor.run.knobs import SUCCESSES_KEPT
+from messor.run.pacing import Learned, Pacer, PacingState
+from messor.run.progress import Progress
+from messor.run.report import RunReport, summary_text
 from messor.run.sources import REGISTRATION_CHUNK, TaskSource
-from messor.run.stops import AttemptOutcome
+from messor.run.stops import AttemptOutcome, SpendingLimit
+from messor.run.verdicts import Rules
+from messor.run.waiting import Waiting
 from messor.run.writer import RecordWriter
 
 __all__ = [
@@ -69,33 +75,6 @@ logger = logging.getLogger("messor")
 SOURCE_POLL = 0.02
 
 
-@dataclass
-class RunReport:
-    """What one ``run()`` did (the memory holds the full state; see ``status_summary``)."""
-
-    #: Tasks recorded completed (or failed) by this run, as the memory confirmed.
-    completed: int = 0
-    failed: int = 0
-    #: Attempts that failed and were tried again; attempts that ran out of time.
-    retried: int = 0
-    timed_out: int = 0
-    #: Tasks completed in an earlier run, not run again.
-    skipped: int = 0
-    #: Why the run ended before every task was done (None: it did them all).
-    stopped_because: str | None = None
-    stopped: bool = False  # by a stop condition
-    interrupted: bool = False  # by Ctrl-C or SIGTERM
-    elapsed: float = 0.0
-    refused_results: list[tuple[str, str]] = field(default_factory=list)
-
-
-def summary_text(counts: dict[str, int]) -> str:
-    """``Pending tasks: N`` and so on, one line per status, as ``status_summary`` prints them."""
-    order = [PENDING, COMPLETED, FAILED]
-    order += sorted(s for s, n in counts.items() if s not in order and n)
-    return "\n".join(f"{status.capitalize()} tasks: {counts.get(status, 0)}" for status in order)
-
-
 class Harvest:
     """One run over a task set: registration, resume, retries, stops, pacing, recording.
 
@@ -109,16 +88,32 @@ class Harvest:
     """
 
     def __init__(
-        self, tasks: Iterable[object], memory: Memory, options: RunOptions | None = None
+        self,
+        tasks: Iterable[object],
+        memory: Memory,
+        options: RunOptions | None = None,
+        *,
+        learned: Learned | None = None,
     ) -> None:
         self.memory = memory
-        self.options = RunOptions() if options is None else options
+        self.options = options = RunOptions() if options is None else options
         self.report = RunReport()
         #: The one-pass iterator (a generator) this run began to read: no run can read it again.
         self.read_once: Iterator[object] | None = None
+        #: How an attempt's exception is judged: executors hand them to ``perform``.
+        self.rules = Rules(options.retry_on, options.give_up_on)
         self._tasks = tasks
-        self._conditions = self.options.stop_all_when
+        budget = () if options.budget is None else (SpendingLimit(**options.budget),)
+        self._conditions = (*options.stop_all_when, *budget)
         self._observers = [c for c in self._conditions if hasattr(c, "observe")]
+        #: Retries and throttled attempts, by when they may start; the run's pacing.
+        #: ``learned``: what an earlier run learned of the servers' pace.
+        #: The start times of successful attempts: how fast servers take them.
+        self._successes: deque[float] = deque(maxlen=SUCCESSES_KEPT)
+        self._waiting = Waiting(options, learned, self._successes)
+        self._in_flight = 0  # attempts handed out and not settled
+        self._progress = Progress()
+        self._pause_shown = 0.0  # the pause on the progress bar, until it ends
         rate = self.options.rate_limit
         self._limiter = None if rate is None else RateLimiter(rate, self.options.rate_burst)
         self._backoff = Backoff(self.options.backoff, self.options.backoff_max)
@@ -131,20 +126,16 @@ class Harvest:
         self._release_claim = release_nothing
         self._claim = ClaimWatch()
         self._interrupts = InterruptGuard(self.interrupt, lambda: self._writer.backlog)
-        self._order = itertools.count()  # ties in the heaps below
-        self._retries: list[tuple[float, int, Attempt]] = []  # by when they may start
+        self._order = itertools.count()  # ties in the heap below
         self._deadlines: list[tuple[float, int, Attempt]] = []  # running, by deadline
         self._settled_deadlines = 0  # entries of _deadlines whose attempt has ended
         self._rate_wait = 0.0  # when the rate limit lets the next attempt start
-        self._failures = 0  # failures handed to the writer
         self._stopping = False
         self._halting = False
         self._failure: BaseException | None = None
-        self._bar: tqdm[Any] | None = None
         self._started = 0.0
         #: The executor's limit on running attempts, for the run's heartbeat (None: not said).
         self.concurrency: int | None = None
-        self._in_flight = 0  # attempts handed out and not settled, for the heartbeat
         self._heartbeat: Heartbeat | None = None
 
     # -- the run's life ----------------------------------------------------------
@@ -170,15 +161,7 @@ class Harvest:
             raise
         if total is None and isinstance(self._tasks, Iterator):
             self.read_once = self._tasks
-        bar = tqdm(
-            total=total,
-            initial=self.report.skipped,
-            unit="task",
-            desc="messor",
-            disable=None if self.options.progress is None else not self.options.progress,
-            dynamic_ncols=True,
-        )
-        self._bar = None if bar.disable else bar
+        self._progress.open(self.options.progress, total, self.report.skipped)
         self._writer.start()
         self._heartbeat = Heartbeat(self.memory, self._run_state, known_total=total)
         self._heartbeat.start()
@@ -194,15 +177,15 @@ class Harvest:
         traceback: TracebackType | None,
     ) -> bool:
         self._interrupts.flushing()
-        left_undone = bool(self._retries) or not self._source.exhausted
+        left_undone = not self._waiting.empty or not self._source.exhausted
         abandoned = False
         try:
             self._source.close()
             # A retry the run did not get to: the task goes back to pending,
             # with its last error, and its retries start afresh next run.
-            for _, _, attempt in self._retries:
-                self._record(attempt, PENDING, None, attempt.last_error, attempt.number - 1)
-            self._retries.clear()
+            for attempt in self._waiting.take_all():
+                if attempt.number > 1:
+                    self._record(attempt, PENDING, None, attempt.last_error, attempt.number - 1)
             self._writer.close()
             self._tidy_memory()
         except KeyboardInterrupt:
@@ -216,8 +199,7 @@ class Harvest:
             except Exception as exc:  # it ends with the process anyway
                 logger.warning("Could not end this run's claim on %r: %s", self.memory, exc)
             self._interrupts.restore()
-            if self._bar is not None:
-                self._bar.close()
+            self._progress.close()
         self._settle_report(exc_type if not abandoned else KeyboardInterrupt, left_undone)
         if self._heartbeat is not None:
             self._heartbeat.finish(
@@ -252,7 +234,9 @@ class Harvest:
         if self._stopping or not self._claim.certain:
             return None
         now = time.monotonic()
-        retry_due = bool(self._retries) and self._retries[0][0] <= now
+        if self._waiting.pacer is not None:
+            return self._next_paced(now, self._waiting.pacer)
+        retry_due = self._waiting.due(now)
         if not retry_due:
             try:
                 if self._source.peek() is None:
@@ -272,21 +256,65 @@ class Harvest:
                 return None
         self._rate_wait = 0.0
         if retry_due:
-            attempt = heapq.heappop(self._retries)[2]
-            self.report.retried += 1
-            self._show_failures()
+            attempt = self._waiting.pop()
+            self._count_retry(attempt)
         else:
             attempt = self._source.take()
+        return self._hand_out(attempt, now)
+
+    def _hand_out(self, attempt: Attempt, now: float) -> Attempt:
         if self.options.timeout is not None:
             attempt.deadline = now + self.options.timeout
             heapq.heappush(self._deadlines, (attempt.deadline, next(self._order), attempt))
+        attempt.started = now
         self._in_flight += 1
         return attempt
+
+    def _count_retry(self, attempt: Attempt) -> None:
+        if not attempt.again:  # a throttled attempt going again is no new retry
+            self.report.retried += 1
+            self._show_postfix()
+
+    def _next_paced(self, now: float, pacer: Pacer) -> Attempt | None:
+        """``next_attempt`` when the run paces itself: what the pacer lets start."""
+        wait = pacer.run_wait(now, self._in_flight)
+        self._rate_wait = now + wait if wait > 0 else 0.0
+        if wait > 0:
+            return None
+        try:
+            attempt = pacer.next(now, lambda: self._take(now))
+        except Exception as exc:  # the memory failed while registering, or a key function raised
+            self._fail(exc)
+            return None
+        if attempt is None or self._should_stop():
+            return None
+        if self._limiter is not None:
+            wait = self._limiter.try_acquire(now)
+            if wait > 0:
+                self._rate_wait = now + wait
+                return None
+        pacer.commit(attempt, now)
+        if attempt.number > 1:
+            self._count_retry(attempt)
+        if self._pause_shown and now >= self._pause_shown:
+            self._pause_shown = 0.0
+            self._show_postfix()
+        return self._hand_out(attempt, now)
+
+    def _take(self, now: float) -> Attempt | None:
+        """The next attempt to look at: a retry that is due, else the source's next."""
+        if self._waiting.due(now):
+            return self._waiting.pop()
+        if self._source.peek() is None:
+            if self._source.exhausted and self._source.error is not None:
+                self._fail(self._source.error, halt=False)
+            return None
+        return self._source.take()
 
     @property
     def done(self) -> bool:
         """True once nothing will start any more: stopped, or every task started, no retry due."""
-        return self._stopping or (self._source.exhausted and not self._retries)
+        return self._stopping or (self._source.exhausted and self._waiting.empty)
 
     def wait_hint(self, *, room: bool = True) -> float | None:
         """How long an executor may wait for an outcome before asking again (None: no limit).
@@ -301,16 +329,21 @@ class Harvest:
             times.append(self._deadlines[0][0])
         if room and not self._stopping and self._claim.certain:
             if self._rate_wait > now:
-                # Nothing starts before the rate limit allows it, however many
-                # tasks are ready: asking again sooner would only spin.
+                # Nothing starts before the rate limit (or a pause) allows it,
+                # however many tasks are ready: asking again sooner would only
+                # spin. Infinite: not before an attempt ends.
                 times.append(self._rate_wait)
             else:
-                if self._retries:
-                    times.append(self._retries[0][0])
-                if self._source.ready:
+                pacer = self._waiting.pacer
+                if (waiting := self._waiting.next_time()) is not None:
+                    times.append(waiting)
+                if pacer is not None and pacer.full:
+                    pass  # reads no further ahead until held tasks can go
+                elif self._source.ready:
                     times.append(now)
                 elif self._source.streaming:
                     times.append(now + SOURCE_POLL)
+        times = [t for t in times if t < math.inf]
         return max(0.0, min(times) - now) if times else None
 
     def on_outcome(self, outcome: Outcome) -> bool:
@@ -326,21 +359,45 @@ class Harvest:
         self._in_flight -= 1
         if attempt.deadline is not None:
             self._forget_deadline()
+        if outcome.usage is not None:
+            self._progress.add_usage(outcome.usage)
+            self._show_postfix()
+        pacer = self._waiting.pacer
+        if pacer is not None:
+            pacer.ended(attempt, outcome, time.monotonic())
+        throttled = False
         if outcome.ok:
+            if pacer is None:  # else the pacer keeps them
+                self._successes.append(attempt.started)
             self._record(attempt, COMPLETED, outcome.result_json, None, attempt.number)
+        elif outcome.gave_up or _matches_types(self.options.give_up_on, outcome.error_type):
+            self._record(attempt, GAVE_UP, None, outcome.error, attempt.number)
+            logger.debug("Task %r failed for good: %s", attempt.task_id, outcome.error)
+        elif throttled := self._throttled(outcome):
+            pass  # back in the queue, not before the server's time
         elif self._retryable(outcome):
             ready = time.monotonic() + self._backoff.delay(attempt.number)
             retry = Attempt(attempt.task_id, attempt.task, attempt.number + 1, outcome.error)
-            heapq.heappush(self._retries, (ready, next(self._order), retry))
+            retry.throttled = attempt.throttled
+            self._waiting.push(retry, ready)
             logger.debug("Task %r failed, will retry: %s", attempt.task_id, outcome.error)
         else:
             self._record(attempt, FAILED, None, outcome.error, attempt.number)
             logger.debug("Task %r failed: %s", attempt.task_id, outcome.error)
+        if self._waiting.pacer is not None and outcome.error_type is TaskTimeoutError:
+            self._waiting.pacer.congestion(attempt, time.monotonic())
         if self._writer.error is not None:
             self._stop("outcomes could not be recorded")
         if self._observers:
             self._observe(
-                AttemptOutcome(attempt.task_id, outcome.ok, outcome.error, outcome.error_type)
+                AttemptOutcome(
+                    attempt.task_id,
+                    outcome.ok,
+                    outcome.error,
+                    outcome.error_type,
+                    outcome.usage,
+                    throttled,
+                )
             )
         if self._conditions:
             self._should_stop()
@@ -376,15 +433,35 @@ class Harvest:
         return self._halting
 
     def give_back(self, attempt: Attempt) -> None:
-        """An attempt handed out but never started (the run stopped first)."""
+        """An attempt handed out but never started: the run stopped, or a server paused it."""
         attempt.settled = True
         self._in_flight -= 1
-        if attempt.number > 1:
-            # A retry that did not happen: the task goes back to pending with
-            # its error, like the retries still waiting when the run ends.
-            retry = Attempt(attempt.task_id, attempt.task, attempt.number, attempt.last_error)
-            heapq.heappush(self._retries, (0.0, next(self._order), retry))
-            self.report.retried -= 1
+        if self._waiting.pacer is not None:
+            self._waiting.pacer.ended(attempt, None, time.monotonic())
+        if attempt.number > 1 or not self._halting:
+            # Back in the queue, first in line: it starts when its key may
+            # (a retry that did not happen goes back to pending with its
+            # error if the run ends first, like the retries still waiting).
+            again = Attempt(attempt.task_id, attempt.task, attempt.number, attempt.last_error)
+            again.throttled, again.again = attempt.throttled, attempt.again
+            self._waiting.push(again, 0.0)
+            if attempt.number > 1 and not attempt.again:
+                self.report.retried -= 1
+
+    @property
+    def pauses(self) -> int:
+        """Throttles the run paused for so far: when it grows, :func:`~messor.executors.base.drive`
+        takes back the attempts an executor queued and has not started."""
+        pacer = self._waiting.pacer
+        return 0 if pacer is None else pacer.pauses
+
+    def pacing_state(self) -> PacingState:
+        """The run's pacing now, read-only, for its heartbeat: pauses, concurrency, rate,
+        throttles, usage totals, and what a next run starts from (``learned``).
+
+        Callable from any thread.
+        """
+        return self._waiting.state(self._progress.usage)
 
     # -- inside -------------------------------------------------------------------
 
@@ -446,12 +523,30 @@ class Harvest:
             self._failure = exc
 
     def _retryable(self, outcome: Outcome) -> bool:
-        if not outcome.retryable or outcome.attempt.number > self.options.retry:
+        if outcome.attempt.number > self.options.retry:
             return False
-        retry_on = self.options.retry_on
-        if retry_on is None or outcome.error_type is TaskTimeoutError:
+        if outcome.error_type is TaskTimeoutError:
             return True  # running out of time is retried whatever retry_on says
-        return outcome.error_type is not None and issubclass(outcome.error_type, retry_on)
+        # Judged where the attempt ran (retry_on, a result that cannot be stored);
+        # exception types once more here, for an executor that ran it without the rules.
+        retry_on = self.options.retry_on
+        return outcome.retryable and (
+            not isinstance(retry_on, tuple) or _matches_types(retry_on, outcome.error_type)
+        )
+
+    def _throttled(self, outcome: Outcome) -> bool:
+        """A server's throttle: the attempt goes back, its key pauses. False if it is none, or
+        the task was throttled too often (then it is a failed attempt)."""
+        throttle = outcome.throttle
+        if throttle is None:
+            return False
+        if not throttle.honoured(self.options.adaptive is not None):
+            return False  # a 503 that names no time is a failure, unless the run adapts
+        requeued = self._waiting.throttle(outcome.attempt, throttle)
+        self.report.throttled = self._waiting.throttled
+        self._pause_shown = max(self._pause_shown, self._waiting.paused_until)
+        self._show_postfix()
+        return requeued
 
     def _record(
         self, attempt: Attempt, status: str, result: str | None, error: str | None, attempts: int
@@ -459,20 +554,19 @@ class Harvest:
         # The hot path: no logging, and the bar only when it is shown.
         self._writer.put(EncodedUpdate(attempt.task_id, status, result, error, attempts))
         if status != COMPLETED:
-            self._failures += status == FAILED
-            self._show_failures()
-        if self._bar is not None and status != PENDING:
-            self._bar.update()
+            self._progress.failures += status == FAILED
+            self._show_postfix()
+        if status != PENDING:
+            self._progress.advance()
 
     def _skipped(self, count: int) -> None:
         self.report.skipped += count
-        if self._bar is not None and count:
-            self._bar.update(count)
+        self._progress.advance(count)
 
-    def _show_failures(self) -> None:
-        """Failures and retries on the bar: redrawn only when one of them changes."""
-        if self._bar is not None:
-            self._bar.set_postfix(failed=self._failures, retries=self.report.retried, refresh=False)
+    def _show_postfix(self) -> None:
+        """Failures, retries, the server's pace and the usage on the bar (when it changes)."""
+        paced = self._waiting.pacer is not None
+        self._progress.show(self.report.retried, lambda: self.pacing_state() if paced else None)
 
     def _run_state(self) -> RunState:
         """This run's live state, for its heartbeat (read from the heartbeat's thread)."""
@@ -511,6 +605,11 @@ class Harvest:
         # recorded failed, and after a store failure the rest was not recorded.
         r.completed = self._writer.stored[COMPLETED]
         r.failed = self._writer.stored[FAILED]
+        r.gave_up = self._writer.stored[GAVE_UP]
+        r.usage = dict(self._progress.usage)
+        # A pause that outlasts the run was not waited out.
+        outlasting = max(0.0, self._waiting.paused_until - time.monotonic())
+        r.paused_seconds = max(0.0, self._waiting.paused_seconds - outlasting)
         r.refused_results = list(self._writer.refused)
         if exc_type is KeyboardInterrupt or self._interrupts.first_signal is not None:
             r.interrupted = True
@@ -525,3 +624,8 @@ class Harvest:
 
 def _nothing() -> None:
     pass
+
+
+def _matches_types(rule: object, error_type: type[BaseException] | None) -> bool:
+    """``error_type`` is one of the exception types of a rule (False for a predicate)."""
+    return isinstance(rule, tuple) and error_type is not None and issubclass(error_type, rule)

@@ -25,7 +25,7 @@ from collections.abc import Callable, Iterable, Iterator, Sized
 from dataclasses import dataclass
 
 from messor.errors import DuplicateTaskError
-from messor.memories.base import COMPLETED, Memory
+from messor.memories.base import COMPLETED, GAVE_UP, Memory
 from messor.run.attempt import Attempt
 from messor.tasks import Task, as_task, task_data, task_id_of
 
@@ -243,8 +243,8 @@ class TaskSource:
     A list's ids are all checked, then all registered, when the source opens
     (a duplicate is refused before anything is written). A generator is read
     by a :class:`StreamReader` and registered a chunk at a time. Either way,
-    ids the memory already has as completed are skipped, decided with one
-    look-up per chunk.
+    ids the memory already has as completed (or given up for good) are
+    skipped, decided with one look-up per chunk.
     """
 
     def __init__(
@@ -380,9 +380,13 @@ class TaskSource:
         ]
         if new:
             self._memory.store_tasks(new)
-        runnable = [statuses.get(task_id) != COMPLETED for task_id in ids]
+        runnable = [statuses.get(task_id) not in _DONE for task_id in ids]
         self._on_skipped(runnable.count(False))
         return runnable
+
+
+#: The statuses of tasks a run does not run again.
+_DONE = frozenset((COMPLETED, GAVE_UP))
 
 
 def _refuse_duplicates(ids: list[str]) -> None:

@@ -2,7 +2,8 @@
 
     LocalThreadedExecutor(
         tasks,
-        stop_all_when=[stop_after_consecutive_failures(10), stop_on(BannedError), quota_used_up],
+        stop_all_when=[stop_after_consecutive_failures(10), stop_on(BannedError), quota_used_up,
+                       stop_when_spent(cost=5.0)],
     )
 
 A run stops when any condition of the list returns True; the helpers learn of
@@ -12,15 +13,19 @@ running ones finish and are recorded, the others stay pending.
 
 from __future__ import annotations
 
+import math
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 __all__ = [
     "AttemptOutcome",
     "ConsecutiveFailures",
+    "SpendingLimit",
     "StopCondition",
     "StopOnException",
     "stop_after_consecutive_failures",
     "stop_on",
+    "stop_when_spent",
 ]
 
 
@@ -32,6 +37,10 @@ class AttemptOutcome:
     ok: bool
     error: str | None = None
     error_type: type[BaseException] | None = None
+    #: What the attempt reported spending (:func:`messor.report_usage`), if anything.
+    usage: Mapping[str, float] | None = None
+    #: The server throttled it (429): neither a success nor a failure; it goes again.
+    throttled: bool = False
 
 
 class StopCondition:
@@ -63,6 +72,8 @@ class ConsecutiveFailures(StopCondition):
         self._streak, self.reason = 0, ""
 
     def observe(self, outcome: AttemptOutcome) -> None:
+        if outcome.throttled:
+            return  # the server asked to wait: the run waits, that is no failure
         self._streak = 0 if outcome.ok else self._streak + 1
         if self._streak >= self.count:
             self.reason = f"{self._streak} attempts failed in a row (the last: {outcome.error})"
@@ -86,12 +97,57 @@ class StopOnException(StopCondition):
         self._hit, self.reason = False, ""
 
     def observe(self, outcome: AttemptOutcome) -> None:
+        if outcome.throttled:
+            return  # handled by waiting, not a failure (see messor.Throttled)
         if outcome.error_type is not None and issubclass(outcome.error_type, self.exception_types):
             self._hit = True
             self.reason = f"task {outcome.task_id!r} raised {outcome.error}"
 
     def __call__(self) -> bool:
         return self._hit
+
+
+class SpendingLimit(StopCondition):
+    """Stop once the usage the tasks reported reaches a total: a budget of money or tokens.
+
+    Checked before each start: no task starts once a total is reached. The
+    attempts running then finish and are recorded (what they spend is what
+    the run could not know before they ended).
+    """
+
+    def __init__(self, cost: float | None = None, **totals: float) -> None:
+        if cost is not None:
+            totals["cost"] = cost
+        if not totals:
+            raise ValueError("stop_when_spent needs a total, such as stop_when_spent(cost=5.0)")
+        for name, value in totals.items():
+            if isinstance(value, bool) or not isinstance(value, int | float) or not value > 0:
+                raise ValueError(f"stop_when_spent: {name} must be a number > 0, got {value!r}")
+            if math.isinf(value):
+                raise ValueError(f"stop_when_spent: {name} must be finite, got {value!r}")
+        self.totals = dict(totals)
+        self.spent: dict[str, float] = dict.fromkeys(totals, 0.0)
+
+    def reset(self) -> None:
+        self.spent = dict.fromkeys(self.totals, 0.0)
+        self.reason = ""
+
+    def observe(self, outcome: AttemptOutcome) -> None:
+        if outcome.usage:
+            for name in self.totals:
+                self.spent[name] += outcome.usage.get(name, 0.0)
+
+    def __call__(self) -> bool:
+        for name, total in self.totals.items():
+            if self.spent[name] >= total:
+                self.reason = f"spent {name} {self.spent[name]:g} of a budget of {total:g}"
+                return True
+        return False
+
+
+def stop_when_spent(cost: float | None = None, **totals: float) -> SpendingLimit:
+    """A stop condition: the tasks reported spending ``cost`` (or another total) or more."""
+    return SpendingLimit(cost, **totals)
 
 
 def stop_after_consecutive_failures(count: int) -> ConsecutiveFailures:

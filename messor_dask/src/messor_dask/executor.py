@@ -98,7 +98,7 @@ class DaskExecutor(Executor):
                 # of idling for the round trip through the scheduler.
                 self.max_concurrency = max(1, 2 * sum(client.nthreads().values()))
             harvest = self.new_harvest()
-            workers = DaskWorkers(client, self.max_concurrency)
+            workers = DaskWorkers(client, self.max_concurrency, harvest.rules)
             harvest.wake = workers.wake
             with harvest:
                 try:

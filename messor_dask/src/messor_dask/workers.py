@@ -8,7 +8,14 @@ soon as its outcome is handed back (a future still held makes Dask recompute a
 finished task when the worker that holds its result dies).
 
 The worker runs :func:`messor.plugin.perform`: the result is encoded as JSON
-there, so what travels back is text, never an object to unpickle.
+there, so what travels back is text, never an object to unpickle; the run's
+:class:`messor.plugin.Rules` (``retry_on``, ``give_up_on``) judge an exception
+there too, and the verdict, a server's throttle and the usage the task
+reported travel back as plain data.
+
+When a server asks the run to pause, the attempts sent to the cluster that no
+worker has started yet are cancelled and given back (:meth:`DaskWorkers.recall`):
+nothing new starts inside the server's window.
 """
 
 from __future__ import annotations
@@ -22,7 +29,16 @@ from typing import Any
 from distributed import Client, Future
 from distributed.client import FuturesCancelledError
 
-from messor.plugin import Attempt, MessorError, Outcome, Task, failure, perform, take_all
+from messor.plugin import (
+    Attempt,
+    MessorError,
+    Outcome,
+    Rules,
+    Task,
+    failure,
+    perform,
+    take_all,
+)
 
 __all__ = ["WATCH_EVERY", "DaskWorkers", "SchedulerLostError", "run_on_worker"]
 
@@ -34,18 +50,25 @@ class SchedulerLostError(MessorError, ConnectionError):
     """The Dask scheduler went away mid-run; everything recorded so far is intact."""
 
 
-def run_on_worker(task_id: str, task: Task) -> tuple[bool, str | None, str | None, Any, bool]:
+def run_on_worker(task_id: str, task: Task, rules: Rules) -> tuple[Any, ...]:
     """What a Dask worker runs for one attempt: the outcome, its result as JSON text."""
-    outcome = perform(Attempt(task_id, task))
-    return outcome.ok, outcome.result_json, outcome.error, outcome.error_type, outcome.retryable
+    o = perform(Attempt(task_id, task), rules)
+    return o.ok, o.result_json, o.error, o.error_type, o.retryable, o.gave_up, o.throttle, o.usage
+
+
+def _executing(dask_worker: Any) -> list[str]:
+    """Run on each worker (``client.run``): the keys of the tasks it is running now."""
+    state = dask_worker.state
+    return [str(ts.key) for ts in (*state.executing, *state.long_running)]
 
 
 class DaskWorkers:
     """Attempts on a Dask cluster, up to ``window`` at once (a :class:`messor.plugin.Workers`)."""
 
-    def __init__(self, client: Client, window: int) -> None:
+    def __init__(self, client: Client, window: int, rules: Rules) -> None:
         self.client = client
         self.window = window
+        self.rules = rules
         self.in_flight = 0
         self.run_id = uuid.uuid4().hex[:8]
         self.address = client.scheduler.address if client.scheduler is not None else "?"
@@ -75,8 +98,27 @@ class DaskWorkers:
         self._finished.put(None)
 
     def recall(self) -> list[Attempt]:
-        """The attempts not sent to the cluster yet."""
+        """The attempts not sent to the cluster yet, and those sent that no worker has started.
+
+        Those are cancelled on the cluster. Which ones run is asked of the
+        workers themselves (one round trip); one that starts in the meantime
+        runs, and its outcome is ignored: the attempt runs again later.
+        """
         recalled, self._starting = self._starting, []
+        waiting = {k: entry for k, entry in self._futures.items() if entry[1].status == "pending"}
+        if waiting and self.client.status == "running":
+            try:
+                running = self.client.run(_executing)
+            except Exception:  # the cluster will not say: leave what was sent alone
+                running = None
+            if running is not None:
+                started = {key for keys in running.values() for key in keys}
+                cancelled = [entry for k, entry in waiting.items() if k not in started]
+                for key in (k for k in waiting if k not in started):
+                    del self._futures[key]
+                if cancelled:
+                    self.client.cancel([future for _, future in cancelled])
+                    recalled.extend(attempt for attempt, _ in cancelled)
         self.in_flight -= len(recalled)
         return recalled
 
@@ -114,6 +156,7 @@ class DaskWorkers:
             run_on_worker,
             [attempt.task_id for attempt in attempts],
             [attempt.task for attempt in attempts],
+            rules=self.rules,
             key=keys,
             pure=False,
             retries=0,
@@ -153,8 +196,7 @@ class DaskWorkers:
         for attempt, future in settling:
             result = results.get(str(future.key))
             if result is not None:
-                ok, result_json, error, error_type, retryable = result
-                outcome = Outcome(attempt, ok, result_json, error, error_type, retryable)
+                outcome = Outcome(attempt, *result)
             else:
                 outcome = self._failure(attempt, future)
             future.release()  # at once: a held result is recomputed if its worker dies
@@ -183,10 +225,11 @@ class DaskWorkers:
         """The outcome of an attempt that Dask could not run to its end."""
         if future.status in ("cancelled", "lost") or self.client.status != "running":
             self._check_scheduler(force=True)
-            return failure(attempt, RuntimeError("Dask lost this attempt (cancelled)"))
+            lost = RuntimeError("Dask lost this attempt (cancelled)")
+            return failure(attempt, lost, rules=self.rules)
         # KilledWorker (it was running on workers that died), or the task
         # could not be unpickled on the worker: a failure Messor's retries decide.
-        return failure(attempt, _exception_of(future))
+        return failure(attempt, _exception_of(future), rules=self.rules)
 
     def _check_scheduler(self, *, force: bool = False) -> None:
         """Raise SchedulerLostError once the client has lost the scheduler.
