@@ -19,9 +19,10 @@ Every plugin (a module named in the ``messor`` entry-point group):
 A memory (a :class:`Memory` subclass implementing its five primitives):
     the statuses (:class:`TaskStatus`, and :data:`PENDING`, :data:`COMPLETED`,
     :data:`FAILED`, :data:`STATUSES` as plain strings), the rows it receives
-    and returns (:class:`EncodedUpdate`, :class:`Row`, :data:`Missing`;
-    :class:`TaskRecord` and :data:`StatusUpdate` are the decoded forms users
-    see), :func:`changes_to_apply` (the rules of ``update`` in one place), the
+    and returns (:class:`EncodedUpdate`, :class:`Row`; :class:`TaskRecord`
+    and :data:`StatusUpdate` are the decoded forms users see), the rule of an
+    ``update`` (:class:`UpdateRule`, its :data:`Missing`) and
+    :func:`changes_to_apply` (that rule judged in one place), the
     codec that turns values into the JSON text it stores (:func:`encode_json`,
     :func:`decode_json`, :func:`check_task_id`, :func:`encode_tasks`,
     :func:`encode_update`: the base class calls them, a backend rarely needs
@@ -91,6 +92,7 @@ from messor.memories.base import (
     StatusUpdate,
     TaskRecord,
     TaskStatus,
+    UpdateRule,
     changes_to_apply,
     check_task_id,
     decode_json,
@@ -165,6 +167,7 @@ __all__ = [
     "TaskTimeoutError",
     "Throttle",
     "UnknownBackendError",
+    "UpdateRule",
     "Usage",
     "Workers",
     "changes_to_apply",

@@ -8,10 +8,10 @@ executor tests run against it. It declares no capability.
 from __future__ import annotations
 
 import threading
-from collections.abc import Collection, Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 
 from messor.errors import TaskNotFoundError
-from messor.memories.base import EncodedUpdate, Memory, Missing, Row, changes_to_apply
+from messor.memories.base import EncodedUpdate, Memory, Row, UpdateRule, changes_to_apply
 
 
 class PrimitivesOnlyMemory(Memory):
@@ -25,21 +25,12 @@ class PrimitivesOnlyMemory(Memory):
                 self._rows.setdefault(task_id, Row(task_id, "pending", data_json=data))
 
     def update(
-        self,
-        changes: Sequence[EncodedUpdate],
-        *,
-        keep_completed: bool = False,
-        only_from: Collection[str] | None = None,
-        missing: Missing = "raise",
+        self, changes: Sequence[EncodedUpdate], rule: UpdateRule = UpdateRule.OVERWRITE
     ) -> list[str]:
         with self._lock:
             rows = self._rows
             chosen = changes_to_apply(
-                changes,
-                lambda ids: {i: rows[i].status for i in ids if i in rows},
-                keep_completed=keep_completed,
-                only_from=only_from,
-                missing=missing,
+                changes, lambda ids: {i: rows[i].status for i in ids if i in rows}, rule
             )
             for change in chosen:
                 if change.task_id not in rows:

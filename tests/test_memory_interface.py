@@ -43,7 +43,7 @@ def test_a_memory_that_completes_neither_set_of_methods_is_refused_naming_what_i
 
 def test_an_incomplete_class_may_be_defined_and_completed_by_a_subclass() -> None:
     class Completed(HalfOfEach):
-        def update(self, changes: Any, **conditions: Any) -> list[str]:
+        def update(self, changes: Any, rule: Any = None) -> list[str]:
             return []
 
         def scan(self, status: str | None = None, *, data: bool = False) -> Iterator[Row]:

@@ -23,7 +23,7 @@ from messor import (
     RecordingError,
     TaskDataError,
 )
-from messor.memories.base import COMPLETED, FAILED, PENDING, EncodedUpdate
+from messor.memories.base import COMPLETED, FAILED, PENDING, EncodedUpdate, UpdateRule
 from messor_redis import RedisMemory
 from messor_redis import memory as redis_memory
 from tests.redis_server import RedisServer, free_port, real_redis, start_redis_server
@@ -339,10 +339,10 @@ def test_reset_tasks_racing_a_harvest_never_undoes_a_completion(
 
 
 @pytest.mark.parametrize(
-    ("change", "rules"),
+    ("change", "rule"),
     [
-        (EncodedUpdate("a", FAILED, None, "late failure"), {"keep_completed": True}),
-        (EncodedUpdate("a", PENDING, None, None), {"only_from": {FAILED}}),
+        (EncodedUpdate("a", FAILED, None, "late failure"), UpdateRule(keep_completed=True)),
+        (EncodedUpdate("a", PENDING, None, None), UpdateRule(only_from=frozenset({FAILED}))),
     ],
     ids=["keep_completed", "only_from"],
 )
@@ -350,7 +350,7 @@ def test_an_update_never_overwrites_a_completion_another_process_records_meanwhi
     two_clients: tuple[RedisMemory, RedisMemory],
     monkeypatch: pytest.MonkeyPatch,
     change: EncodedUpdate,
-    rules: dict[str, Any],
+    rule: UpdateRule,
 ) -> None:
     # The update's rules judge each task in the same step that writes it: no
     # look-up the other process could slip its completion in after.
@@ -372,7 +372,7 @@ def test_an_update_never_overwrites_a_completion_another_process_records_meanwhi
         return found
 
     monkeypatch.setattr(memory, "get_statuses", completed_right_after_a_look_up)
-    memory.update([change], **rules)
+    memory.update([change], rule)
     complete_once()  # after the update, if it looked nothing up
     assert (memory.get_task_status("a"), memory.get_task_result("a")) == (COMPLETED, "A")
     assert_consistent(memory)

@@ -28,10 +28,10 @@ from __future__ import annotations
 
 import threading
 from abc import ABC
-from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Collection, Iterable, Iterator, Sequence
 from itertools import islice
 from types import TracebackType
-from typing import Any, Literal, Self
+from typing import Any, Self
 
 from messor.errors import IncompleteMemoryError, ResultTooLargeError, TaskNotFoundError
 from messor.memories.claims import Release, RunOwner, release_nothing
@@ -55,6 +55,7 @@ from messor.memories.records import (
     TaskRecord,
     TaskStatus,
 )
+from messor.memories.rules import Missing, UpdateRule, changes_to_apply
 
 __all__ = [
     "COMPLETED",
@@ -69,6 +70,7 @@ __all__ = [
     "StatusUpdate",
     "TaskRecord",
     "TaskStatus",
+    "UpdateRule",
     "changes_to_apply",
     "check_task_id",
     "decode_json",
@@ -103,52 +105,6 @@ _IDS_PER_LOOKUP = 1000
 # against the seed never calls Memory.__init__, so an instance has nowhere to
 # keep its own.
 _LOOK_UP_THEN_WRITE = threading.Lock()
-
-#: What ``Memory.update`` does with an unknown id: raise ``TaskNotFoundError``, or skip it.
-Missing = Literal["raise", "ignore"]
-
-
-def changes_to_apply(
-    changes: Sequence[EncodedUpdate],
-    statuses: Callable[[list[str]], Mapping[str, str]],
-    *,
-    keep_completed: bool = False,
-    only_from: Collection[str] | None = None,
-    missing: Missing = "raise",
-) -> list[EncodedUpdate]:
-    """The changes that :meth:`Memory.update` applies, in order, under its rules.
-
-    For a memory that can read statuses and write in one step (under a lock,
-    in one transaction): ``statuses`` is called at most once, with the ids
-    whose status decides whether their change applies, and returns the
-    status of each one the store knows, as it holds it then. Each change is
-    judged against the state the earlier changes of the call left. Raises
-    :class:`~messor.errors.TaskNotFoundError` for an unknown id that was
-    looked up when ``missing`` is "raise"; an unknown id that needed no
-    look-up is the caller's to find (its write changes nothing).
-    """
-    check_all = only_from is not None or missing == "ignore"
-    to_check = [
-        c.task_id for c in changes if check_all or (keep_completed and c.status != COMPLETED)
-    ]
-    if not to_check:
-        return list(changes)
-    known = dict(statuses(to_check))
-    chosen = []
-    for change in changes:
-        if check_all or (keep_completed and change.status != COMPLETED):
-            status = known.get(change.task_id)
-            if status is None:
-                if missing == "raise":
-                    raise TaskNotFoundError(change.task_id)
-                continue
-            if keep_completed and status == COMPLETED and change.status != COMPLETED:
-                continue
-            if only_from is not None and status not in only_from:
-                continue
-        chosen.append(change)
-        known[change.task_id] = change.status
-    return chosen
 
 
 class Memory(ABC):  # noqa: B024 (ABCMeta still enforces a subclass's own abstract methods)
@@ -196,23 +152,16 @@ class Memory(ABC):  # noqa: B024 (ABCMeta still enforces a subclass's own abstra
         self.store_tasks([(task_id, decode_json(data)) for task_id, data in tasks])
 
     def update(
-        self,
-        changes: Sequence[EncodedUpdate],
-        *,
-        keep_completed: bool = False,
-        only_from: Collection[str] | None = None,
-        missing: Missing = "raise",
+        self, changes: Sequence[EncodedUpdate], rule: UpdateRule = UpdateRule.OVERWRITE
     ) -> list[str]:
         """Apply ``changes`` in order, in one atomic step; return the ids changed, in order.
 
         A change sets the task's status, result, error and attempts (and
-        time), never its data. It is skipped if ``keep_completed`` and the
-        task is completed and the change is not a completion (another run
-        completed it), or if ``only_from`` is given and the task's status is
-        not in it; each judged against the state earlier changes of the call
-        left (:func:`changes_to_apply` does the judging). An unknown id:
-        with ``missing="raise"``, :class:`~messor.errors.TaskNotFoundError`
-        and nothing applied; with ``"ignore"``, skipped.
+        time), never its data. ``rule`` (:class:`UpdateRule`) says which
+        changes are skipped, each judged against the state earlier changes of
+        the call left, and what an unknown id does (by default,
+        :class:`~messor.errors.TaskNotFoundError` and nothing applied);
+        :func:`changes_to_apply` does the judging.
 
         The default, on the seed's methods, cannot make this one step in the
         store: it looks statuses up (``get_statuses``), then writes
@@ -223,13 +172,7 @@ class Memory(ABC):  # noqa: B024 (ABCMeta still enforces a subclass's own abstra
         forgotten between them makes the write raise ``KeyError``.
         """
         with _LOOK_UP_THEN_WRITE:
-            chosen = changes_to_apply(
-                changes,
-                self.get_statuses,
-                keep_completed=keep_completed,
-                only_from=only_from,
-                missing=missing,
-            )
+            chosen = changes_to_apply(changes, self.get_statuses, rule)
             if chosen:
                 self.update_task_statuses(
                     [(c.task_id, c.status, decode_result(c.result_json), c.error) for c in chosen]
@@ -345,7 +288,7 @@ class Memory(ABC):  # noqa: B024 (ABCMeta still enforces a subclass's own abstra
         completed the task meanwhile). Raises ``KeyError`` and records
         nothing if a task is unknown.
         """
-        self.update(self._within_limit(outcomes), keep_completed=True)
+        self.update(self._within_limit(outcomes), UpdateRule.RECORD)
 
     def reset_tasks(self, task_ids: Iterable[str], *, only_from: Collection[str]) -> list[str]:
         """Set the given tasks back to pending (result and error dropped, attempts 0), each only
@@ -358,8 +301,7 @@ class Memory(ABC):  # noqa: B024 (ABCMeta still enforces a subclass's own abstra
         one step in the store (see its default's limits).
         """
         pending = [EncodedUpdate(i, PENDING, None, None) for i in dict.fromkeys(task_ids)]
-        allowed = frozenset(map(str, only_from))  # plain strings, TaskStatus members or not
-        return self.update(pending, only_from=allowed, missing="ignore")
+        return self.update(pending, UpdateRule.reset_from(only_from))
 
     def count_by_status(self) -> dict[str, int]:
         """Return the number of tasks per status (the standard ones always present)."""

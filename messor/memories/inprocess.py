@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Collection, Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 
 from messor.errors import TaskNotFoundError
@@ -18,8 +18,8 @@ from messor.memories.base import (
     STATUSES,
     EncodedUpdate,
     Memory,
-    Missing,
     Row,
+    UpdateRule,
     changes_to_apply,
 )
 from messor.memories.claims import LocalClaim, Release, RunOwner
@@ -66,22 +66,13 @@ class InProcessMemory(Memory):
                     self._entries[task_id] = _Entry(data, updated=now)
 
     def update(
-        self,
-        changes: Sequence[EncodedUpdate],
-        *,
-        keep_completed: bool = False,
-        only_from: Collection[str] | None = None,
-        missing: Missing = "raise",
+        self, changes: Sequence[EncodedUpdate], rule: UpdateRule = UpdateRule.OVERWRITE
     ) -> list[str]:
         now = time.time()
         with self._lock:
             entries = self._entries
             chosen = changes_to_apply(
-                changes,
-                lambda ids: {i: entries[i].status for i in ids if i in entries},
-                keep_completed=keep_completed,
-                only_from=only_from,
-                missing=missing,
+                changes, lambda ids: {i: entries[i].status for i in ids if i in entries}, rule
             )
             for change in chosen:
                 if change.task_id not in entries:

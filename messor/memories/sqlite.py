@@ -15,7 +15,7 @@ import os
 import sqlite3
 import threading
 import time
-from collections.abc import Collection, Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from itertools import islice
 from pathlib import Path
@@ -32,8 +32,8 @@ from messor.memories.base import (
     STATUSES,
     EncodedUpdate,
     Memory,
-    Missing,
     Row,
+    UpdateRule,
     changes_to_apply,
 )
 from messor.memories.claims import FileClaim, LocalClaim, Release, RunOwner
@@ -265,23 +265,14 @@ class SQLiteMemory(Memory):
             )
 
     def update(
-        self,
-        changes: Sequence[EncodedUpdate],
-        *,
-        keep_completed: bool = False,
-        only_from: Collection[str] | None = None,
-        missing: Missing = "raise",
+        self, changes: Sequence[EncodedUpdate], rule: UpdateRule = UpdateRule.OVERWRITE
     ) -> list[str]:
         now = time.time()
         # One IMMEDIATE transaction holds the file's write lock from the
         # look-up to the write: no other run records anything between.
         with self._transaction() as conn:
             chosen = changes_to_apply(
-                changes,
-                lambda ids: dict(_select_by_ids(conn, "id, status", ids)),
-                keep_completed=keep_completed,
-                only_from=only_from,
-                missing=missing,
+                changes, lambda ids: dict(_select_by_ids(conn, "id, status", ids)), rule
             )
             params = [
                 (c.status, c.result_json, c.error, c.attempts, now, c.task_id) for c in chosen

@@ -19,6 +19,7 @@ from messor.memories.base import (
     EncodedUpdate,
     Memory,
     TaskRecord,
+    UpdateRule,
     decode_result,
 )
 from messor.testing.common import ContractPart
@@ -146,7 +147,7 @@ class PrimitivesContract(ContractPart):
                 EncodedUpdate("todo", FAILED, None, "E"),
                 EncodedUpdate("done", COMPLETED, '"second"', None),
             ],
-            keep_completed=True,
+            UpdateRule(keep_completed=True),
         )
         assert changed == ["late", "todo", "done"]
         records = {r.task_id: (r.status, r.result, r.error) for r in memory.iter_records()}
@@ -164,26 +165,32 @@ class PrimitivesContract(ContractPart):
         changes = [EncodedUpdate(i, PENDING, None, None) for i in ("c", "f", "p")]
         # The second change of f is judged on the pending status the first one left.
         changes.append(EncodedUpdate("f", COMPLETED, "2", None))
-        assert memory.update(changes, only_from={FAILED}) == ["f"]
+        assert memory.update(changes, UpdateRule(only_from=frozenset({FAILED}))) == ["f"]
         assert memory.get_statuses(["p", "f", "c"]) == {"p": PENDING, "f": PENDING, "c": COMPLETED}
         assert memory.get_task_result("c") == 1
 
     @pytest.mark.parametrize(
-        "rules", [{}, {"keep_completed": True}, {"only_from": {PENDING}}], ids=repr
+        "rule",
+        [
+            UpdateRule(),
+            UpdateRule(keep_completed=True),
+            UpdateRule(only_from=frozenset({PENDING})),
+        ],
+        ids=repr,
     )
     def test_update_of_an_unknown_id_raises_keyerror_and_applies_nothing(
-        self, memory: Memory, rules: dict[str, object]
+        self, memory: Memory, rule: UpdateRule
     ) -> None:
         memory.store_tasks([("a", {})])
         changes = [EncodedUpdate("a", FAILED, None, "E"), EncodedUpdate("ghost", FAILED, None, "E")]
         with pytest.raises(KeyError, match="ghost"):
-            memory.update(changes, **rules)  # type: ignore[arg-type]
+            memory.update(changes, rule)
         assert memory.get_task_status("a") == PENDING
 
     def test_update_told_to_ignore_unknown_ids_skips_them(self, memory: Memory) -> None:
         memory.store_tasks([("a", {})])
         changes = [EncodedUpdate("ghost", FAILED, None, "E"), EncodedUpdate("a", FAILED, None, "E")]
-        assert memory.update(changes, missing="ignore") == ["a"]
+        assert memory.update(changes, UpdateRule(missing="ignore")) == ["a"]
         assert memory.lookup(["ghost"]) == {}
         assert memory.get_failed_tasks() == [("a", "E")]
 

@@ -18,7 +18,7 @@ from __future__ import annotations
 import logging
 import random
 import time
-from collections.abc import Callable, Collection, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from functools import partial
 from itertools import islice
 from typing import Any, TypeVar
@@ -32,12 +32,12 @@ from messor.plugin import (
     EncodedUpdate,
     Memory,
     MemoryUnavailableError,
-    Missing,
     Release,
     Row,
     RunOwner,
     TaskDataError,
     TaskNotFoundError,
+    UpdateRule,
     claim_lost,
 )
 from messor_redis import scripts
@@ -235,12 +235,7 @@ class RedisMemory(Memory):
             self._run(self._insert, calls)
 
     def update(
-        self,
-        changes: Sequence[EncodedUpdate],
-        *,
-        keep_completed: bool = False,
-        only_from: Collection[str] | None = None,
-        missing: Missing = "raise",
+        self, changes: Sequence[EncodedUpdate], rule: UpdateRule = UpdateRule.OVERWRITE
     ) -> list[str]:
         # One script judges each change on the status it finds and applies it
         # in the same step: a task another run completes meanwhile is judged
@@ -248,11 +243,7 @@ class RedisMemory(Memory):
         for change in changes:
             if change.error is not None:
                 self._check_size(change.task_id, change.error, "error")
-        rules = [
-            "1" if keep_completed else "0",
-            "1" if missing == "ignore" else "0",
-            *(["-1"] if only_from is None else [str(len(only_from)), *only_from]),
-        ]
+        rules = scripts.rule_args(rule)
         chunks = list(_chunks(changes, lambda c: len(c.result_json or "") + len(c.error or "")))
         calls = []
         for chunk in chunks:
@@ -261,7 +252,7 @@ class RedisMemory(Memory):
                 args += [task_id, status, result or "", "n" if error is None else "s" + error]
                 args.append(str(attempts))
             calls.append(args)
-        if len(calls) > 1 and missing == "raise":
+        if len(calls) > 1 and rule.missing == "raise":
             # The calls of one MULTI apply whole, but each checks only its own
             # ids: check them all first, so that an unknown one changes nothing.
             known = self.get_statuses(change.task_id for change in changes)

@@ -29,6 +29,8 @@ Layout under the prefix ``messor:{namespace}:``:
 
 from __future__ import annotations
 
+from messor.plugin import UpdateRule
+
 #: How the error of a fenced write begins.
 CLAIM_LOST = "MESSOR_CLAIM_LOST"
 
@@ -105,10 +107,11 @@ return #new
 """
 )
 
-#: ARGV: prefix, claim, keep_completed ('1' or '0'), ignore unknown ids ('1'
-#: or '0'), the number n of statuses a change applies from (-1: any), those n
-#: statuses, then per change: id, status, result ('' for none, else JSON),
-#: error ('n' for none, else 's' .. text) and attempts ('0' for not known).
+#: ARGV: prefix, claim, the rule (:func:`rule_args`: keep_completed ('1' or
+#: '0'), ignore unknown ids ('1' or '0'), the number n of statuses a change
+#: applies from (-1: any), those n statuses), then per change: id, status,
+#: result ('' for none, else JSON), error ('n' for none, else 's' .. text) and
+#: attempts ('0' for not known).
 #: Changes apply in order, each judged on the status the earlier ones left:
 #: one is skipped if keep_completed and the task is completed and the change
 #: is not a completion, or if the task's status is not among the n.
@@ -189,6 +192,15 @@ bulk('HDEL', p .. 'attempts', attempts_gone)
 return skipped
 """
 )
+
+
+def rule_args(rule: UpdateRule) -> list[str]:
+    """``rule`` as :data:`UPDATE` reads it, after the claim (ARGV[3] on)."""
+    flags = ["1" if rule.keep_completed else "0", "1" if rule.missing == "ignore" else "0"]
+    if rule.only_from is None:
+        return [*flags, "-1"]
+    return [*flags, str(len(rule.only_from)), *sorted(rule.only_from)]
+
 
 #: ARGV: prefix, claim, then task ids. Forgets those tasks; unknown ids are ignored.
 DELETE = (

@@ -42,7 +42,7 @@ import logging
 import threading
 import time
 from collections import Counter
-from collections.abc import Callable, Collection, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import Any
 
 from messor.plugin import (
@@ -51,9 +51,9 @@ from messor.plugin import (
     EncodedUpdate,
     Memory,
     MemoryUnavailableError,
-    Missing,
     Row,
     TaskNotFoundError,
+    UpdateRule,
     changes_to_apply,
 )
 from messor_s3 import blobs
@@ -235,12 +235,10 @@ class S3Memory(Memory):
         except Exception as exc:
             logger.warning("%r could not compact its log: %s", self, exc)
 
-    def _update_events(
-        self, changes: Sequence[EncodedUpdate], keep: bool, only_from: Collection[str] | None
-    ) -> list[list[Any]]:
+    def _update_events(self, changes: Sequence[EncodedUpdate], rule: UpdateRule) -> list[list[Any]]:
         """Events for ``changes``; large results go to blobs first, so no event points nowhere.
 
-        A change back to pending from ``only_from`` is a conditional reset
+        A change back to pending ``only_from`` some statuses is a conditional reset
         (see :mod:`messor_s3.index`): its condition holds in the log, where a
         completion by another writer not read here yet keeps its result.
         """
@@ -250,7 +248,8 @@ class S3Memory(Memory):
             if change.result_json is not None and len(change.result_json) > INLINE_BYTES
         }
         placed = blobs.write(self.store, large, self._log.new_blob, BLOB_BYTES)
-        condition = None if only_from is None else sorted(only_from)
+        condition = None if rule.only_from is None else sorted(rule.only_from)
+        keep = 1 if rule.keep_completed else 0
         events: list[list[Any]] = []
         for position, (task_id, status, result, error, attempts) in enumerate(changes):
             if condition is not None and (status, result, error, attempts) == _RESET:
@@ -258,7 +257,7 @@ class S3Memory(Memory):
                 continue
             blob = placed.get(position)
             inline = None if blob is not None else result
-            events.append(["u", task_id, status, inline, blob, error, 1 if keep else 0, attempts])
+            events.append(["u", task_id, status, inline, blob, error, keep, attempts])
         return events
 
     def _compact(self) -> None:
@@ -314,38 +313,31 @@ class S3Memory(Memory):
                 self._write([["s", task_id, data] for task_id, data in new.items()])
 
     def update(
-        self,
-        changes: Sequence[EncodedUpdate],
-        *,
-        keep_completed: bool = False,
-        only_from: Collection[str] | None = None,
-        missing: Missing = "raise",
+        self, changes: Sequence[EncodedUpdate], rule: UpdateRule = UpdateRule.OVERWRITE
     ) -> list[str]:
         """Apply ``changes`` as one segment; the rules are judged on the index (see below).
 
         Conditions that must hold against writers not read yet are part of
-        the events themselves: ``keep_completed`` (a failure never replaces a
+        the events themselves: ``rule.keep_completed`` (a failure never replaces a
         completion, wherever it lands in the log) and a reset to pending
         ``only_from`` some statuses (``messor retry``). Before a conditional
         change the index is brought up to date.
         """
         with self._lock:
-            conditional = only_from is not None
+            conditional = rule.only_from is not None
             self.refresh(force=conditional)
             if not conditional and any(self._view(change.task_id) is None for change in changes):
                 self.refresh(force=True)  # stored by another writer a moment ago?
             chosen = changes_to_apply(
                 changes,
                 lambda ids: {i: state.status for i in ids if (state := self._view(i)) is not None},
-                keep_completed=keep_completed,
-                only_from=only_from,
-                missing=missing,
+                rule,
             )
             for change in chosen:
                 if self._view(change.task_id) is None:
                     raise TaskNotFoundError(change.task_id)
             if chosen:
-                self._write(self._update_events(chosen, keep_completed, only_from))
+                self._write(self._update_events(chosen, rule))
         return [change.task_id for change in chosen]
 
     def lookup(self, task_ids: Sequence[str], *, results: bool = True) -> dict[str, Row]:

@@ -22,7 +22,7 @@ import json
 import os
 import threading
 import time
-from collections.abc import Collection, Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -32,11 +32,11 @@ from messor.plugin import (
     EncodedUpdate,
     FileClaim,
     Memory,
-    Missing,
     Release,
     Row,
     RunOwner,
     TaskNotFoundError,
+    UpdateRule,
     changes_to_apply,
 )
 
@@ -72,22 +72,13 @@ class FolderMemory(Memory):
                     self._write(Row(task_id, PENDING, updated_at=now, data_json=data))
 
     def update(
-        self,
-        changes: Sequence[EncodedUpdate],
-        *,
-        keep_completed: bool = False,
-        only_from: Collection[str] | None = None,
-        missing: Missing = "raise",
+        self, changes: Sequence[EncodedUpdate], rule: UpdateRule = UpdateRule.OVERWRITE
     ) -> list[str]:
         now = time.time()
         with self._locked():  # the look-up and the writes are one step
             rows = self.lookup(list(dict.fromkeys(change.task_id for change in changes)))
             chosen = changes_to_apply(
-                changes,
-                lambda ids: {i: rows[i].status for i in ids if i in rows},
-                keep_completed=keep_completed,
-                only_from=only_from,
-                missing=missing,
+                changes, lambda ids: {i: rows[i].status for i in ids if i in rows}, rule
             )
             for task_id, status, result, error, attempts in chosen:
                 if task_id not in rows:  # checked before anything is written

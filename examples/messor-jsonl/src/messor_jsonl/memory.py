@@ -19,7 +19,7 @@ import json
 import logging
 import os
 import threading
-from collections.abc import Collection, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -28,9 +28,9 @@ from messor.plugin import (
     ConfigurationError,
     EncodedUpdate,
     Memory,
-    Missing,
     Row,
     TaskNotFoundError,
+    UpdateRule,
     changes_to_apply,
     check_task_id,
     encode_json,
@@ -89,22 +89,13 @@ class JSONLMemory(Memory):
                 self._rows.update(new)
 
     def update(
-        self,
-        changes: Sequence[EncodedUpdate],
-        *,
-        keep_completed: bool = False,
-        only_from: Collection[str] | None = None,
-        missing: Missing = "raise",
+        self, changes: Sequence[EncodedUpdate], rule: UpdateRule = UpdateRule.OVERWRITE
     ) -> list[str]:
         # Under the lock, as every write: the check and the write are one step.
         with self._lock:
             rows = self._rows
             chosen = changes_to_apply(
-                changes,
-                lambda ids: {i: rows[i].status for i in ids if i in rows},
-                keep_completed=keep_completed,
-                only_from=only_from,
-                missing=missing,
+                changes, lambda ids: {i: rows[i].status for i in ids if i in rows}, rule
             )
             changed: dict[str, Row] = {}
             lines = []
