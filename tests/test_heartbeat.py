@@ -6,16 +6,27 @@ import json
 import logging
 import sqlite3
 import threading
+import time
 from contextlib import closing
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from messor import InProcessMemory, LocalThreadedExecutor, Memory, SQLiteMemory
+import messor
+from messor import (
+    Adaptive,
+    FunctionTask,
+    InProcessMemory,
+    LocalThreadedExecutor,
+    Memory,
+    SQLiteMemory,
+    Throttled,
+)
 from messor.errors import ClaimLostError
 from messor.memories.claims import RunOwner
 from messor.memories.sqlite import SCHEMA_VERSION
+from messor.plugin import Harvest
 from messor.run.heartbeat import (
     HISTORY_POINTS,
     KEEP_FINISHED,
@@ -157,6 +168,85 @@ def _wait_for(memory: Memory, wanted: Any) -> dict[str, Any]:
             return seen[0]
         event.wait(0.01)
     raise AssertionError(f"no such beat; the last was {seen}")
+
+
+# -- the run's pacing in its beats -----------------------------------------------------------
+
+
+class Watched(LocalThreadedExecutor):
+    """Keeps the harvest of its run, to stop it from the test."""
+
+    harvest: Harvest | None = None
+
+    def new_harvest(self) -> Harvest:
+        self.harvest = super().new_harvest()
+        return self.harvest
+
+
+def test_a_run_paused_by_a_server_shows_until_when_why_and_its_usage_in_its_beat(
+    tmp_path: Path,
+) -> None:
+    memory = SQLiteMemory(tmp_path / "h.db")
+    memory.beat_interval = 0.02
+
+    def throttled() -> None:
+        messor.report_usage(tokens_in=10, cost=0.5)
+        raise Throttled(600.0, reason="quota")
+
+    executor = Watched([FunctionTask("t", throttled)], memory, max_concurrency=1)
+    before = time.time()
+    runner = threading.Thread(target=executor.run)
+    runner.start()
+    try:
+        with SQLiteMemory(tmp_path / "h.db") as watcher:
+            beat = _wait_for(watcher, lambda b: b["throttled"] == 1)
+        assert beat["state"] == "live"
+        assert beat["pause_reason"] == "quota"
+        assert before + 600 <= beat["paused_until"] <= time.time() + 600
+        assert beat["usage"] == {"tokens_in": 10, "cost": 0.5}
+    finally:
+        assert executor.harvest is not None
+        executor.harvest.stop()  # not waiting ten minutes for the server
+        executor.harvest.wake()
+        runner.join(WAIT)
+    [beat] = read_beats(memory)
+    assert (beat["finished"], beat["paused_until"], beat["throttled"]) == (True, None, 1)
+
+
+def test_the_beat_of_an_adaptive_run_shows_the_limit_in_force_not_the_ceiling(
+    tmp_path: Path,
+) -> None:
+    memory = SQLiteMemory(tmp_path / "h.db")
+    memory.beat_interval = 0.02
+    release = threading.Event()
+
+    def blocked() -> None:
+        assert release.wait(WAIT)  # no success yet: the limit stays where it starts
+
+    tasks = [FunctionTask(f"t{n}", blocked) for n in range(10)]
+    executor = LocalThreadedExecutor(tasks, memory, Adaptive(start=3, ceiling=8))
+    runner = threading.Thread(target=executor.run)
+    runner.start()
+    try:
+        with SQLiteMemory(tmp_path / "h.db") as watcher:
+            beat = _wait_for(watcher, lambda b: b["in_flight"] == 3)
+        assert beat["concurrency"] == 3
+    finally:
+        release.set()
+        runner.join(WAIT)
+
+
+def test_a_run_that_does_not_pace_still_sums_the_usage_its_tasks_report() -> None:
+    def spends(n: int) -> int:
+        messor.report_usage(tokens_in=n, cost=0.25)
+        return n
+
+    memory = InProcessMemory()
+    tasks = [FunctionTask(f"t{n}", spends, n) for n in range(4)]
+    LocalThreadedExecutor(tasks, memory, max_concurrency=2).run()
+    [beat] = read_beats(memory)
+    assert beat["usage"] == {"tokens_in": 6, "cost": 1.0}
+    assert beat["throttled"] == 0
 
 
 # -- the record itself ------------------------------------------------------------------

@@ -570,15 +570,21 @@ class Harvest:
 
     def _run_state(self) -> RunState:
         """This run's live state, for its heartbeat (read from the heartbeat's thread)."""
+        pacing = self.pacing_state()
         return RunState(
             completed=self._writer.stored[COMPLETED],
             failed=self._writer.stored[FAILED],
             retried=self.report.retried,
             skipped=self.report.skipped,
-            concurrency=self.concurrency,
+            # The limit in force: the adaptive one while the run adapts.
+            concurrency=pacing.concurrency or self.concurrency,
             # Handed out includes a few queued for the next free worker: at
             # most `concurrency` of them run.
             in_flight=min(self._in_flight, self.concurrency or self._in_flight),
+            paused_until=pacing.paused_until,
+            pause_reason=pacing.pause_reason,
+            throttled=pacing.throttled,
+            usage=pacing.usage,
         )
 
     def _tidy_memory(self) -> None:
