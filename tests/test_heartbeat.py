@@ -33,6 +33,7 @@ from messor.run.heartbeat import (
     Heartbeat,
     RunState,
     beat_state,
+    last_learned,
     read_beats,
 )
 from tests.seed_memory import SeedOnlyMemory
@@ -247,6 +248,50 @@ def test_a_run_that_does_not_pace_still_sums_the_usage_its_tasks_report() -> Non
     [beat] = read_beats(memory)
     assert beat["usage"] == {"tokens_in": 6, "cost": 1.0}
     assert beat["throttled"] == 0
+
+
+def finished_beat(updated: float, learned: Any) -> str:
+    return json.dumps({"updated": updated, "finished": True, "learned": learned})
+
+
+def test_a_run_starts_from_the_newest_finished_beat_that_learned_something() -> None:
+    memory = InProcessMemory()
+    memory.write_beat("old", finished_beat(1.0, {"": {"rate": 10.0}}))
+    memory.write_beat("learned", finished_beat(2.0, {"api.example.org": {"rate": 20.0}}))
+    memory.write_beat("nothing", finished_beat(3.0, {}))
+    memory.write_beat("live", json.dumps({"updated": 4.0, "learned": {"": {"rate": 40.0}}}))
+    assert last_learned(memory) == {"api.example.org": {"rate": 20.0}}
+
+
+@pytest.mark.parametrize(
+    "foreign",
+    [
+        "not json",
+        "[1, 2]",
+        finished_beat(9.0, "fast"),
+        finished_beat(9.0, {"": "fast"}),
+        finished_beat(9.0, {"": {"rate": "fast"}}),
+        finished_beat(9.0, {"": {"rate": -1}}),
+        finished_beat(9.0, {"": {"rate": True}}),
+        json.dumps({"updated": "yesterday", "finished": True, "learned": {"": {"rate": 5}}}),
+    ],
+)
+def test_a_corrupt_or_foreign_beat_is_passed_over_with_a_debug_log_never_an_error(
+    foreign: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    memory = InProcessMemory()
+    memory.write_beat("good", finished_beat(1.0, {"": {"rate": 10.0, "concurrency": 6}}))
+    memory.write_beat("foreign", foreign)
+    with caplog.at_level(logging.DEBUG, logger="messor"):
+        assert last_learned(memory) == {"": {"rate": 10.0, "concurrency": 6.0}}
+    if foreign.startswith("{"):
+        assert "'foreign'" in caplog.text
+
+
+def test_a_memory_that_keeps_no_beats_has_learned_nothing() -> None:
+    memory = SeedOnlyMemory()
+    memory.write_beat("r", finished_beat(1.0, {"": {"rate": 10.0}}))
+    assert last_learned(memory) is None
 
 
 # -- the record itself ------------------------------------------------------------------

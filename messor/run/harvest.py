@@ -585,6 +585,7 @@ class Harvest:
             pause_reason=pacing.pause_reason,
             throttled=pacing.throttled,
             usage=pacing.usage,
+            learned=pacing.learned,
         )
 
     def _tidy_memory(self) -> None:
