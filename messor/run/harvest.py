@@ -574,6 +574,7 @@ class Harvest:
         return RunState(
             completed=self._writer.stored[COMPLETED],
             failed=self._writer.stored[FAILED],
+            gave_up=self._writer.stored[GAVE_UP],
             retried=self.report.retried,
             skipped=self.report.skipped,
             # The limit in force: the adaptive one while the run adapts.

@@ -12,7 +12,7 @@ The record (all times in seconds since the epoch)::
 
     run_id host pid started updated interval
     known_total            tasks given to this run (None: a generator, not known)
-    completed failed retried skipped      this run's, as the memory confirmed them
+    completed failed gave_up retried skipped   this run's, as the memory confirmed them
     rate                   outcomes per second over the last minute (or the run's
                            whole life when it is younger), None before any time passed
     concurrency in_flight  the executor's limit; attempts handed out and not ended
@@ -22,7 +22,7 @@ The record (all times in seconds since the epoch)::
     learned                in the last beat: what the run learned of the servers' pace
                            (``PacingState.learned``), where the next run on this memory
                            starts from (see :func:`last_learned`); {} before
-    history                [[time, completed + failed], ...] for a chart, at most
+    history                [[time, completed + failed + gave_up], ...] for a chart, at most
                            HISTORY_POINTS, thinned evenly as the run grows
 """
 
@@ -75,6 +75,7 @@ class RunState:
 
     completed: int = 0
     failed: int = 0
+    gave_up: int = 0
     retried: int = 0
     skipped: int = 0
     concurrency: int | None = None
@@ -173,12 +174,13 @@ class Heartbeat:
     def _next(self, finished: bool, stopped_because: str | None) -> dict[str, Any]:
         state = self._state()
         now = self._clock()
-        done = state.completed + state.failed
+        done = state.completed + state.failed + state.gave_up
         self._add_sample(now, done)
         self.record.update(
             updated=now,
             completed=state.completed,
             failed=state.failed,
+            gave_up=state.gave_up,
             retried=state.retried,
             skipped=state.skipped,
             rate=self._rate(now, done),
