@@ -7,7 +7,6 @@ import re
 import signal
 import sqlite3
 import subprocess
-import threading
 import time
 import uuid
 from collections.abc import Iterator
@@ -16,20 +15,9 @@ from pathlib import Path
 
 import pytest
 
-import messor as messor_api
-from messor import (
-    FailForGood,
-    FunctionTask,
-    InProcessMemory,
-    LocalThreadedExecutor,
-    Memory,
-    SQLiteMemory,
-    Throttled,
-    open_memory,
-)
-from messor.plugin import Harvest
-from messor.run.heartbeat import read_beats
+from messor import InProcessMemory, Memory, SQLiteMemory, open_memory
 from tests.console import MESSOR, assert_one_line_error, messor
+from tests.paused_run import PausedRun
 from tests.redis_server import real_redis
 
 pytestmark = pytest.mark.slow
@@ -55,56 +43,12 @@ def record_spread(path: Path, outcomes: int, first: float, last: float) -> None:
 # -- a run going on -----------------------------------------------------------------------------
 
 
-class Watched(LocalThreadedExecutor):
-    """Keeps the harvest of its run, to stop it from the test."""
-
-    harvest: Harvest | None = None
-
-    def new_harvest(self) -> Harvest:
-        self.harvest = super().new_harvest()
-        return self.harvest
-
-
-def spends() -> str:
-    messor_api.report_usage(tokens_in=1200, cost=0.5)
-    return "ok"
-
-
-def not_found() -> None:
-    raise FailForGood("404 Not Found")
-
-
-def throttled() -> None:
-    messor_api.report_usage(tokens_in=10)
-    raise Throttled(600.0, reason="429 quota")
-
-
 @pytest.fixture
 def paused_run(tmp_path: Path) -> Iterator[Path]:
-    """A run on ``harvest.db`` paused by the server for ten minutes, after a task completed and
-    one failed for good; stopped once the test is done."""
+    """The SQLite file of a run going on, paused by the server (see tests/paused_run.py)."""
     path = tmp_path / "harvest.db"
-    memory = SQLiteMemory(path)
-    memory.beat_interval = 1.0
-    tasks = [FunctionTask("a", spends), FunctionTask("b", not_found), FunctionTask("c", throttled)]
-    executor = Watched(tasks, memory, max_concurrency=1)
-    runner = threading.Thread(target=executor.run)
-    runner.start()
-    try:
-        with SQLiteMemory(path) as watcher:
-            for _ in range(3000):
-                beats = read_beats(watcher)
-                if beats and beats[0]["throttled"] and beats[0].get("gave_up"):
-                    break
-                time.sleep(0.01)
-            else:
-                raise AssertionError(f"the run never paused: {beats}")
+    with PausedRun(SQLiteMemory(path)):
         yield path
-    finally:
-        assert executor.harvest is not None
-        executor.harvest.stop()
-        executor.harvest.wake()
-        runner.join(30)
 
 
 def test_status_shows_a_live_runs_pause_until_when_and_why_its_throttles_and_usage(
