@@ -4,16 +4,20 @@ from __future__ import annotations
 
 import json
 import re
+import signal
 import sqlite3
+import subprocess
 import time
 import uuid
+from collections.abc import Iterator
 from contextlib import closing
 from pathlib import Path
 
 import pytest
 
 from messor import InProcessMemory, Memory, SQLiteMemory, open_memory
-from tests.console import assert_one_line_error, messor
+from tests.console import MESSOR, assert_one_line_error, messor
+from tests.paused_run import PausedRun
 from tests.redis_server import real_redis
 
 pytestmark = pytest.mark.slow
@@ -34,6 +38,48 @@ def record_spread(path: Path, outcomes: int, first: float, last: float) -> None:
             [(first + n * step, i) for n, i in enumerate(ids)],
         )
     conn.close()
+
+
+# -- a run going on -----------------------------------------------------------------------------
+
+
+@pytest.fixture
+def paused_run(tmp_path: Path) -> Iterator[Path]:
+    """The SQLite file of a run going on, paused by the server (see tests/paused_run.py)."""
+    path = tmp_path / "harvest.db"
+    with PausedRun(SQLiteMemory(path)):
+        yield path
+
+
+def test_status_shows_a_live_runs_pause_until_when_and_why_its_throttles_and_usage(
+    paused_run: Path,
+) -> None:
+    done = messor("status", "--memory", f"sqlite:///{paused_run}", cwd=paused_run.parent)
+    assert done.returncode == 0, done.stderr
+    assert "Given up tasks: 1" in done.stdout
+    [line] = [line for line in done.stdout.splitlines() if line.startswith("  live ")]
+    assert "1 completed, 0 failed, 1 failed for good" in line
+    found = re.search(
+        r"paused by the server until (\d\d:\d\d:\d\d) UTC \(429 quota\), (.*) left", line
+    )
+    assert found is not None, line
+    assert found[2] in ("9 min", "10 min")
+    assert "0 running of 1 at most" in line
+    assert "throttled once" in line
+    assert "spent tokens_in=1210 cost=0.5" in line
+    assert "Progress: 2 of 3 tasks done" in done.stdout
+
+
+def test_status_watch_shows_the_pause_of_a_run_going_on(paused_run: Path) -> None:
+    command = [str(MESSOR), "status", "--memory", f"sqlite:///{paused_run}", "--watch", "0.2"]
+    with subprocess.Popen(command, stdout=subprocess.PIPE, text=True) as process:
+        assert process.stdout is not None
+        lines = iter(process.stdout.readline, "")
+        line = next(line for line in lines if line.startswith("  live "))
+        process.send_signal(signal.SIGINT)
+        assert process.wait(timeout=30) == 0
+    assert "paused by the server until" in line
+    assert "throttled once" in line
 
 
 # -- the recent rate ----------------------------------------------------------------------------

@@ -23,9 +23,10 @@ from messor.cli.dashboard import dashboard as dashboard_command
 from messor.cli.dashboard import is_loopback
 from messor.dashboard import data
 from messor.failures import group_key
-from messor.memories.base import COMPLETED, FAILED, TaskRecord
+from messor.memories.base import COMPLETED, FAILED, GAVE_UP, TaskRecord
 from tests.browser import dashboard
 from tests.console import MESSOR, messor
+from tests.paused_run import PAUSE, PausedRun
 from tests.redis_server import free_port, real_redis
 
 TOKEN = "t0ken-for-this-start"
@@ -136,7 +137,7 @@ def test_metrics_parse_as_prometheus_text_with_counts_rate_retries_and_usage(
     assert status == 200
     families = {f.name: f for f in text_string_to_metric_families(text)}
     tasks = {s.labels["status"]: s.value for s in families["messor_tasks"].samples}
-    assert tasks == {"pending": 0, "completed": 20, "failed": 10}
+    assert tasks == {"pending": 0, "completed": 20, "failed": 10, "gave_up": 0}
     assert families["messor_rate_per_second"].samples[0].value == 0.5
     [retries] = families["messor_run_retries"].samples
     assert (retries.name, retries.labels, retries.value) == (
@@ -150,6 +151,44 @@ def test_metrics_parse_as_prometheus_text_with_counts_rate_retries_and_usage(
     assert usage == {"cost": 0.5, "tokens": 1234}
     live = {s.labels["state"]: s.value for s in families["messor_runs"].samples}
     assert live == {"live": 1, "stale": 0, "finished": 0}
+
+
+def test_a_run_paused_by_the_server_shows_its_pause_throttles_usage_and_tasks_failed_for_good(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "h.db"
+    with PausedRun(SQLiteMemory(path)) as run, SQLiteMemory(path) as seen, dashboard(seen) as url:
+        overview = json.loads(get(url + "/api/overview")[1])
+        metrics = get(url + "/metrics")[1]
+    families = {f.name: f for f in text_string_to_metric_families(metrics)}
+    assert overview["counts"] == {"pending": 1, "completed": 1, "failed": 0, "gave_up": 1}
+    assert overview["progress"]["done"] == 2
+    [beat] = overview["runs"]
+    assert (beat["state"], beat["pause_reason"], beat["throttled"]) == ("live", "429 quota", 1)
+    assert run.started + PAUSE <= beat["paused_until"] <= run.paused + PAUSE
+    assert (beat["gave_up"], beat["usage"]) == (1, {"tokens_in": 1210, "cost": 0.5})
+
+    tasks = {s.labels["status"]: s.value for s in families["messor_tasks"].samples}
+    assert tasks == {"pending": 1, "completed": 1, "failed": 0, "gave_up": 1}
+    for family, value in (("messor_run_gave_up", 1), ("messor_run_throttled", 1)):
+        [sample] = families[family].samples
+        assert (sample.labels["run_id"], sample.value) == (beat["run_id"], value)
+    usage = {s.labels["name"]: s.value for s in families["messor_run_usage"].samples}
+    assert usage == {"tokens_in": 1210, "cost": 0.5}
+
+
+def test_tasks_failed_for_good_can_be_exported(tmp_path: Path) -> None:
+    memory = SQLiteMemory(tmp_path / "h.db")
+    memory.store_tasks([("a", {}), ("b", {})])
+    memory.update_task_statuses([("a", GAVE_UP, None, "404 Not Found")])
+    with memory, dashboard(memory) as url:
+        status, text = get(url + "/export?status=gave_up&format=jsonl")
+        refused, message = get(url + "/export?status=lost&format=jsonl")
+    assert status == 200
+    [row] = [json.loads(line) for line in text.splitlines()]
+    assert (row["id"], row["status"], row["error"]) == ("a", "gave_up", "404 Not Found")
+    assert refused == 400
+    assert "status one of all, pending, completed, failed, gave_up" in message
 
 
 def test_metrics_escape_label_values_that_hold_quotes_and_newlines() -> None:

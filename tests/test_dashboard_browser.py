@@ -6,6 +6,7 @@ on one machine and a dashboard on another would.
 
 from __future__ import annotations
 
+import re
 import threading
 import uuid
 from collections.abc import Callable, Iterator
@@ -19,6 +20,7 @@ from messor.failures import group_key
 from messor.memories.base import FAILED, PENDING
 from tests.browser import chromium, dashboard
 from tests.dashboard_screenshot import image_facts, take
+from tests.paused_run import PausedRun
 
 pytestmark = pytest.mark.slow
 
@@ -145,6 +147,28 @@ def test_the_page_shows_the_memorys_numbers_live_while_a_run_goes_on(
         assert row == [NOT_FOUND, "6"]
         if kind == "redis":
             watcher.clear()
+
+
+def test_a_run_paused_by_the_server_shows_until_when_and_why_with_its_throttles_and_usage(
+    tmp_path: Path, browser: Any
+) -> None:
+    path = tmp_path / "h.db"
+    with PausedRun(SQLiteMemory(path)), SQLiteMemory(path) as watcher, dashboard(watcher) as url:
+        browser.get(url + "/?interval=0.2")
+        wait(browser, lambda d: run_states(d) == ["live"], "the live run")
+        cells = browser.execute_script(
+            "const r = document.querySelector('#runs tbody tr');"
+            "return Object.fromEntries([...r.cells].map((c, i) => "
+            "[document.querySelectorAll('#runs th')[i].textContent, c.textContent]))"
+        )
+        gave_up_shown = browser.execute_script("return !document.getElementById('card-gave_up')"
+                                               ".hidden")  # fmt: skip
+        assert text(browser, "count-gave_up") == "1"
+    pause = re.fullmatch(r"until .+ \(429 quota\), (9|10) min left", cells["paused by the server"])
+    assert pause is not None, cells
+    assert (cells["throttled"], cells["failed"]) == ("1", "0 + 1 for good")
+    assert cells["spent"] == "tokens_in 1,210 · cost 0.5"
+    assert gave_up_shown is True
 
 
 def test_a_retry_button_resets_a_failure_group_with_the_flag_and_its_token(

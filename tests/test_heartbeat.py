@@ -6,22 +6,34 @@ import json
 import logging
 import sqlite3
 import threading
+import time
 from contextlib import closing
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from messor import InProcessMemory, LocalThreadedExecutor, Memory, SQLiteMemory
+import messor
+from messor import (
+    Adaptive,
+    FunctionTask,
+    InProcessMemory,
+    LocalThreadedExecutor,
+    Memory,
+    SQLiteMemory,
+    Throttled,
+)
 from messor.errors import ClaimLostError
 from messor.memories.claims import RunOwner
 from messor.memories.sqlite import SCHEMA_VERSION
+from messor.plugin import Harvest
 from messor.run.heartbeat import (
     HISTORY_POINTS,
     KEEP_FINISHED,
     Heartbeat,
     RunState,
     beat_state,
+    last_learned,
     read_beats,
 )
 from tests.seed_memory import SeedOnlyMemory
@@ -157,6 +169,129 @@ def _wait_for(memory: Memory, wanted: Any) -> dict[str, Any]:
             return seen[0]
         event.wait(0.01)
     raise AssertionError(f"no such beat; the last was {seen}")
+
+
+# -- the run's pacing in its beats -----------------------------------------------------------
+
+
+class Watched(LocalThreadedExecutor):
+    """Keeps the harvest of its run, to stop it from the test."""
+
+    harvest: Harvest | None = None
+
+    def new_harvest(self) -> Harvest:
+        self.harvest = super().new_harvest()
+        return self.harvest
+
+
+def test_a_run_paused_by_a_server_shows_until_when_why_and_its_usage_in_its_beat(
+    tmp_path: Path,
+) -> None:
+    memory = SQLiteMemory(tmp_path / "h.db")
+    memory.beat_interval = 0.02
+
+    def throttled() -> None:
+        messor.report_usage(tokens_in=10, cost=0.5)
+        raise Throttled(600.0, reason="quota")
+
+    executor = Watched([FunctionTask("t", throttled)], memory, max_concurrency=1)
+    before = time.time()
+    runner = threading.Thread(target=executor.run)
+    runner.start()
+    try:
+        with SQLiteMemory(tmp_path / "h.db") as watcher:
+            beat = _wait_for(watcher, lambda b: b["throttled"] == 1)
+        assert beat["state"] == "live"
+        assert beat["pause_reason"] == "quota"
+        assert before + 600 <= beat["paused_until"] <= time.time() + 600
+        assert beat["usage"] == {"tokens_in": 10, "cost": 0.5}
+    finally:
+        assert executor.harvest is not None
+        executor.harvest.stop()  # not waiting ten minutes for the server
+        executor.harvest.wake()
+        runner.join(WAIT)
+    [beat] = read_beats(memory)
+    assert (beat["finished"], beat["paused_until"], beat["throttled"]) == (True, None, 1)
+
+
+def test_the_beat_of_an_adaptive_run_shows_the_limit_in_force_not_the_ceiling(
+    tmp_path: Path,
+) -> None:
+    memory = SQLiteMemory(tmp_path / "h.db")
+    memory.beat_interval = 0.02
+    release = threading.Event()
+
+    def blocked() -> None:
+        assert release.wait(WAIT)  # no success yet: the limit stays where it starts
+
+    tasks = [FunctionTask(f"t{n}", blocked) for n in range(10)]
+    executor = LocalThreadedExecutor(tasks, memory, Adaptive(start=3, ceiling=8))
+    runner = threading.Thread(target=executor.run)
+    runner.start()
+    try:
+        with SQLiteMemory(tmp_path / "h.db") as watcher:
+            beat = _wait_for(watcher, lambda b: b["in_flight"] == 3)
+        assert beat["concurrency"] == 3
+    finally:
+        release.set()
+        runner.join(WAIT)
+
+
+def test_a_run_that_does_not_pace_still_sums_the_usage_its_tasks_report() -> None:
+    def spends(n: int) -> int:
+        messor.report_usage(tokens_in=n, cost=0.25)
+        return n
+
+    memory = InProcessMemory()
+    tasks = [FunctionTask(f"t{n}", spends, n) for n in range(4)]
+    LocalThreadedExecutor(tasks, memory, max_concurrency=2).run()
+    [beat] = read_beats(memory)
+    assert beat["usage"] == {"tokens_in": 6, "cost": 1.0}
+    assert beat["throttled"] == 0
+
+
+def finished_beat(updated: float, learned: Any) -> str:
+    return json.dumps({"updated": updated, "finished": True, "learned": learned})
+
+
+def test_a_run_starts_from_the_newest_finished_beat_that_learned_something() -> None:
+    memory = InProcessMemory()
+    memory.write_beat("old", finished_beat(1.0, {"": {"rate": 10.0}}))
+    memory.write_beat("learned", finished_beat(2.0, {"api.example.org": {"rate": 20.0}}))
+    memory.write_beat("nothing", finished_beat(3.0, {}))
+    memory.write_beat("live", json.dumps({"updated": 4.0, "learned": {"": {"rate": 40.0}}}))
+    assert last_learned(memory) == {"api.example.org": {"rate": 20.0}}
+
+
+@pytest.mark.parametrize(
+    "foreign",
+    [
+        "not json",
+        "[1, 2]",
+        finished_beat(9.0, "fast"),
+        finished_beat(9.0, {"": "fast"}),
+        finished_beat(9.0, {"": {"rate": "fast"}}),
+        finished_beat(9.0, {"": {"rate": -1}}),
+        finished_beat(9.0, {"": {"rate": True}}),
+        json.dumps({"updated": "yesterday", "finished": True, "learned": {"": {"rate": 5}}}),
+    ],
+)
+def test_a_corrupt_or_foreign_beat_is_passed_over_with_a_debug_log_never_an_error(
+    foreign: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    memory = InProcessMemory()
+    memory.write_beat("good", finished_beat(1.0, {"": {"rate": 10.0, "concurrency": 6}}))
+    memory.write_beat("foreign", foreign)
+    with caplog.at_level(logging.DEBUG, logger="messor"):
+        assert last_learned(memory) == {"": {"rate": 10.0, "concurrency": 6.0}}
+    if foreign.startswith("{"):
+        assert "'foreign'" in caplog.text
+
+
+def test_a_memory_that_keeps_no_beats_has_learned_nothing() -> None:
+    memory = SeedOnlyMemory()
+    memory.write_beat("r", finished_beat(1.0, {"": {"rate": 10.0}}))
+    assert last_learned(memory) is None
 
 
 # -- the record itself ------------------------------------------------------------------

@@ -29,6 +29,7 @@ from messor import (
     Throttled,
 )
 from messor.plugin import Attempt, Harvest
+from messor.run.heartbeat import read_beats
 from messor.run.knobs import CONCURRENCY_BETA, HORIZON, RATE_BETA, KeyPace, Knob
 from messor.run.pacing import Pacer, PacingState
 from messor.run.throttling import Throttle
@@ -343,6 +344,39 @@ def test_a_run_started_from_what_the_last_one_learned_is_not_throttled(tmp_path:
         second.learned = learned
         report = second.run()
     assert (report.completed, report.throttled) == (30, 0)
+
+
+class FirstState(LocalThreadedExecutor):
+    """Keeps the pacing state of its run as it is built, before any attempt starts."""
+
+    first: PacingState | None = None
+
+    def new_harvest(self) -> Harvest:
+        harvest = super().new_harvest()
+        self.first = harvest.pacing_state()
+        return harvest
+
+
+def test_a_resumed_run_starts_from_the_concurrency_the_last_run_learned_in_its_sqlite_file(
+    overloadable: ApiServer, tmp_path: Path
+) -> None:
+    url, path = overloadable.url, tmp_path / "harvest.db"
+    tasks = [FunctionTask(f"item-{n}", fetch, f"{url}/items/{n}") for n in range(200)]
+    adaptive = Adaptive(start=2, ceiling=32)
+    first = FirstState(tasks[:150], SQLiteMemory(path), adaptive, retry=0)
+    assert first.run().throttled > 0  # it found the server's capacity
+    assert first.first is not None
+    assert first.first.concurrency == 2  # nothing learned yet: the slow start
+    with SQLiteMemory(path) as memory:
+        [beat] = read_beats(memory)
+    learned = beat["learned"][""]["concurrency"]
+    assert learned > 2
+    # Another process, later: the same file, the rest of the tasks.
+    second = FirstState(tasks, SQLiteMemory(path), adaptive, retry=0)
+    report = second.run()
+    assert second.first is not None
+    assert second.first.concurrency == int(learned)
+    assert report.completed == 50
 
 
 def test_the_pacing_state_shows_the_pause_its_reason_and_the_usage() -> None:

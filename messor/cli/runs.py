@@ -8,10 +8,12 @@ never counted as going on.
 from __future__ import annotations
 
 import time
+from collections.abc import Mapping
+from datetime import UTC, datetime
 from typing import Any
 
 from messor.cli.export import iso_time
-from messor.memories.base import COMPLETED, FAILED, PENDING, Memory
+from messor.memories.base import COMPLETED, FAILED, GAVE_UP, PENDING, Memory
 from messor.run.heartbeat import read_beats
 from messor.terminal import printable
 
@@ -36,7 +38,7 @@ def progress(counts: dict[str, int], beats: list[dict[str, Any]] | None) -> dict
     given as final: ``total_known`` is false.
     """
     total = sum(counts.values())
-    done = counts.get(COMPLETED, 0) + counts.get(FAILED, 0)
+    done = counts.get(COMPLETED, 0) + counts.get(FAILED, 0) + counts.get(GAVE_UP, 0)
     live = [b for b in beats or [] if b["state"] == "live"]
     rate = sum(b.get("rate") or 0.0 for b in live) if live else None
     total_known = all(b.get("known_total") is not None for b in live)
@@ -88,6 +90,8 @@ def _run_line(beat: dict[str, Any], now: float) -> str:
     who = f"{printable(str(beat.get('host')))} pid {beat.get('pid')}"
     since = f"started {iso_time(beat.get('started'))}"
     counts = f"{beat.get('completed', 0)} completed, {beat.get('failed', 0)} failed"
+    if beat.get("gave_up"):
+        counts += f", {beat['gave_up']} failed for good"
     state = beat["state"]
     if state == "stale":
         ago = duration(now - float(beat.get("updated") or 0))
@@ -103,9 +107,35 @@ def _run_line(beat: dict[str, Any], now: float) -> str:
     if beat.get("concurrency"):
         parts.append(f"{beat.get('in_flight', 0)} running of {beat['concurrency']} at most")
     if beat.get("paused_until") and float(beat["paused_until"]) > now:
-        reason = printable(str(beat.get("pause_reason") or "paused"))
-        parts.append(f"paused until {iso_time(beat['paused_until'])} ({reason})")
+        until = float(beat["paused_until"])
+        reason = printable(str(beat.get("pause_reason") or "no reason given"))
+        parts.append(
+            f"paused by the server until {clock_time(until)} ({reason}), "
+            f"{duration(until - now)} left"
+        )
+    if beat.get("throttled"):
+        times = "once" if beat["throttled"] == 1 else f"{beat['throttled']} times"
+        parts.append(f"throttled {times}")
+    if beat.get("usage"):
+        parts.append(f"spent {usage_text(beat['usage'])}")
     return f"  live   {who}, {since}: " + ", ".join(parts)
+
+
+def clock_time(seconds: float) -> str:
+    """The time of day of an epoch time, in UTC as ``messor status`` gives every time:
+    ``12:03:07 UTC``."""
+    return datetime.fromtimestamp(seconds, UTC).strftime("%H:%M:%S UTC")
+
+
+def usage_text(usage: Mapping[str, Any]) -> str:
+    """``tokens_in=81200 cost=0.3125``: what a run's tasks reported, summed."""
+    shown = []
+    for name, amount in usage.items():
+        if isinstance(amount, int | float) and not isinstance(amount, bool):
+            whole = abs(amount) < 1e15 and amount == round(amount)
+            label = printable(str(name))
+            shown.append(f"{label}={amount:.0f}" if whole else f"{label}={amount:.4g}")
+    return " ".join(shown)
 
 
 def duration(seconds: float) -> str:

@@ -33,7 +33,8 @@ from starlette.staticfiles import StaticFiles
 from messor.cli.export import FORMATS, lines
 from messor.dashboard.data import Watcher, prometheus_text
 from messor.failures import tasks_in_group
-from messor.memories.base import FAILED, STATUSES, Memory
+from messor.memories.base import FAILED, Memory
+from messor.memories.records import TaskStatus
 
 __all__ = ["LOOPBACK_HOSTS", "create_app"]
 
@@ -46,6 +47,8 @@ _POLICY = (
     "connect-src 'self'; form-action 'none'; frame-ancestors 'none'; base-uri 'none'"
 )
 _MEDIA = {"jsonl": "application/x-ndjson", "csv": "text/csv", "json": "application/json"}
+#: What an export may select: every status a memory knows (gave_up included), or all.
+_EXPORTED = ("all", *(status.value for status in TaskStatus))
 
 
 def create_app(
@@ -86,9 +89,9 @@ def create_app(
     def export(request: Request) -> Response:
         status = request.query_params.get("status", "all")
         form = request.query_params.get("format", "jsonl")
-        if form not in FORMATS or (status != "all" and status not in STATUSES):
+        if form not in FORMATS or status not in _EXPORTED:
             return PlainTextResponse(
-                f"format is one of {', '.join(FORMATS)}; status one of all, {', '.join(STATUSES)}",
+                f"format is one of {', '.join(FORMATS)}; status one of {', '.join(_EXPORTED)}",
                 status_code=400,
             )
         records = memory.iter_records(None if status == "all" else status)

@@ -17,6 +17,7 @@ from typing import Any, TypeVar
 from messor.cli.runs import progress
 from messor.failures import group_failures
 from messor.memories.base import FAILED, Memory
+from messor.memories.records import TaskStatus
 from messor.run.heartbeat import beats_from
 
 __all__ = ["FAILURE_SAMPLE", "Watcher", "prometheus_text"]
@@ -102,7 +103,9 @@ def prometheus_text(overview: dict[str, Any]) -> str:
         lines.extend((f"# HELP {name} {help_text}", f"# TYPE {name} {kind}"))
         lines.extend(f"{name}{labels} {_number(value)}" for labels, value in samples)
 
-    counts = overview["counts"]
+    # Every status a memory knows, at 0 when no task has it: a series that comes
+    # and goes breaks rate() and alerts; a backend's own statuses when present.
+    counts = {**dict.fromkeys((s.value for s in TaskStatus), 0), **overview["counts"]}
     family(
         "messor_tasks",
         "gauge",
@@ -129,6 +132,7 @@ def prometheus_text(overview: dict[str, Any]) -> str:
     per_run: list[tuple[str, str, str, str]] = [
         ("completed", "counter", "messor_run_completed_total", "Tasks a run recorded completed."),
         ("failed", "counter", "messor_run_failed_total", "Tasks a run recorded failed."),
+        ("gave_up", "counter", "messor_run_gave_up_total", "Tasks a run failed for good."),
         ("retried", "counter", "messor_run_retries_total", "Attempts a run retried."),
         ("throttled", "counter", "messor_run_throttled_total", "Times a server throttled a run."),
         ("concurrency", "gauge", "messor_run_concurrency", "A run's limit of tasks at once."),

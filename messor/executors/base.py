@@ -25,6 +25,7 @@ from messor.options import (
 )
 from messor.run.attempt import Attempt, Outcome
 from messor.run.harvest import Harvest, RunReport, summary_text
+from messor.run.heartbeat import last_learned
 from messor.run.knobs import Adaptive
 from messor.run.limits import Limit
 from messor.run.verdicts import ExceptionRule, exception_rule
@@ -188,7 +189,8 @@ class Executor(ABC):
         """Run every task that is not completed yet; return what this run did."""
 
     def new_harvest(self) -> Harvest:
-        """A new run over the tasks, with these options: what ``run()`` drives.
+        """A new run over the tasks, with these options: what ``run()`` drives. It paces
+        itself from what the last run on the memory learned (its last heartbeat).
 
         Its report becomes ``self.report`` (readable whatever happens: Ctrl-C,
         an error). Refuses a generator that a previous run read already.
@@ -204,7 +206,7 @@ class Executor(ABC):
                 f"once, so none are left. Give the executor a new one (executor.tasks = {remake}) "
                 "or a list, which runs again as often as you like."
             )
-        harvest = Harvest(self.tasks, self.memory, self.options)
+        harvest = Harvest(self.tasks, self.memory, self.options, learned=last_learned(self.memory))
         harvest.concurrency = self.max_concurrency
         self.report = harvest.report
         self._last_run = harvest

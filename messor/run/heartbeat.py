@@ -12,14 +12,17 @@ The record (all times in seconds since the epoch)::
 
     run_id host pid started updated interval
     known_total            tasks given to this run (None: a generator, not known)
-    completed failed retried skipped      this run's, as the memory confirmed them
+    completed failed gave_up retried skipped   this run's, as the memory confirmed them
     rate                   outcomes per second over the last minute (or the run's
                            whole life when it is younger), None before any time passed
     concurrency in_flight  the executor's limit; attempts handed out and not ended
     paused_until pause_reason throttled   pacing (None/None/0 until a run paces itself)
     usage                  named totals tasks reported (tokens, cost), {} when none
     finished stopped_because
-    history                [[time, completed + failed], ...] for a chart, at most
+    learned                in the last beat: what the run learned of the servers' pace
+                           (``PacingState.learned``), where the next run on this memory
+                           starts from (see :func:`last_learned`); {} before
+    history                [[time, completed + failed + gave_up], ...] for a chart, at most
                            HISTORY_POINTS, thinned evenly as the run grows
 """
 
@@ -27,6 +30,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import os
 import socket
 import threading
@@ -37,6 +41,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from messor.memories.base import Memory
+from messor.run.pacing import Learned
 
 __all__ = [
     "HISTORY_POINTS",
@@ -46,6 +51,7 @@ __all__ = [
     "RunState",
     "beat_state",
     "beats_from",
+    "last_learned",
     "read_beats",
 ]
 
@@ -69,6 +75,7 @@ class RunState:
 
     completed: int = 0
     failed: int = 0
+    gave_up: int = 0
     retried: int = 0
     skipped: int = 0
     concurrency: int | None = None
@@ -77,6 +84,7 @@ class RunState:
     pause_reason: str | None = None
     throttled: int = 0
     usage: Mapping[str, float] = field(default_factory=dict)
+    learned: Learned = field(default_factory=dict)
 
 
 class Heartbeat:
@@ -166,12 +174,13 @@ class Heartbeat:
     def _next(self, finished: bool, stopped_because: str | None) -> dict[str, Any]:
         state = self._state()
         now = self._clock()
-        done = state.completed + state.failed
+        done = state.completed + state.failed + state.gave_up
         self._add_sample(now, done)
         self.record.update(
             updated=now,
             completed=state.completed,
             failed=state.failed,
+            gave_up=state.gave_up,
             retried=state.retried,
             skipped=state.skipped,
             rate=self._rate(now, done),
@@ -181,6 +190,7 @@ class Heartbeat:
             pause_reason=None if finished else state.pause_reason,
             throttled=state.throttled,
             usage=dict(state.usage),
+            learned=state.learned if finished else {},
             finished=finished,
             stopped_because=stopped_because,
             history=self._history,
@@ -260,3 +270,45 @@ def finished_to_prune(beats: Mapping[str, str], keep: int = KEEP_FINISHED) -> li
     cutoff = next(updated for updated, done, run_id in dated if run_id == finished[keep - 1])
     # Everything older than the keep-th newest finished run, stale beats included.
     return [run_id for updated, _, run_id in dated if updated < cutoff]
+
+
+def last_learned(memory: Memory) -> Learned | None:
+    """What the newest finished run of ``memory`` learned of the servers' pace (None: nothing).
+
+    A new run starts from it rather than from scratch (issue 15). A memory
+    that keeps no beats has nothing; a beat that cannot be read, or whose
+    ``learned`` is not what a run writes, is passed over (a debug log says so):
+    a run never fails for what a watcher's memory holds.
+    """
+    if not memory.keeps_beats:
+        return None
+    try:
+        texts = memory.read_beats()
+    except Exception as exc:  # the run finds out soon enough, when it claims the memory
+        logger.debug("Could not read the heartbeats of %r: %s", memory, exc)
+        return None
+    found: list[tuple[float, Learned]] = []
+    for run_id, text in texts.items():
+        try:
+            beat = json.loads(text)
+            if isinstance(beat, dict) and beat.get("finished") and beat.get("learned"):
+                found.append((float(beat.get("updated") or 0), _learned(beat["learned"])))
+        except (ValueError, TypeError) as exc:
+            logger.debug("The heartbeat of run %r in %r is passed over: %s", run_id, memory, exc)
+    return max(found, key=lambda pair: pair[0])[1] if found else None
+
+
+def _learned(value: object) -> Learned:
+    """``value`` as a run's ``learned``: {key: {knob: a positive number}}; else ValueError."""
+    if not isinstance(value, dict):
+        raise ValueError(f"learned is not a JSON object: {value!r:.80}")
+    learned: Learned = {}
+    for key, knobs in value.items():
+        if not isinstance(knobs, dict):
+            raise ValueError(f"learned[{key!r}] is not a JSON object: {knobs!r:.80}")
+        for knob, number in knobs.items():
+            ok = isinstance(number, int | float) and not isinstance(number, bool)
+            if not ok or not 0 < number < math.inf:
+                raise ValueError(f"learned[{key!r}][{knob!r}] is not a positive number")
+        learned[key] = {knob: float(number) for knob, number in knobs.items()}
+    return learned

@@ -37,21 +37,38 @@ async function getJSON(url) {
 function showOverview(data) {
   const counts = data.counts;
   const progress = data.progress;
-  for (const status of ["pending", "completed", "failed"]) {
+  for (const status of ["pending", "completed", "failed", "gave_up"]) {
     $(`count-${status}`).textContent = number(counts[status] || 0);
   }
+  // Failed for good (gave_up) only once a task is: most harvests have none.
+  $("card-gave_up").hidden = !counts.gave_up;
   $("count-total").textContent = number(progress.total);
   $("rate").textContent =
     progress.rate_per_second === null ? "–" : `${progress.rate_per_second.toFixed(1)}/s`;
   $("eta").textContent = progress.total_known ? duration(progress.eta_seconds) : "unknown";
   const total = progress.total || 1;
   $("progress-done").style.width = `${(100 * (counts.completed || 0)) / total}%`;
-  $("progress-failed").style.width = `${(100 * (counts.failed || 0)) / total}%`;
+  const failed = (counts.failed || 0) + (counts.gave_up || 0);
+  $("progress-failed").style.width = `${(100 * failed) / total}%`;
   $("percent").textContent = progress.percent === null ? "–" : `${progress.percent}%`;
   $("mode").textContent = data.allow_retry ? "retry enabled" : "read-only";
   $("updated").textContent = `updated ${new Date(data.time * 1000).toLocaleTimeString()}`;
   showRuns(data);
   drawChart(data.runs);
+}
+
+// "until 12:03:07 (429), 4 s left", while a live run is paused by a server.
+function pause(run, now) {
+  if (run.state !== "live" || !run.paused_until || run.paused_until <= now) return "";
+  const until = new Date(run.paused_until * 1000).toLocaleTimeString();
+  return `until ${until} (${run.pause_reason || "no reason given"}), ${duration(run.paused_until - now)} left`;
+}
+
+// "tokens_in 81,200 · cost 0.3125": what a run's tasks reported, summed.
+function spent(usage) {
+  return Object.entries(usage || {})
+    .map(([name, amount]) => `${name} ${Number(amount).toLocaleString("en", { maximumFractionDigits: 4 })}`)
+    .join(" · ");
 }
 
 function showRuns(data) {
@@ -71,12 +88,13 @@ function showRuns(data) {
     cell(row, run.pid, "num");
     cell(row, clock(run.started));
     cell(row, number(run.completed), "num");
-    cell(row, number(run.failed), "num");
+    cell(row, run.gave_up ? `${number(run.failed)} + ${number(run.gave_up)} for good` : number(run.failed), "num");
     cell(row, number(run.retried), "num");
     cell(row, run.rate === null || run.rate === undefined ? "–" : `${run.rate.toFixed(1)}/s`, "num");
     cell(row, run.concurrency ? `${run.in_flight} of ${run.concurrency}` : "–", "num");
-    const paused = run.paused_until && run.paused_until > data.time;
-    cell(row, paused ? `${clock(run.paused_until)} (${run.pause_reason || "paused"})` : "");
+    cell(row, run.throttled ? number(run.throttled) : "", "num");
+    cell(row, pause(run, data.time), "pause");
+    cell(row, spent(run.usage));
     cell(row, run.finished ? run.stopped_because || "every task done" : "");
     body.appendChild(row);
   }
