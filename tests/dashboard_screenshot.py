@@ -3,7 +3,7 @@
 ``python -m tests.dashboard_screenshot docs/dashboard.png`` makes the README's
 picture; the screenshot test makes the same one and checks it is not blank.
 The memory is a real SQLite file of 12,000 tasks with failures of three
-causes; the run's heartbeat carries an hour of history (made here: a test
+causes; the run's heartbeat, paused by a server's 429 for 42 s, carries an hour of history (made here: a test
 cannot wait an hour), with a slow start and a dip where a server throttled.
 """
 
@@ -62,8 +62,9 @@ def _beat(now: float, failed: int) -> dict[str, Any]:
         "run_id": "3f9c2a71d0e84b6a", "host": "crawler-02", "pid": 48213, "started": started,
         "updated": now, "interval": 5.0, "known_total": TOTAL, "completed": DONE - failed,
         "failed": failed, "retried": 377, "skipped": 0, "rate": 2.35, "concurrency": 16,
-        "in_flight": 16, "paused_until": None, "pause_reason": None, "throttled": 3,
-        "usage": {}, "finished": False, "stopped_because": None, "history": history,
+        "in_flight": 16, "paused_until": now + 42, "pause_reason": "429 api.example.org",
+        "throttled": 3, "usage": {"requests": 9210, "megabytes": 412.5}, "finished": False,
+        "stopped_because": None, "history": history,
     }  # fmt: skip
 
 
