@@ -323,7 +323,7 @@ class Pacer:
         if self.adaptive is not None:
             ceiling = float(self.adaptive.ceiling or self.cap)
             concurrency = Knob(
-                float(self.adaptive.start), floor=1.0, ceiling=ceiling, beta=CONCURRENCY_BETA
+                self.adaptive.first(ceiling), floor=1.0, ceiling=ceiling, beta=CONCURRENCY_BETA
             )
         pace = KeyPace(key, concurrency, successes)
         learned = self._learned.get(key or "", {})
