@@ -243,13 +243,24 @@ def test_signals_from_attempts_started_before_a_cut_do_not_cut_again() -> None:
     pace = KeyPace(None, concurrency)
     for _ in range(10):
         pace.start(0.0)
-    pace.throttle(Throttle(0.0, 429), attempt_started(0.0), 1.0)  # 10 ran: cut to 7
+    pace.throttle(Throttle(None, 529), attempt_started(0.0), 1.0)  # 10 ran: cut to 7
     cut = value(concurrency, 1.0)
     assert cut == pytest.approx(CONCURRENCY_BETA * 10)
-    pace.throttle(Throttle(0.0, 429), attempt_started(0.5), 1.1)  # sent before the cut
+    pace.throttle(Throttle(None, 529), attempt_started(0.5), 1.1)  # sent before the cut
     assert value(concurrency, 1.1) >= cut  # climbing back, not cut again
-    pace.throttle(Throttle(0.0, 429), attempt_started(1.05), 1.2)  # sent after: cuts
+    pace.throttle(Throttle(None, 529), attempt_started(1.05), 1.2)  # sent after: cuts
     assert value(concurrency, 1.2) < cut
+
+
+def test_a_burst_of_signals_within_one_clock_tick_cuts_once() -> None:
+    """A coarse clock (15 ms on some systems) stamps a burst of starts and their 529s alike."""
+    concurrency = Knob(150.0, floor=1, ceiling=200, beta=CONCURRENCY_BETA)
+    pace = KeyPace(None, concurrency)
+    for _ in range(120):
+        pace.start(1.0)
+    for _ in range(5):
+        pace.throttle(Throttle(None, 529), attempt_started(1.0), 1.0)
+    assert value(concurrency, 1.0) == pytest.approx(CONCURRENCY_BETA * 121)
 
 
 def test_a_capacity_signal_where_the_server_said_no_before_cuts_gently() -> None:
@@ -266,15 +277,21 @@ def test_a_capacity_signal_where_the_server_said_no_before_cuts_gently() -> None
     assert value(concurrency, later) == pytest.approx(STEADY_BETA * 121)
 
 
-def test_a_quota_throttle_at_the_same_level_still_cuts_concurrency_hard() -> None:
-    concurrency = Knob(150.0, floor=1, ceiling=200, beta=CONCURRENCY_BETA)
+def test_a_quota_throttle_cuts_the_rate_and_leaves_the_concurrency_alone() -> None:
+    """A 429 with Retry-After says "too many a second": cutting the 3 at once that ran (50 ms
+    each) to 2 would allow only 40 a second against a quota of 50."""
+    concurrency = Knob(4.0, floor=1, ceiling=32, beta=CONCURRENCY_BETA)
     pace = KeyPace(None, concurrency)
-    for _ in range(120):
-        pace.start(0.0)
-    pace.throttle(Throttle(0.0, 429), attempt_started(0.5), 1.0)
-    later = 1.0 + 3 * HORIZON
-    pace.throttle(Throttle(0.0, 429), attempt_started(later - 0.5), later)
-    assert value(concurrency, later) == pytest.approx(CONCURRENCY_BETA * 121)
+    for n in range(250):  # 50 per second for 5 s, all accepted, 3 at once
+        pace.start(n / 50)
+        pace.end(None, n / 50)
+        pace.success(n / 50)
+    for _ in range(3):
+        pace.start(5.0)
+    pace.throttle(Throttle(2.0, 429), attempt_started(5.0), 5.0)
+    assert pace.wait(7.0) == 0.0  # the pause is over
+    assert pace.rate.at(7.0) == pytest.approx(RATE_BETA * 50, rel=0.02)
+    assert value(concurrency, 7.0) == 32  # still in slow start: no capacity signal came
 
 
 @pytest.mark.parametrize(

@@ -195,4 +195,4 @@ def test_an_adaptive_run_against_a_small_capacity_declines_few_and_fails_none(
     run = simulate(clock, adaptive(200), tasks=500, server=Server(capacity=10))
     assert (run.completed, run.failed) == (500, 0)
     assert run.seconds <= 1.2 * 500 * 1.75 / 10
-    assert run.declined <= 0.25 * 500
+    assert run.declined <= 0.3 * 500  # in its first second

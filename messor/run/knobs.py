@@ -258,18 +258,22 @@ class KeyPace(Gate):
         return self.paused_until, True
 
     def congestion(self, attempt: Attempt, now: float, *, rate: bool) -> None:
-        """Cut concurrency now and (``rate``: for a server's quota, a throttle that pauses)
-        the rate at the pause's end; once per round trip."""
-        if attempt.started < self.last_cut:
-            return  # sent at the old pace: the cut for it was made already
+        """Cut the knob the signal speaks of, once per round trip: ``rate`` (a throttle that
+        pauses: too many a second) the rate, when the pause ends; else (a bare 503 or 529,
+        a timeout: too many at once) the concurrency, now.
+
+        A quota throttle leaves the concurrency alone: cut to what ran (a few, against
+        a quota of short calls), it would cap the rate below the quota."""
+        if attempt.started <= self.last_cut:
+            # Sent at the old pace: the cut for it was made already. (Started at the very
+            # instant of the cut, too: a coarse clock gives a burst of them one instant,
+            # and each must not cut again.)
+            return
         self.last_cut = now
         if rate:
             self.pending_cut = now
-        if self.concurrency is not None:
-            # +1: the one that came back; the climb back begins when the pause ends.
-            resume = max(now, self.paused_until)
-            steady_beta = None if rate else STEADY_BETA
-            self.concurrency.cut(self.running + 1, now, resume, steady_beta)
+        elif self.concurrency is not None:
+            self.concurrency.cut(self.running + 1, now, now, STEADY_BETA)  # +1: the one back
 
     def _cut_rate(self, now: float) -> None:
         when, self.pending_cut = self.pending_cut, None

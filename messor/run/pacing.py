@@ -16,12 +16,12 @@ each host, API key or model when the run has keyed :class:`~messor.Limit`\\ s):
   over the last few seconds), growing back along a cubic curve (below).
 - with adaptive concurrency, a **concurrency limit**: from ``Adaptive.start``
   (by default a quarter of the ceiling), +1 per success (doubling every round
-  trip) until the first congestion signal (a throttle, a bare 503 or 529, a
+  trip) until the first capacity signal (a bare 503 or 529, a
   timeout), then cut to :data:`~messor.run.knobs.CONCURRENCY_BETA` of what ran,
-  growing back along the same curve. A bare 503 or 529 (overloaded: too many at
-  once) or a timeout cuts only this knob, to :data:`~messor.run.knobs.STEADY_BETA`
-  where the server said no before; a throttle that pauses (a quota: too many a
-  second) both.
+  growing back along the same curve. Each signal cuts the knob it speaks of: a
+  bare 503 or 529 (overloaded: too many at once) or a timeout this one (to
+  :data:`~messor.run.knobs.STEADY_BETA` where the server said no before), a
+  throttle that pauses (a quota: too many a second) the rate.
 
 The curve (as TCP CUBIC's): after a cut from ``peak`` at time ``t0``, a knob is
 ``peak * (1 + (1 - beta) * ((t - t0 - K) / K) ** 3)``: it climbs fast at first,
