@@ -374,7 +374,7 @@ class RunOptions:
             if isinstance(concurrency, int) and not isinstance(concurrency, bool):
                 # A number of attempts given beside it is the ceiling.
                 _check_count("max_concurrency", concurrency, minimum=1)
-                start = min(adaptive.start, concurrency)
+                start = None if adaptive.start is None else min(adaptive.start, concurrency)
                 adaptive = dataclasses.replace(adaptive, start=start, ceiling=concurrency)
             concurrency = adaptive.ceiling
         object.__setattr__(self, "max_concurrency", concurrency)

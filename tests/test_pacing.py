@@ -30,7 +30,7 @@ from messor import (
 )
 from messor.plugin import Attempt, Harvest
 from messor.run.heartbeat import read_beats
-from messor.run.knobs import CONCURRENCY_BETA, HORIZON, RATE_BETA, KeyPace, Knob
+from messor.run.knobs import CONCURRENCY_BETA, HORIZON, RATE_BETA, STEADY_BETA, KeyPace, Knob
 from messor.run.pacing import Pacer, PacingState
 from messor.run.throttling import Throttle
 from tests.api_server import ApiConfig, ApiServer, Entry
@@ -244,13 +244,75 @@ def test_signals_from_attempts_started_before_a_cut_do_not_cut_again() -> None:
     pace = KeyPace(None, concurrency)
     for _ in range(10):
         pace.start(0.0)
-    pace.throttle(Throttle(0.0, 429), attempt_started(0.0), 1.0)  # 10 ran: cut to 7
+    pace.throttle(Throttle(None, 529), attempt_started(0.0), 1.0)  # 10 ran: cut to 7
     cut = value(concurrency, 1.0)
     assert cut == pytest.approx(CONCURRENCY_BETA * 10)
-    pace.throttle(Throttle(0.0, 429), attempt_started(0.5), 1.1)  # sent before the cut
+    pace.throttle(Throttle(None, 529), attempt_started(0.5), 1.1)  # sent before the cut
     assert value(concurrency, 1.1) >= cut  # climbing back, not cut again
-    pace.throttle(Throttle(0.0, 429), attempt_started(1.05), 1.2)  # sent after: cuts
+    pace.throttle(Throttle(None, 529), attempt_started(1.05), 1.2)  # sent after: cuts
     assert value(concurrency, 1.2) < cut
+
+
+def test_a_burst_of_signals_within_one_clock_tick_cuts_once() -> None:
+    """A coarse clock (15 ms on some systems) stamps a burst of starts and their 529s alike."""
+    concurrency = Knob(150.0, floor=1, ceiling=200, beta=CONCURRENCY_BETA)
+    pace = KeyPace(None, concurrency)
+    for _ in range(120):
+        pace.start(1.0)
+    for _ in range(5):
+        pace.throttle(Throttle(None, 529), attempt_started(1.0), 1.0)
+    assert value(concurrency, 1.0) == pytest.approx(CONCURRENCY_BETA * 121)
+
+
+def test_a_capacity_signal_where_the_server_said_no_before_cuts_gently() -> None:
+    """A bare 529 at the level of the last one: the capacity is known, and just passed."""
+    concurrency = Knob(150.0, floor=1, ceiling=200, beta=CONCURRENCY_BETA)
+    pace = KeyPace(None, concurrency)
+    for _ in range(120):
+        pace.start(0.0)
+    overloaded = Throttle(None, 529)
+    pace.throttle(overloaded, attempt_started(0.5), 1.0)  # a new level: cut hard
+    assert value(concurrency, 1.0) == pytest.approx(CONCURRENCY_BETA * 121)
+    later = 1.0 + 3 * HORIZON  # climbed back past 121, running 120 again
+    pace.throttle(overloaded, attempt_started(later - 0.5), later)
+    assert value(concurrency, later) == pytest.approx(STEADY_BETA * 121)
+
+
+def test_a_quota_throttle_cuts_the_rate_and_leaves_the_concurrency_alone() -> None:
+    """A 429 with Retry-After says "too many a second": cutting the 3 at once that ran (50 ms
+    each) to 2 would allow only 40 a second against a quota of 50."""
+    concurrency = Knob(4.0, floor=1, ceiling=32, beta=CONCURRENCY_BETA)
+    pace = KeyPace(None, concurrency)
+    for n in range(250):  # 50 per second for 5 s, all accepted, 3 at once
+        pace.start(n / 50)
+        pace.end(None, n / 50)
+        pace.success(n / 50)
+    for _ in range(3):
+        pace.start(5.0)
+    pace.throttle(Throttle(2.0, 429), attempt_started(5.0), 5.0)
+    assert pace.wait(7.0) == 0.0  # the pause is over
+    assert pace.rate.at(7.0) == pytest.approx(RATE_BETA * 50, rel=0.02)
+    assert value(concurrency, 7.0) == 32  # still in slow start: no capacity signal came
+
+
+@pytest.mark.parametrize(
+    ("adaptive", "start"),
+    [
+        (Adaptive(ceiling=200), 50),  # a quarter of the ceiling
+        (Adaptive(ceiling=1000), 64),  # at most 64
+        (Adaptive(ceiling=8), 4),  # at least 4
+        (Adaptive(ceiling=2), 2),  # never above the ceiling
+        (Adaptive(start=4, ceiling=200), 4),  # or where it is told
+    ],
+)
+def test_adaptive_concurrency_starts_at_a_quarter_of_its_ceiling(
+    adaptive: Adaptive, start: int
+) -> None:
+    assert adaptive.ceiling is not None
+    pacer = Pacer((), adaptive, cap=adaptive.ceiling)
+    assert pacer.run is not None
+    assert pacer.run.concurrency is not None
+    assert value(pacer.run.concurrency, 0.0) == start
 
 
 def test_adaptive_concurrency_grows_by_one_per_success_until_the_first_congestion() -> None:
@@ -443,11 +505,12 @@ def test_adaptive_concurrency_finds_the_servers_capacity_without_burning_retries
 
 def test_max_concurrency_auto_is_adaptive_up_to_the_executors_ceiling() -> None:
     threads = LocalThreadedExecutor([], "memory://", "auto")
-    assert (threads.max_concurrency, threads.adaptive) == (64, Adaptive(start=4, ceiling=64))
+    assert (threads.max_concurrency, threads.adaptive) == (64, Adaptive(ceiling=64))
     coroutines = AsyncExecutor([], "memory://", adaptive=True)
     assert coroutines.max_concurrency == 1000
-    assert LocalThreadedExecutor([], "memory://", 16, adaptive=True).adaptive == Adaptive(4, 16)
-    assert LocalThreadedExecutor([], "memory://", 2, adaptive=True).adaptive == Adaptive(2, 2)
+    assert LocalThreadedExecutor([], "memory://", 16, adaptive=True).adaptive == Adaptive(None, 16)
+    two = LocalThreadedExecutor([], "memory://", 2, adaptive=Adaptive(start=4))
+    assert two.adaptive == Adaptive(2, 2)
 
 
 @pytest.mark.parametrize(

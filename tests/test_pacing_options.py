@@ -41,7 +41,7 @@ def test_the_pacing_flags_build_the_options() -> None:
 
 def test_adaptive_takes_the_number_as_its_ceiling() -> None:
     options = from_command_line("-c", "32", "--adaptive")
-    assert (options.max_concurrency, options.adaptive) == (32, Adaptive(start=4, ceiling=32))
+    assert (options.max_concurrency, options.adaptive) == (32, Adaptive(ceiling=32))
 
 
 def test_retry_on_types_and_statuses_combine() -> None:

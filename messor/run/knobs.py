@@ -23,9 +23,12 @@ __all__ = [
     "HORIZON",
     "MAX_BACKOFF",
     "MAX_HORIZON",
+    "MAX_START",
     "MEASURE",
     "MIN_RATE",
+    "MIN_START",
     "RATE_BETA",
+    "STEADY_BETA",
     "SUCCESSES_KEPT",
     "Adaptive",
     "KeyPace",
@@ -41,6 +44,10 @@ STEADY = 0.1
 RATE_BETA = 0.85
 #: A congestion signal cuts the concurrency limit to this share of what ran.
 CONCURRENCY_BETA = 0.7
+#: ... and a capacity signal (a bare 503 or 529, a timeout) where the server said no
+#: before (within STEADY) to this share: the server's capacity is known, and was only
+#: just passed.
+STEADY_BETA = 0.9
 #: The slowest a learned rate goes (starts per second).
 MIN_RATE = 0.1
 #: How far back the accepted rate is measured, in seconds (at least one second is assumed).
@@ -49,37 +56,54 @@ MEASURE = 5.0
 SUCCESSES_KEPT = 65536
 #: Longest pause when a server throttles without saying how long.
 MAX_BACKOFF = 60.0
+#: An adaptive concurrency limit given no start begins at a quarter of its ceiling, within these.
+MIN_START = 4
+MAX_START = 64
 
 
 @dataclass(frozen=True)
 class Adaptive:
-    """``max_concurrency=messor.Adaptive(start=4, ceiling=128)``: find the server's capacity.
+    """``max_concurrency=messor.Adaptive(ceiling=128)``: find the server's capacity.
 
-    ``start``: attempts at once to begin with (a resumed run begins where the
-    last one ended). ``ceiling``: never more (None: the executor's, 64 for
-    threads, 1000 for coroutines). ``max_concurrency="auto"`` is ``Adaptive()``.
+    ``ceiling``: never more attempts at once (None: the executor's, 64 for
+    threads, 1000 for coroutines). ``start``: attempts at once to begin with
+    (None: a quarter of the ceiling, at least 4 and at most 64; a resumed run
+    begins where the last one ended). ``max_concurrency="auto"`` is
+    ``Adaptive()``.
     """
 
-    start: int = 4
+    start: int | None = None
     ceiling: int | None = None
 
     def __post_init__(self) -> None:
         for name in ("start", "ceiling"):
             value = getattr(self, name)
-            if value is None and name == "ceiling":
+            if value is None:
                 continue
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
                 raise ConfigurationError(f"Adaptive {name} must be an int >= 1, got {value!r}")
-        if self.ceiling is not None and self.start > self.ceiling:
+        if self.start is not None and self.ceiling is not None and self.start > self.ceiling:
             raise ConfigurationError(
                 f"Adaptive start ({self.start}) is above its ceiling ({self.ceiling})"
             )
+
+    def first(self, ceiling: float) -> float:
+        """The concurrency limit to begin with, under ``ceiling``.
+
+        Slow start doubles the limit every round trip: from 4, an API whose calls
+        take seconds is reached only after many (an LLM API taking 120 at once, in
+        8 s of a 30 s run). A quarter of the ceiling the user accepts is found in
+        two round trips, and costs at most that many declined attempts, once.
+        """
+        if self.start is not None:
+            return float(min(self.start, ceiling))
+        return float(min(ceiling, max(MIN_START, min(MAX_START, ceiling // 4))))
 
 
 class Knob:
     """One value the server's signals move: ``at(now)`` gives it (None: unlimited)."""
 
-    __slots__ = ("beta", "ceiling", "floor", "horizon", "peak", "since", "value")
+    __slots__ = ("beta", "ceiling", "drop", "floor", "horizon", "peak", "since", "value")
 
     def __init__(self, value: float | None, *, floor: float, ceiling: float, beta: float) -> None:
         self.value = value  # before the first cut
@@ -87,12 +111,13 @@ class Knob:
         self.peak: float | None = None  # where the server said no, once it did
         self.since = 0.0  # when the climb back began
         self.horizon = HORIZON
+        self.drop = beta  # the share of the peak the last cut went down to
 
     def at(self, now: float) -> float | None:
         if self.peak is None:
             return self.value
         t = (now - self.since - self.horizon) / self.horizon
-        value = self.peak * (1 + (1 - self.beta) * t * t * t)
+        value = self.peak * (1 + (1 - self.drop) * t * t * t)
         return min(self.ceiling, max(self.floor, value))
 
     def grow(self) -> None:
@@ -100,14 +125,18 @@ class Knob:
         if self.peak is None and self.value is not None:
             self.value = min(self.ceiling, self.value + 1)
 
-    def cut(self, reached: float, now: float, resume: float) -> None:
-        """The server said no at ``reached`` (at ``now``): climb back from ``beta * reached``,
-        from ``resume`` on."""
+    def cut(
+        self, reached: float, now: float, resume: float, steady_beta: float | None = None
+    ) -> None:
+        """The server said no at ``reached`` (at ``now``): climb back from ``beta * reached``
+        (``steady_beta * reached`` if given and the server said no there before), from
+        ``resume`` on."""
         current = self.at(now)
         peak = max(reached if current is None else min(reached, current), self.floor)
         # The server said no where it did last time: its limit holds, stay near it longer.
         steady = self.peak is not None and abs(peak - self.peak) <= STEADY * self.peak
         self.horizon = min(MAX_HORIZON, 2 * self.horizon) if steady else HORIZON
+        self.drop = steady_beta if steady and steady_beta is not None else self.beta
         self.peak = peak
         self.since = max(resume, now)
 
@@ -229,17 +258,22 @@ class KeyPace(Gate):
         return self.paused_until, True
 
     def congestion(self, attempt: Attempt, now: float, *, rate: bool) -> None:
-        """Cut concurrency now and (``rate``: for a server's quota, a throttle that pauses)
-        the rate at the pause's end; once per round trip."""
-        if attempt.started < self.last_cut:
-            return  # sent at the old pace: the cut for it was made already
+        """Cut the knob the signal speaks of, once per round trip: ``rate`` (a throttle that
+        pauses: too many a second) the rate, when the pause ends; else (a bare 503 or 529,
+        a timeout: too many at once) the concurrency, now.
+
+        A quota throttle leaves the concurrency alone: cut to what ran (a few, against
+        a quota of short calls), it would cap the rate below the quota."""
+        if attempt.started <= self.last_cut:
+            # Sent at the old pace: the cut for it was made already. (Started at the very
+            # instant of the cut, too: a coarse clock gives a burst of them one instant,
+            # and each must not cut again.)
+            return
         self.last_cut = now
         if rate:
             self.pending_cut = now
-        if self.concurrency is not None:
-            # +1: the one that came back; the climb back begins when the pause ends.
-            resume = max(now, self.paused_until)
-            self.concurrency.cut(self.running + 1, now, resume)
+        elif self.concurrency is not None:
+            self.concurrency.cut(self.running + 1, now, now, STEADY_BETA)  # +1: the one back
 
     def _cut_rate(self, now: float) -> None:
         when, self.pending_cut = self.pending_cut, None

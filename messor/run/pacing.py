@@ -14,12 +14,14 @@ each host, API key or model when the run has keyed :class:`~messor.Limit`\\ s):
 - a learned **start rate**: unlimited until the key's first throttle, then
   :data:`~messor.run.knobs.RATE_BETA` times the rate the server accepted (successes per second
   over the last few seconds), growing back along a cubic curve (below).
-- with adaptive concurrency, a **concurrency limit**: from ``Adaptive.start``,
-  +1 per success (doubling every round trip) until the first congestion
-  signal (a throttle, a bare 503 or 529, a timeout), then cut to
-  :data:`~messor.run.knobs.CONCURRENCY_BETA` of what ran, growing back along the same curve.
-  A bare 503 or 529 (overloaded: too many at once) or a timeout cuts only
-  this knob; a throttle that pauses (a quota: too many a second) both.
+- with adaptive concurrency, a **concurrency limit**: from ``Adaptive.start``
+  (by default a quarter of the ceiling), +1 per success (doubling every round
+  trip) until the first capacity signal (a bare 503 or 529, a
+  timeout), then cut to :data:`~messor.run.knobs.CONCURRENCY_BETA` of what ran,
+  growing back along the same curve. Each signal cuts the knob it speaks of: a
+  bare 503 or 529 (overloaded: too many at once) or a timeout this one (to
+  :data:`~messor.run.knobs.STEADY_BETA` where the server said no before), a
+  throttle that pauses (a quota: too many a second) the rate.
 
 The curve (as TCP CUBIC's): after a cut from ``peak`` at time ``t0``, a knob is
 ``peak * (1 + (1 - beta) * ((t - t0 - K) / K) ** 3)``: it climbs fast at first,
@@ -323,7 +325,7 @@ class Pacer:
         if self.adaptive is not None:
             ceiling = float(self.adaptive.ceiling or self.cap)
             concurrency = Knob(
-                float(self.adaptive.start), floor=1.0, ceiling=ceiling, beta=CONCURRENCY_BETA
+                self.adaptive.first(ceiling), floor=1.0, ceiling=ceiling, beta=CONCURRENCY_BETA
             )
         pace = KeyPace(key, concurrency, successes)
         learned = self._learned.get(key or "", {})
