@@ -3,8 +3,9 @@
 ``python -m tests.dashboard_screenshot docs/dashboard.png`` makes the README's
 picture; the screenshot test makes the same one and checks it is not blank.
 The memory is a real SQLite file of 12,000 tasks with failures of three
-causes; the run's heartbeat, paused by a server's 429 for 42 s, carries an hour of history (made here: a test
-cannot wait an hour), with a slow start and a dip where a server throttled.
+causes; the run's heartbeat, paused by a server's 429 for 42 s, carries an
+hour of history (made here: a test cannot wait an hour), with a slow start
+and a dip where a server throttled.
 """
 
 from __future__ import annotations

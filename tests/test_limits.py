@@ -187,6 +187,18 @@ def test_a_token_account_runs_one_task_until_one_reports_then_reserves_the_avera
     assert gate.wait(2.0) > 60
 
 
+def test_an_attempt_that_reports_no_tokens_leaves_the_account_running_one_at_a_time() -> None:
+    # A 429 or a timeout reports nothing: what a task costs is still unknown,
+    # so the account must not take it for a task that cost nothing.
+    gate = LimitGate(Limit(tokens="600/m"))
+    gate.start(0.0)
+    gate.end(None, 1.0)
+    gate.start(1.0)
+    assert gate.wait(1.0) == math.inf
+    gate.end(300, 2.0)
+    assert gate.wait(2.0) == 0.0  # one has reported: each start reserves its cost
+
+
 def test_a_rate_account_spaces_starts_evenly() -> None:
     gate = LimitGate(Limit(rate="600/m"))
     gate.start(0.0)

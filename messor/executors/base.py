@@ -289,17 +289,20 @@ def drive(harvest: Harvest, workers: Workers) -> None:
     records the outcomes that came in and lets go of its workers.
     """
     recalled = (False, 0)  # the halt and the pauses whose attempts were taken back
+    throttled = False  # an outcome a server throttled came back since the last recall
     while True:
         while workers.in_flight < workers.window:
             attempt = harvest.next_attempt()
             if attempt is None:
                 break
             workers.submit(attempt)
-        if (harvest.halting, harvest.pauses) != recalled:
+        if (harvest.halting, harvest.pauses) != recalled or throttled:
             # Halting, or a server paused the run: what waits in a worker's
             # queue must not start. Once per event: a queue only fills again
-            # once the run goes on.
-            recalled = (harvest.halting, harvest.pauses)
+            # once the run goes on. Also after any throttle the run did not
+            # pause for (its attempt had timed out, its key was paused already):
+            # workers that held back their queue for it get going again.
+            recalled, throttled = (harvest.halting, harvest.pauses), False
             for attempt in workers.recall():
                 harvest.give_back(attempt)
         if workers.in_flight == 0 and harvest.done:
@@ -310,6 +313,7 @@ def drive(harvest: Harvest, workers: Workers) -> None:
         # Every outcome already there counts before any deadline is judged:
         # a result that came back in time is never taken for a timeout.
         for outcome in workers.outcomes(wait):
+            throttled |= outcome.throttle is not None and outcome.throttle.pauses
             if harvest.on_outcome(outcome):
                 workers.in_flight -= 1
             else:

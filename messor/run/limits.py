@@ -236,12 +236,13 @@ class LimitGate(Gate):
 
     def end(self, tokens: float | None, now: float) -> None:
         self.running -= 1
-        if self._limit.tokens is not None:
-            # An attempt that reported nothing (refused, timed out) spent nothing we know of.
-            spent = tokens or 0.0
+        if self._limit.tokens is not None and tokens is not None:
+            # An attempt that reported nothing (refused, timed out) spent nothing we
+            # know of, and says nothing of what a task costs: the average, and the
+            # rule that one runs at a time until a task has reported, stand.
             self._refill(now)
-            self._balance -= spent
-            self._reported += spent
+            self._balance -= tokens
+            self._reported += tokens
             self._tasks_reported += 1
 
     def unstart(self) -> None:

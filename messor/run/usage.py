@@ -6,9 +6,12 @@ A task reports usage in one of two ways::
     return messor.Result(answer, usage=messor.Usage(tokens_in=812, tokens_out=95))
 
 :func:`report_usage` finds the attempt through a context variable that
-:func:`~messor.run.attempt.perform` sets: it works on threads, coroutines (and
-the threads and tasks they start) and Dask workers, and travels back in the
-attempt's outcome. The run sums every outcome's usage (failed and throttled
+:func:`~messor.run.attempt.perform` sets: it works in a task on threads,
+coroutines (and the asyncio tasks they create, which copy the context) and
+Dask workers, and travels back in the attempt's outcome. A thread the task
+starts itself does not inherit the context (Python's rule): report from the
+task, or run the thread's work through ``contextvars.copy_context().run``
+(``asyncio.to_thread`` does that). The run sums every outcome's usage (failed and throttled
 attempts too: a refused call may still cost): ``RunReport.usage``, the
 progress bar, ``messor run``'s summary, and :func:`messor.stop_when_spent`.
 """
@@ -118,7 +121,9 @@ def report_usage(usage: Usage | Mapping[str, float] | None = None, /, **counters
     """Add to what the running attempt spent: ``report_usage(tokens_in=812, cost=0.0031)``.
 
     Call it from inside a task, as often as you like (amounts add up). Outside
-    a task run by Messor it does nothing, so the same code runs anywhere.
+    a task run by Messor it does nothing, so the same code runs anywhere; that
+    includes a thread the task started without copying its context (see the
+    module).
     """
     total = Usage(**counters)
     if usage is not None:
