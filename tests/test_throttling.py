@@ -130,7 +130,7 @@ def test_messor_throttled_is_a_throttle_with_its_key_and_reason() -> None:
 
 @pytest.mark.parametrize("bad", [-1, float("nan"), float("inf"), "2", True])
 def test_throttled_refuses_a_retry_after_that_is_not_seconds(bad: Any) -> None:
-    with pytest.raises(ValueError, match="retry_after"):
+    with pytest.raises(ConfigurationError, match="retry_after"):
         Throttled(bad)
 
 

@@ -70,7 +70,7 @@ def test_report_usage_outside_a_task_does_nothing() -> None:
 
 @pytest.mark.parametrize("bad", [{"cost": -1}, {"tokens": "many"}, {"tokens": True}])
 def test_usage_refuses_what_is_not_an_amount(bad: dict[str, Any]) -> None:
-    with pytest.raises(ValueError, match="is not an amount"):
+    with pytest.raises(messor.ConfigurationError, match="is not an amount"):
         Usage(**bad)
 
 
@@ -153,5 +153,5 @@ def test_a_bad_budget_is_refused_naming_it(budget: Any, message: str) -> None:
 
 
 def test_stop_when_spent_refuses_no_total() -> None:
-    with pytest.raises(ValueError, match="needs a total"):
+    with pytest.raises(messor.ConfigurationError, match="needs a total"):
         stop_when_spent()

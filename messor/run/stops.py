@@ -17,6 +17,8 @@ import math
 from collections.abc import Mapping
 from dataclasses import dataclass
 
+from messor.errors import ConfigurationError
+
 __all__ = [
     "AttemptOutcome",
     "ConsecutiveFailures",
@@ -64,7 +66,9 @@ class ConsecutiveFailures(StopCondition):
 
     def __init__(self, count: int) -> None:
         if isinstance(count, bool) or not isinstance(count, int) or count < 1:
-            raise ValueError(f"stop_after_consecutive_failures needs an int >= 1, got {count!r}")
+            raise ConfigurationError(
+                f"stop_after_consecutive_failures needs an int >= 1, got {count!r}"
+            )
         self.count = count
         self._streak = 0
 
@@ -89,7 +93,7 @@ class StopOnException(StopCondition):
         if not exception_types or not all(
             isinstance(t, type) and issubclass(t, BaseException) for t in exception_types
         ):
-            raise ValueError(f"stop_on needs exception classes, got {exception_types!r}")
+            raise ConfigurationError(f"stop_on needs exception classes, got {exception_types!r}")
         self.exception_types = exception_types
         self._hit = False
 
@@ -119,12 +123,16 @@ class SpendingLimit(StopCondition):
         if cost is not None:
             totals["cost"] = cost
         if not totals:
-            raise ValueError("stop_when_spent needs a total, such as stop_when_spent(cost=5.0)")
+            raise ConfigurationError(
+                "stop_when_spent needs a total, such as stop_when_spent(cost=5.0)"
+            )
         for name, value in totals.items():
             if isinstance(value, bool) or not isinstance(value, int | float) or not value > 0:
-                raise ValueError(f"stop_when_spent: {name} must be a number > 0, got {value!r}")
+                raise ConfigurationError(
+                    f"stop_when_spent: {name} must be a number > 0, got {value!r}"
+                )
             if math.isinf(value):
-                raise ValueError(f"stop_when_spent: {name} must be finite, got {value!r}")
+                raise ConfigurationError(f"stop_when_spent: {name} must be finite, got {value!r}")
         self.totals = dict(totals)
         self.spent: dict[str, float] = dict.fromkeys(totals, 0.0)
 

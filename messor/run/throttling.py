@@ -22,7 +22,7 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from messor.errors import MessorError
+from messor.errors import ConfigurationError, MessorError
 
 __all__ = [
     "MAX_RETRY_AFTER",
@@ -62,12 +62,12 @@ class Throttled(MessorError):
             or not isinstance(retry_after, int | float)
             or not 0 <= retry_after < math.inf
         ):
-            raise ValueError(
+            raise ConfigurationError(
                 f"Throttled: retry_after must be a number of seconds >= 0 or None, "
                 f"got {retry_after!r}"
             )
         if key is not None and not isinstance(key, str):
-            raise ValueError(f"Throttled: key must be a str or None, got {key!r}")
+            raise ConfigurationError(f"Throttled: key must be a str or None, got {key!r}")
         wait = "" if retry_after is None else f"retry after {retry_after:g} s"
         super().__init__("; ".join(part for part in (reason, wait) if part) or "throttled")
         self.retry_after = None if retry_after is None else min(float(retry_after), MAX_RETRY_AFTER)

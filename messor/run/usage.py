@@ -23,6 +23,8 @@ from collections.abc import Iterator, Mapping
 from contextvars import ContextVar
 from typing import Any
 
+from messor.errors import ConfigurationError
+
 __all__ = ["Result", "Usage", "UsageSink", "collecting", "report_usage", "tokens_of"]
 
 
@@ -42,7 +44,7 @@ class Usage(Mapping[str, float]):
                 or not isinstance(value, int | float)
                 or not 0 <= value < math.inf
             ):
-                raise ValueError(
+                raise ConfigurationError(
                     f"Usage: {name}={value!r} is not an amount; give numbers >= 0, "
                     "such as Usage(tokens_in=812, cost=0.0031)"
                 )
