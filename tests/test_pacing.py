@@ -394,15 +394,18 @@ class Remembering(LocalThreadedExecutor):
 
 
 def test_a_run_started_from_what_the_last_one_learned_is_not_throttled(tmp_path: Path) -> None:
-    with ApiServer(ApiConfig(rate=20, retry_after=1.0, latency=0.02)) as api:
-        tasks = [FunctionTask(f"item-{n}", fetch, f"{api.url}/items/{n}") for n in range(60)]
-        first = Remembering(tasks[:30], InProcessMemory(), 8, retry=0)
+    config = ApiConfig(rate=20, retry_after=1.0, latency=0.02)
+    with ApiServer(config) as api:
+        tasks = [FunctionTask(f"item-{n}", fetch, f"{api.url}/items/{n}") for n in range(30)]
+        first = Remembering(tasks, InProcessMemory(), 8, retry=0)
         assert first.run().throttled > 0
         assert first.harvest is not None
         learned = first.harvest.pacing_state().learned
         assert 10 < learned[""]["rate"] <= 25
-        time.sleep(1.2)  # the server's bucket fills up again, as between two runs
-        second = Remembering(tasks[30:], InProcessMemory(), 8, retry=0)
+    # The same API, its bucket full again, as after the pause between two runs.
+    with ApiServer(config) as api:
+        tasks = [FunctionTask(f"item-{n}", fetch, f"{api.url}/items/{n}") for n in range(30, 60)]
+        second = Remembering(tasks, InProcessMemory(), 8, retry=0)
         second.learned = learned
         report = second.run()
     assert (report.completed, report.throttled) == (30, 0)
