@@ -192,3 +192,52 @@ def test_the_command_line_never_shows_the_password(redis_url: str, tmp_path: Pat
     for command, output in zip(commands, outputs, strict=True):
         assert PASSWORD not in output, command
     messor.open_memory(redis_url).clear()
+
+
+def test_a_limits_key_that_may_be_a_secret_never_reaches_the_heartbeat_or_the_progress_bar(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    secret = "sk-live-0123456789abcdef"
+    seen: list[str] = []
+
+    def call(n: int) -> None:
+        if n == 0 and not seen:
+            seen.append("throttled")
+            raise messor.Throttled(retry_after=0.3)
+
+    memory = messor.SQLiteMemory(tmp_path / "keys.db")
+    with memory:
+        LocalThreadedExecutor(
+            [FunctionTask(str(n), call, n) for n in range(20)],
+            memory=memory,
+            max_concurrency="auto",
+            limits=[messor.Limit(concurrency=4, key=lambda task: secret)],
+            progress=True,
+        ).run()
+        beats = "".join(memory.read_beats().values())
+    shown = capsys.readouterr().err
+    assert seen
+    assert "key#" in beats  # the key's pace was learned, under its digest
+    assert secret not in beats
+    assert secret not in shown
+
+
+def test_a_host_from_by_host_is_shown_as_it_is(tmp_path: Path) -> None:
+    seen: list[str] = []
+
+    def call(url: str) -> None:
+        if not seen:
+            seen.append(url)
+            raise messor.Throttled(retry_after=0.3)
+
+    memory = messor.SQLiteMemory(tmp_path / "hosts.db")
+    with memory:
+        LocalThreadedExecutor(
+            [FunctionTask(str(n), call, f"https://api.example.org/{n}") for n in range(10)],
+            memory=memory,
+            max_concurrency="auto",
+            limits=[messor.Limit(concurrency=4, key=messor.by_host)],
+            progress=False,
+        ).run()
+        beats = "".join(memory.read_beats().values())
+    assert "api.example.org" in beats

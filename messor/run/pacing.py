@@ -43,6 +43,7 @@ beyond which the run reads no further ahead.
 
 from __future__ import annotations
 
+import hashlib
 import heapq
 import itertools
 import math
@@ -58,7 +59,7 @@ from messor.run.knobs import (
     KeyPace,
     Knob,
 )
-from messor.run.limits import Gate, Limit, LimitGate
+from messor.run.limits import Gate, Limit, LimitGate, by_host
 from messor.run.throttling import Throttle
 from messor.run.usage import tokens_of
 
@@ -319,6 +320,17 @@ class Pacer:
             pace = self.paces[key] = self._new_pace(key)
         return pace
 
+    def _label(self, key: str) -> str:
+        """How a key is shown (pause reasons) and kept (``learned``, in heartbeats).
+
+        A host from :func:`~messor.run.limits.by_host` as it is; any other key
+        may be an API key or a tenant's secret, so only a digest of it leaves
+        the run: ``key#3f2a9c01d4``.
+        """
+        if self.keyed is not None and self.keyed.key is by_host:
+            return key
+        return "key#" + hashlib.sha256(key.encode("utf-8", "surrogatepass")).hexdigest()[:10]
+
     def _new_pace(self, key: str | None, successes: deque[float] | None = None) -> KeyPace:
         concurrency = None
         now = time.monotonic()
@@ -327,8 +339,9 @@ class Pacer:
             concurrency = Knob(
                 self.adaptive.first(ceiling), floor=1.0, ceiling=ceiling, beta=CONCURRENCY_BETA
             )
-        pace = KeyPace(key, concurrency, successes)
-        learned = self._learned.get(key or "", {})
+        label = None if key is None else self._label(key)
+        pace = KeyPace(label, concurrency, successes)
+        learned = self._learned.get(label or "", {})
         if "rate" in learned:
             pace.rate.resume_at(learned["rate"], now)
         if concurrency is not None and "concurrency" in learned:
