@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 
 import pytest
 
-from messor import Adaptive, FunctionTask, InProcessMemory, RunOptions
+from messor import Adaptive, FunctionTask, InProcessMemory, Limit, RunOptions
 from messor.executors.base import drive
 from messor.plugin import Attempt, Harvest
 from messor.run import harvest as harvest_module
@@ -196,3 +196,22 @@ def test_an_adaptive_run_against_a_small_capacity_declines_few_and_fails_none(
     assert (run.completed, run.failed) == (500, 0)
     assert run.seconds <= 1.2 * 500 * 1.75 / 10
     assert run.declined <= 0.3 * 500  # in its first second
+
+
+def test_a_limit_no_server_cut_is_not_handed_to_the_next_run() -> None:
+    # Still in its slow start: a next run resumed there would climb slower than it starts.
+    pacer = pacing.Pacer((), Adaptive(start=4, ceiling=64), cap=64)
+    assert pacer.learned(time.monotonic()) == {}
+
+
+def test_what_a_run_hands_on_is_bounded_to_the_keys_cut_last() -> None:
+    limit = Limit(concurrency=2, key=lambda task: "unused")
+    pacer = pacing.Pacer((limit,), Adaptive(start=4, ceiling=64), cap=64)
+    now = time.monotonic()
+    keys = [f"tenant-{n}" for n in range(pacing.LEARNED_KEYS + 50)]
+    for n, key in enumerate(keys):  # each key cut once, one second after the one before
+        attempt = Attempt(key, FunctionTask(key, print))
+        attempt.started = now - 1
+        pacer._pace(key).congestion(attempt, now + n, rate=False)
+    learned = pacer.learned(now + 1000)
+    assert set(learned) == {pacer._label(key) for key in keys[50:]}

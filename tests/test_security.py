@@ -8,15 +8,20 @@ import logging
 import os
 import subprocess
 import sys
+import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 import messor
 from messor import FunctionTask, LocalThreadedExecutor, RunInProgressError
 from messor.memories.claims import RunOwner
+from messor.run.attempt import Attempt
+from messor.run.pacing import Pacer
+from messor.run.throttling import Throttle
 from messor.testing import ODD_TASK_IDS
 from tests.redis_server import free_port, real_redis
 
@@ -194,50 +199,30 @@ def test_the_command_line_never_shows_the_password(redis_url: str, tmp_path: Pat
     messor.open_memory(redis_url).clear()
 
 
-def test_a_limits_key_that_may_be_a_secret_never_reaches_the_heartbeat_or_the_progress_bar(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str]
-) -> None:
+def _paused_by_a_429(
+    key: Callable[[Any], str], task: Any, learned: dict[str, dict[str, float]]
+) -> Pacer:
+    pacer = Pacer((messor.Limit(concurrency=4, key=key),), None, cap=8, learned=learned)
+    now = time.monotonic()
+    attempt = pacer.next(now, lambda: Attempt("t", task))
+    assert attempt is not None
+    pacer.throttle(attempt, Throttle(retry_after=30.0, status=429), now)
+    return pacer
+
+
+def test_a_limits_key_that_may_be_a_secret_is_shown_and_kept_only_as_a_digest() -> None:
     secret = "sk-live-0123456789abcdef"
-    seen: list[str] = []
-
-    def call(n: int) -> None:
-        if n == 0 and not seen:
-            seen.append("throttled")
-            raise messor.Throttled(retry_after=0.3)
-
-    memory = messor.SQLiteMemory(tmp_path / "keys.db")
-    with memory:
-        LocalThreadedExecutor(
-            [FunctionTask(str(n), call, n) for n in range(20)],
-            memory=memory,
-            max_concurrency="auto",
-            limits=[messor.Limit(concurrency=4, key=lambda task: secret)],
-            progress=True,
-        ).run()
-        beats = "".join(memory.read_beats().values())
-    shown = capsys.readouterr().err
-    assert seen
-    assert "key#" in beats  # the key's pace was learned, under its digest
-    assert secret not in beats
-    assert secret not in shown
+    pacer = _paused_by_a_429(lambda task: secret, FunctionTask("t", print), {})
+    reason = pacer.state(time.monotonic()).pause_reason or ""
+    assert reason.startswith("429 key#")
+    assert secret not in reason
+    # The next run finds what this one learned under the same digest.
+    label = reason.removeprefix("429 ")
+    again = _paused_by_a_429(lambda task: secret, FunctionTask("t", print), {label: {"rate": 7.0}})
+    assert again.paces[secret].rate.at(time.monotonic()) == pytest.approx(7.0, rel=0.05)
 
 
-def test_a_host_from_by_host_is_shown_as_it_is(tmp_path: Path) -> None:
-    seen: list[str] = []
-
-    def call(url: str) -> None:
-        if not seen:
-            seen.append(url)
-            raise messor.Throttled(retry_after=0.3)
-
-    memory = messor.SQLiteMemory(tmp_path / "hosts.db")
-    with memory:
-        LocalThreadedExecutor(
-            [FunctionTask(str(n), call, f"https://api.example.org/{n}") for n in range(10)],
-            memory=memory,
-            max_concurrency="auto",
-            limits=[messor.Limit(concurrency=4, key=messor.by_host)],
-            progress=False,
-        ).run()
-        beats = "".join(memory.read_beats().values())
-    assert "api.example.org" in beats
+def test_a_host_from_by_host_is_shown_as_it_is() -> None:
+    page = FunctionTask("page", print, "https://api.example.org/items/1")
+    pacer = _paused_by_a_429(messor.by_host, page, {})
+    assert pacer.state(time.monotonic()).pause_reason == "429 api.example.org"

@@ -287,7 +287,11 @@ class KeyPace(Gate):
         rate = self.rate.at(now) if self.rate.peak is not None else None
         if rate is not None:
             found["rate"] = round(rate, 3)
-        limit = self.concurrency.at(now) if self.concurrency is not None else None
-        if limit is not None:
-            found["concurrency"] = round(limit, 1)
+        # Only what a server cut: before that, a limit is still climbing its slow
+        # start, and a next run resumed there would climb it slower.
+        concurrency = self.concurrency
+        if concurrency is not None and concurrency.peak is not None:
+            limit = concurrency.at(now)
+            if limit is not None:
+                found["concurrency"] = round(limit, 1)
         return found

@@ -67,6 +67,8 @@ __all__ = ["MAX_PARKED", "Learned", "Pacer", "PacingState"]
 
 #: Attempts held aside for blocked keys, at most.
 MAX_PARKED = 1000
+#: Keys whose learned pace a run hands on to the next, at most (the latest cut).
+LEARNED_KEYS = 100
 
 #: What a run learned, per key ("" for the whole run): {"concurrency": 23.0, "rate": 41.5}.
 Learned = dict[str, dict[str, float]]
@@ -258,8 +260,12 @@ class Pacer:
         if self.adaptive is not None:
             self._pace_of(attempt).congestion(attempt, now, rate=False)
 
-    def state(self, now: float) -> PacingState:
-        """What :meth:`messor.run.harvest.Harvest.pacing_state` reports (``usage`` left empty)."""
+    def state(self, now: float, *, learned: bool = True) -> PacingState:
+        """What :meth:`messor.run.harvest.Harvest.pacing_state` reports (``usage`` left empty).
+
+        ``learned=False`` leaves ``learned`` empty: the progress bar, redrawn on
+        every failure, needs none of it.
+        """
         # Called from other threads (a heartbeat): copies of what the driver changes.
         paces = [*list(self.paces.values()), *([self.run] if self.run is not None else [])]
         paused = [pace for pace in paces if pace.paused_until > now]
@@ -277,13 +283,18 @@ class Pacer:
             concurrency=concurrency,
             rate=rate,
             throttled=self.throttled,
-            learned=self.learned(now),
+            learned=self.learned(now) if learned else {},
         )
 
     def learned(self, now: float) -> Learned:
+        """Per key, the knobs a server cut: at most LEARNED_KEYS keys, the latest cut first,
+        so that a run over many hosts leaves a small last heartbeat."""
+        paces = [pace for pace in (self.run, *list(self.paces.values())) if pace is not None]
+        if len(paces) > LEARNED_KEYS:
+            paces = heapq.nlargest(LEARNED_KEYS, paces, key=lambda pace: pace.last_cut)
         found: Learned = {}
-        for pace in (self.run, *list(self.paces.values())):
-            if pace is not None and (values := pace.learned(now)):
+        for pace in paces:
+            if values := pace.learned(now):
                 found[pace.name or ""] = values
         return found
 

@@ -184,13 +184,14 @@ class Settling:
         pacer = self._waiting.pacer
         return 0 if pacer is None else pacer.pauses
 
-    def pacing_state(self) -> PacingState:
+    def pacing_state(self, *, learned: bool = True) -> PacingState:
         """The run's pacing now, read-only, for its heartbeat: pauses, concurrency, rate,
-        throttles, usage totals, and what a next run starts from (``learned``).
+        throttles, usage totals, and what a next run starts from (``learned``, unless
+        ``learned=False``).
 
         Callable from any thread.
         """
-        return self._waiting.state(self._progress.usage)
+        return self._waiting.state(self._progress.usage, learned=learned)
 
     def _stop(self, reason: str, *, halt: bool = True) -> None:
         self._halting = self._halting or halt
@@ -277,7 +278,9 @@ class Settling:
     def _show_postfix(self) -> None:
         """Failures, retries, the server's pace and the usage on the bar (when it changes)."""
         paced = self._waiting.pacer is not None
-        self._progress.show(self.report.retried, lambda: self.pacing_state() if paced else None)
+        self._progress.show(
+            self.report.retried, lambda: self.pacing_state(learned=False) if paced else None
+        )
 
 
 def _matches_types(rule: object, error_type: type[BaseException] | None) -> bool:

@@ -114,11 +114,12 @@ class Waiting:
         self.push(again, until)
         return True
 
-    def state(self, usage: Mapping[str, float]) -> PacingState:
-        """The pacing now, for the run's heartbeat and progress bar."""
+    def state(self, usage: Mapping[str, float], *, learned: bool = True) -> PacingState:
+        """The pacing now, for the run's heartbeat and progress bar (``learned``: with it)."""
         if self.pacer is None:
             return PacingState(throttled=self.throttled, usage=dict(usage))
-        return dataclasses.replace(self.pacer.state(time.monotonic()), usage=dict(usage))
+        state = self.pacer.state(time.monotonic(), learned=learned)
+        return dataclasses.replace(state, usage=dict(usage))
 
     def _new_pacer(self) -> Pacer:
         options = self._options
