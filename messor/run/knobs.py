@@ -241,7 +241,7 @@ class KeyPace(Gate):
         whether the key is paused).
 
         A bare 503 or 529 (the server is overloaded and names no time) pauses
-        nothing: the knobs are cut and that attempt alone waits, 1 s, 2 s ...
+        nothing: the concurrency limit is cut and that attempt alone waits, 1 s, 2 s ...
         """
         self.congestion(attempt, now, rate=throttle.pauses)
         if not throttle.pauses:

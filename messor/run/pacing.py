@@ -10,7 +10,7 @@ each host, API key or model when the run has keyed :class:`~messor.Limit`\\ s):
   task named none. Nothing of that key starts before; the attempt itself
   waits in the queue, its retries untouched. (A bare 503 or 529, which a run
   with adaptive concurrency takes as a throttle too, pauses nothing: it cuts
-  the knobs below, and only its attempt waits, 1 s, 2 s ...)
+  the concurrency limit below, and only its attempt waits, 1 s, 2 s ...)
 - a learned **start rate**: unlimited until the key's first throttle, then
   :data:`~messor.run.knobs.RATE_BETA` times the rate the server accepted (successes per second
   over the last few seconds), growing back along a cubic curve (below).
@@ -256,7 +256,7 @@ class Pacer:
         return until
 
     def congestion(self, attempt: Attempt, now: float) -> None:
-        """An attempt timed out, or the server was overloaded: cut its key's knobs."""
+        """An attempt timed out, or the server was overloaded: cut its key's concurrency limit."""
         if self.adaptive is not None:
             self._pace_of(attempt).congestion(attempt, now, rate=False)
 
