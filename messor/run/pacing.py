@@ -34,7 +34,8 @@ within a few ``K``. A cut counts once per round trip: signals from attempts
 started before the last cut are ignored (they were sent at the old pace). The
 rate is cut when the pause ends, to what the server accepted over the seconds
 before the throttle (pauses included: over a pause and the burst after it,
-that is its quota), once the attempts sent then have all told.
+that is its quota); a success still in flight when the pause ends is not
+counted.
 
 Tasks whose key is blocked (paused, over its limits) are held aside, per key,
 so that they never block other keys; at most :data:`MAX_PARKED` are held,
