@@ -14,7 +14,7 @@ import itertools
 import math
 import time
 from collections import deque
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 
 from messor.options import RunOptions
 from messor.run.attempt import Attempt
@@ -83,11 +83,6 @@ class Waiting:
             left.extend(self.pacer.held())
         self._heap.clear()
         return left
-
-    def __iter__(self) -> Iterator[Attempt]:
-        yield from (entry[2] for entry in self._heap)
-        if self.pacer is not None:
-            yield from self.pacer.held()
 
     # -- throttles -------------------------------------------------------------------
 
