@@ -222,13 +222,8 @@ class Harvest(Settling):
             except Exception as exc:  # the memory failed while registering tasks
                 self._fail(exc)
                 return None
-        if self._should_stop():
+        if self._should_stop() or self._held_by_rate_limit(now):
             return None
-        if self._limiter is not None:
-            wait = self._limiter.try_acquire(now)
-            if wait > 0:
-                self._rate_wait = now + wait
-                return None
         self._rate_wait = 0.0
         if retry_due:
             attempt = self._waiting.pop()
@@ -236,6 +231,15 @@ class Harvest(Settling):
         else:
             attempt = self._source.take()
         return self._hand_out(attempt, now)
+
+    def _held_by_rate_limit(self, now: float) -> bool:
+        """Whether ``rate_limit`` holds the next start back (then ``_rate_wait`` says till when)."""
+        if self._limiter is None:
+            return False
+        wait = self._limiter.try_acquire(now)
+        if wait > 0:
+            self._rate_wait = now + wait
+        return wait > 0
 
     def _count_retry(self, attempt: Attempt) -> None:
         if not attempt.again:  # a throttled attempt going again is no new retry
@@ -253,13 +257,8 @@ class Harvest(Settling):
         except Exception as exc:  # the memory failed while registering, or a key function raised
             self._fail(exc)
             return None
-        if attempt is None or self._should_stop():
+        if attempt is None or self._should_stop() or self._held_by_rate_limit(now):
             return None
-        if self._limiter is not None:
-            wait = self._limiter.try_acquire(now)
-            if wait > 0:
-                self._rate_wait = now + wait
-                return None
         pacer.commit(attempt, now)
         if attempt.number > 1:
             self._count_retry(attempt)
